@@ -1,0 +1,1 @@
+//! A fake Pipefy (placeholder, being written).
