@@ -6,4 +6,73 @@
 //! scrape never reaches Pipefy.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod config;
+pub mod exposition;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod pipefy;
+pub mod process;
+pub mod refresh;
 pub mod simulator;
+pub mod snapshot;
+pub mod timefmt;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::{app, AppState};
+use crate::metrics::{ExpositionInfo, SelfMetrics};
+use crate::refresh::Refresher;
+use crate::snapshot::Snapshot;
+
+/// Runs the refresh loop and the HTTP server on `listener` until `shutdown`
+/// resolves; then stops refreshing and lets in-flight scrapes finish.
+pub async fn serve(
+    config: Arc<Config>,
+    listener: TcpListener,
+    telemetry_path: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(SelfMetrics::default());
+    let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
+    let refresher = Refresher::new(config.clone(), metrics.clone(), publish)?;
+
+    // One shutdown signal, two listeners: the loop and the server.
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let wait = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let refresh = tokio::spawn(refresher.run(wait(stopped.clone())));
+
+    let state = AppState {
+        snapshot,
+        metrics,
+        info: Arc::new(ExpositionInfo {
+            deadline: config
+                .collectors
+                .token_attribution
+                .as_ref()
+                .and_then(|t| t.deadline),
+            refresh_interval: config.refresh_interval,
+            stale_after: config.stale_after,
+            version: cli::VERSION,
+            revision: cli::REVISION,
+        }),
+        telemetry_path,
+    };
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(wait(stopped))
+        .await?;
+    refresh.await?;
+    Ok(())
+}

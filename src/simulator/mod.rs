@@ -1,1 +1,424 @@
-//! A fake Pipefy (placeholder, being written).
+//! A fake Pipefy that speaks real GraphQL, for the exporter's `--demo` mode and for
+//! integration tests over real sockets.
+//!
+//! It serves `POST /graphql` (executed by async-graphql, so aliases, variables,
+//! fragments, validation errors and per-alias errors behave like a real server),
+//! `POST /oauth/token` (OAuth2 client credentials) and `GET /sim/stats`. Tests drive it
+//! through [`Simulator`]: change the data, deny organizations, inject HTTP failures and
+//! latency, revoke issued tokens, and read back what the exporter asked.
+//!
+//! Layout: this file holds the public API and the shared state, `data.rs` the data
+//! model and demo data, `schema.rs` the GraphQL types and resolvers, `http.rs` the
+//! routes.
+
+mod data;
+mod http;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+
+pub use data::{demo_data, Resource, SimAiCredits, SimData, SimLimit, SimOrg, SimToken};
+
+/// How many raw query texts [`SimStats::recent_queries`] keeps.
+const RECENT_QUERIES: usize = 1000;
+
+/// Lifetime of issued tokens when [`SimAuth::token_ttl`] is left at zero (its
+/// `Default`): a zero lifetime would make every issued token useless at once, which is
+/// never what a caller of `SimAuth { clients, ..Default::default() }` means.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// Which credentials the simulator accepts.
+#[derive(Clone, Debug, Default)]
+pub struct SimAuth {
+    /// Accept any request, even one without `Authorization` (demo mode).
+    pub open: bool,
+    /// Accepted personal access tokens (`Authorization: Bearer <t>`).
+    pub static_tokens: Vec<String>,
+    /// `(client_id, client_secret)` pairs accepted by `/oauth/token`.
+    pub clients: Vec<(String, String)>,
+    /// Lifetime of issued access tokens (`expires_in` is its whole seconds). Zero means
+    /// one hour.
+    pub token_ttl: Duration,
+}
+
+/// What the simulator was asked, for assertions in tests and for curious demo users
+/// (`GET /sim/stats`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SimStats {
+    /// Every `POST /graphql`, whatever its outcome.
+    pub graphql_requests: u64,
+    /// Requests that reached the GraphQL engine, by operation name (`operationName`,
+    /// else the name in the document, else `"anonymous"`).
+    pub operations: BTreeMap<String, u64>,
+    /// Resolved root fields: `organization`, `organizations`, `aiCreditUsageStats`.
+    /// An aliased field counts once per alias.
+    pub root_fields: BTreeMap<String, u64>,
+    /// Every `POST /oauth/token`.
+    pub token_requests: u64,
+    pub tokens_issued: u64,
+    /// 401s answered on `/graphql`.
+    pub unauthorized: u64,
+    /// Raw query texts of the last 1000 requests that reached the GraphQL engine,
+    /// oldest first.
+    pub recent_queries: Vec<String>,
+}
+
+/// An injected HTTP failure for `/graphql`.
+#[derive(Clone, Copy, Debug)]
+struct Failure {
+    status: u16,
+    retry_after: Option<u64>,
+}
+
+/// Everything that changes, behind one mutex. Critical sections are short and never
+/// span an `.await`.
+struct State {
+    data: SimData,
+    /// RFC 3339 time of the last data change, served as `updatedAt`.
+    updated_at: String,
+    stats: SimStats,
+    /// `recent_queries` lives here as a ring buffer and is copied out by `stats()`.
+    recent_queries: VecDeque<String>,
+    /// Issued OAuth access tokens and when they expire.
+    issued: HashMap<String, Instant>,
+    token_counter: u64,
+    fail_next: VecDeque<Failure>,
+    fail_all: Option<Failure>,
+    latency: Duration,
+}
+
+struct Inner {
+    auth: SimAuth,
+    schema: schema::SimSchema,
+    /// Seeds issued tokens, so tokens differ between simulators and runs.
+    hasher: std::collections::hash_map::RandomState,
+    state: Mutex<State>,
+}
+
+/// A fake Pipefy. Cheap to clone: clones share the same state.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+/// Outcome of the checks made before a `/graphql` request is executed.
+enum Admission {
+    Unauthorized,
+    Fail(Failure),
+    Proceed { latency: Duration },
+}
+
+impl Simulator {
+    pub fn new(data: SimData, auth: SimAuth) -> Self {
+        Simulator {
+            inner: Arc::new(Inner {
+                auth,
+                schema: schema::build_schema(),
+                hasher: std::collections::hash_map::RandomState::new(),
+                state: Mutex::new(State {
+                    data,
+                    updated_at: rfc3339(SystemTime::now()),
+                    stats: SimStats::default(),
+                    recent_queries: VecDeque::new(),
+                    issued: HashMap::new(),
+                    token_counter: 0,
+                    fail_next: VecDeque::new(),
+                    fail_all: None,
+                    latency: Duration::ZERO,
+                }),
+            }),
+        }
+    }
+
+    /// The demo data, open to any caller.
+    pub fn demo() -> Self {
+        Simulator::new(
+            demo_data(),
+            SimAuth {
+                open: true,
+                ..SimAuth::default()
+            },
+        )
+    }
+
+    /// All the routes: `POST /graphql`, `POST /oauth/token`, `GET /sim/stats`.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.clone())
+    }
+
+    /// Serves [`Simulator::router`] on `listener` in a tokio task until
+    /// [`SimServer::shutdown`].
+    pub async fn spawn(&self, listener: tokio::net::TcpListener) -> std::io::Result<SimServer> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+            // A dropped sender is not a request to stop: tests may let the SimServer
+            // value go out of scope and still use the server.
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        });
+        let task = tokio::spawn(async move {
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "simulator server failed");
+            }
+        });
+        Ok(SimServer { addr, stop, task })
+    }
+
+    /// Changes the data (organizations, denied set) under the lock.
+    pub fn update<R>(&self, f: impl FnOnce(&mut SimData) -> R) -> R {
+        let mut st = self.lock();
+        let r = f(&mut st.data);
+        st.updated_at = rfc3339(SystemTime::now());
+        r
+    }
+
+    /// Denies (or allows again) reading the organization with this id.
+    pub fn deny(&self, org_id: &str, denied: bool) {
+        self.update(|d| {
+            if denied {
+                d.denied.insert(org_id.to_string());
+            } else {
+                d.denied.remove(org_id);
+            }
+        });
+    }
+
+    /// The next `count` `/graphql` requests (after authentication) answer `status`, with
+    /// `Retry-After: retry_after` when given. Calls queue up: `fail_next(1, 500, None)`
+    /// then `fail_next(1, 429, Some(7))` fails one request with each, in that order.
+    /// Queued failures come before a [`Simulator::fail_all`] one.
+    pub fn fail_next(&self, count: usize, status: u16, retry_after: Option<u64>) {
+        let mut st = self.lock();
+        st.fail_next.extend(std::iter::repeat_n(
+            Failure {
+                status,
+                retry_after,
+            },
+            count,
+        ));
+    }
+
+    /// Every `/graphql` request (after authentication) fails this way until called with
+    /// `None`.
+    pub fn fail_all(&self, failure: Option<(u16, Option<u64>)>) {
+        self.lock().fail_all = failure.map(|(status, retry_after)| Failure {
+            status,
+            retry_after,
+        });
+    }
+
+    /// Delay added to every `/graphql` request that passed the checks above.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Every access token issued so far is rejected from now on (401), as after a
+    /// secret rotation. Tokens issued later work.
+    pub fn revoke_access_tokens(&self) {
+        self.lock().issued.clear();
+    }
+
+    pub fn stats(&self) -> SimStats {
+        let st = self.lock();
+        let mut stats = st.stats.clone();
+        stats.recent_queries = st.recent_queries.iter().cloned().collect();
+        stats
+    }
+
+    pub fn reset_stats(&self) {
+        let mut st = self.lock();
+        st.stats = SimStats::default();
+        st.recent_queries.clear();
+    }
+
+    /// A step of fake activity so that demo graphs move: every organization gets one
+    /// more card, three more records and half an AI credit spent. Limits never change.
+    pub fn tick(&self) {
+        self.update(SimData::tick);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().expect("simulator state poisoned")
+    }
+
+    /// Runs `f` on the data and the current `updatedAt` under the lock (for resolvers).
+    fn read<R>(&self, f: impl FnOnce(&SimData, &str) -> R) -> R {
+        let st = self.lock();
+        f(&st.data, &st.updated_at)
+    }
+
+    fn count_root_field(&self, name: &str) {
+        *self
+            .lock()
+            .stats
+            .root_fields
+            .entry(name.to_string())
+            .or_default() += 1;
+    }
+
+    /// Steps 1–3 of a `/graphql` request, in one critical section: count it, check its
+    /// credentials, then take an injected failure if one is due.
+    fn admit(&self, headers: &HeaderMap) -> Admission {
+        let mut st = self.lock();
+        st.stats.graphql_requests += 1;
+        if !self.authorized(&mut st, headers) {
+            st.stats.unauthorized += 1;
+            return Admission::Unauthorized;
+        }
+        if let Some(failure) = st.fail_next.pop_front().or(st.fail_all) {
+            return Admission::Fail(failure);
+        }
+        Admission::Proceed {
+            latency: st.latency,
+        }
+    }
+
+    fn authorized(&self, st: &mut State, headers: &HeaderMap) -> bool {
+        if self.inner.auth.open {
+            return true;
+        }
+        let Some(token) = bearer_token(headers) else {
+            return false;
+        };
+        if self.inner.auth.static_tokens.iter().any(|t| t == token) {
+            return true;
+        }
+        match st.issued.get(token) {
+            Some(&expires) if Instant::now() < expires => true,
+            Some(_) => {
+                // Expired: forget it, so the map does not grow with dead tokens.
+                st.issued.remove(token);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records a request that reached the GraphQL engine.
+    fn record_operation(&self, operation: String, query: &str) {
+        let mut st = self.lock();
+        *st.stats.operations.entry(operation).or_default() += 1;
+        if st.recent_queries.len() == RECENT_QUERIES {
+            st.recent_queries.pop_front();
+        }
+        st.recent_queries.push_back(query.to_string());
+    }
+
+    /// The client-credentials grant: a new access token for a known client, or `None`.
+    /// Returns the token and its `expires_in`.
+    fn issue_token(&self, client_id: &str, client_secret: &str) -> Option<(String, u64)> {
+        let known = self
+            .inner
+            .auth
+            .clients
+            .iter()
+            .any(|(id, secret)| id == client_id && secret == client_secret);
+        let mut st = self.lock();
+        st.stats.token_requests += 1;
+        if !known {
+            return None;
+        }
+        let ttl = match self.inner.auth.token_ttl {
+            Duration::ZERO => DEFAULT_TOKEN_TTL,
+            ttl => ttl,
+        };
+        st.token_counter += 1;
+        // Unique by the counter, unguessable enough for a fake by the random hash.
+        let token = format!(
+            "sim-{:016x}-{}",
+            self.inner.hasher.hash_one((st.token_counter, client_id)),
+            st.token_counter
+        );
+        st.issued.insert(token.clone(), Instant::now() + ttl);
+        st.stats.tokens_issued += 1;
+        Some((token, ttl.as_secs()))
+    }
+
+    /// Counts a token request that was rejected before its credentials were read.
+    fn count_token_request(&self) {
+        self.lock().stats.token_requests += 1;
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A running simulator server. Dropping it leaves the server running (it lives as long
+/// as the tokio runtime); [`SimServer::shutdown`] stops it.
+pub struct SimServer {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimServer {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn graphql_url(&self) -> String {
+        format!("{}/graphql", self.base_url())
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/token", self.base_url())
+    }
+
+    /// Stops accepting connections and closes idle ones; requests in flight finish.
+    /// Returns at once: use [`SimServer::shutdown_and_wait`] to wait for the end.
+    pub fn shutdown(self) {
+        // An error means the server task already ended: nothing left to stop.
+        let _ = self.stop.send(());
+    }
+
+    /// Like [`SimServer::shutdown`], then waits until the server has stopped, so that
+    /// new connections to `addr` are refused afterwards.
+    pub async fn shutdown_and_wait(self) {
+        let _ = self.stop.send(());
+        if let Err(err) = self.task.await {
+            tracing::error!(%err, "simulator server task failed");
+        }
+    }
+}
+
+/// Formats a time as RFC 3339 in UTC (`2024-05-01T12:00:00Z`), like Pipefy's
+/// timestamps, without pulling in a date crate for one field.
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm), in u64
+    // since times before 1970 are clamped to the epoch above.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

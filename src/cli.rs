@@ -1,0 +1,201 @@
+//! Command-line flags (node_exporter style) and the top-level `run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::logging::{LogFormat, LogLevel};
+use crate::simulator::Simulator;
+
+/// The default port, registered nowhere else: the 9100–9999 exporter range of the
+/// Prometheus default-port-allocations page is full, and 10151 is unclaimed above it.
+pub const DEFAULT_PORT: u16 = 10151;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("PIPEFY_EXPORTER_REVISION");
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision: ",
+    env!("PIPEFY_EXPORTER_REVISION"),
+    ")"
+);
+
+/// How often the demo simulator's usage creeps up, and the demo's deadline distance.
+const DEMO_TICK: Duration = Duration::from_secs(15);
+const DEMO_DEADLINE_IN: Duration = Duration::from_secs(12 * 86_400);
+
+/// Prometheus exporter for Pipefy plan limits, AI credits and token billing attribution.
+///
+/// Pipefy is queried in the background every `refresh_interval`; scrapes never call it.
+#[derive(Debug, Parser)]
+#[command(name = "pipefy-exporter", version = VERSION, long_version = LONG_VERSION)]
+pub struct Cli {
+    /// Path to the YAML configuration file.
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        default_value = "pipefy-exporter.yml"
+    )]
+    pub config_file: PathBuf,
+
+    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all interfaces).
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDRESS",
+        default_value = ":10151"
+    )]
+    pub listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    pub log_format: LogFormat,
+
+    /// Run against a built-in Pipefy simulator on loopback, with no credentials and a
+    /// 15 s refresh interval; `--config.file` is ignored.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Turns `:10151` into `0.0.0.0:10151`; anything else is taken as `host:port`.
+pub fn listen_address(text: &str) -> String {
+    match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_owned(),
+    }
+}
+
+/// Runs the exporter until SIGTERM or Ctrl-C.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if !cli.telemetry_path.starts_with('/') {
+        anyhow::bail!(
+            "--web.telemetry-path must start with '/', got {:?}",
+            cli.telemetry_path
+        );
+    }
+    // Start the simulator (demo) or load the config before binding, so that a bad
+    // config fails fast and never leaves a half-started server.
+    let (config, demo) = if cli.demo {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot start the demo simulator on 127.0.0.1")?;
+        let simulator = Simulator::demo();
+        let server = simulator
+            .spawn(listener)
+            .await
+            .context("cannot start the demo simulator")?;
+        let ticker = simulator.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(DEMO_TICK);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                ticker.tick();
+            }
+        });
+        let now = crate::timefmt::unix_seconds(SystemTime::now()) as i64;
+        (
+            Config::demo(server.graphql_url(), now, DEMO_DEADLINE_IN),
+            Some(server),
+        )
+    } else {
+        (Config::load(&cli.config_file)?, None)
+    };
+
+    let address = listen_address(&cli.listen_address);
+    let listener = TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (--web.listen-address)"))?;
+    let local: SocketAddr = listener.local_addr()?;
+    if let Some(server) = &demo {
+        tracing::info!(
+            simulator = %server.base_url(),
+            "demo mode: a built-in Pipefy simulator with sample organizations, refreshed every 15s"
+        );
+        let host = if local.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            local.ip().to_string()
+        };
+        let base = format!("http://{host}:{}", local.port());
+        tracing::info!(
+            "demo mode: open {base}/ for the overview, {base}{} for the metrics, {}/sim/stats for what the simulator was asked",
+            cli.telemetry_path,
+            server.base_url()
+        );
+    }
+    tracing::info!(
+        version = VERSION,
+        revision = REVISION,
+        address = %local,
+        organizations = %describe_targets(&config),
+        refresh_interval = %crate::config::format_duration(config.refresh_interval),
+        "starting pipefy-exporter"
+    );
+    crate::serve(
+        Arc::new(config),
+        listener,
+        cli.telemetry_path,
+        shutdown_signal(),
+    )
+    .await
+}
+
+fn describe_targets(config: &Config) -> String {
+    let parts: Vec<String> = config
+        .accounts
+        .iter()
+        .map(|a| match &a.organizations {
+            Some(ids) => format!("{}:{}", a.name, ids.len()),
+            None => format!("{}:all", a.name),
+        })
+        .collect();
+    parts.join(",")
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,845 @@
+//! Configuration: raw serde structs (unknown keys rejected) validated once into
+//! [`Config`]. Every error names the file and the key path, e.g.
+//! `config file /etc/pipefy.yml: key pipefy.auth.token_file: cannot read ...`.
+//!
+//! Secrets are read here, from files or the environment, and nowhere else; they are
+//! wrapped in [`Secret`] whose `Debug` never prints the value.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+/// Environment variable that overrides `pipefy.auth.token_file`.
+pub const ENV_TOKEN: &str = "PIPEFY_TOKEN";
+/// Environment variable that overrides `pipefy.auth.service_account.client_secret_file`.
+pub const ENV_CLIENT_SECRET: &str = "PIPEFY_CLIENT_SECRET";
+
+pub const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
+/// The token-attribution selection sent inside `organization(id:)`. Pipefy does not
+/// document this field (see the README), so it is configurable: an operator can alias
+/// the real field onto this shape.
+pub const DEFAULT_TOKEN_SELECTION: &str =
+    "personalAccessTokens { id name billingOrganization { id } }";
+/// Upper bound for `max_orgs_per_request`, well under Pipefy's 50,000 complexity limit.
+const MAX_ORGS_PER_REQUEST: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: key {key}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// A secret value. `Debug` and `Display` are redacted so that it cannot leak through
+/// logs or error messages by accident; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How one account authenticates to Pipefy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// No `Authorization` header at all: only for `--demo` against the simulator.
+    Anonymous,
+    /// A personal access token (static bearer).
+    Token(Secret),
+    /// OAuth2 client credentials; the access token is fetched and renewed by the client.
+    ServiceAccount {
+        client_id: String,
+        client_secret: Secret,
+        token_endpoint: String,
+    },
+}
+
+/// One credential and the organizations it watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub credential: Credential,
+    /// `None`: every organization the credential can see (`organizations` query).
+    pub organizations: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenAttribution {
+    /// Unix time (seconds) of the automatic assignment, if configured.
+    pub deadline: Option<i64>,
+    pub selection: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collectors {
+    pub subscription_limits: bool,
+    pub ai_credits: bool,
+    pub token_attribution: Option<TokenAttribution>,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub endpoint: String,
+    pub timeout: Duration,
+    pub max_orgs_per_request: usize,
+    pub max_concurrent_requests: usize,
+    pub refresh_interval: Duration,
+    pub stale_after: Duration,
+    pub accounts: Vec<Account>,
+    pub collectors: Collectors,
+}
+
+impl Config {
+    /// Reads and validates a config file, taking secrets overrides from the process
+    /// environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates YAML text. `path` is only used in messages (and to resolve
+    /// nothing: secret file paths are taken as written). `env` looks up overrides.
+    pub fn from_yaml(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        // An empty file is a valid (if useless) document: treat it as `{}`.
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            let key = if key == "." {
+                "(top level)".to_owned()
+            } else {
+                key
+            };
+            let message = err.into_inner().to_string();
+            // serde_yaml_ng prefixes its own path; the key is already named.
+            let message = match message.split_once(": ") {
+                Some((head, tail)) if key.starts_with(head) => tail.to_owned(),
+                _ => message,
+            };
+            invalid(key, message)
+        })?;
+        Validator { path, env }.validate(raw)
+    }
+
+    /// The configuration `--demo` runs with: the simulator at `endpoint`, no credential,
+    /// discovery of every organization, a 15 s interval, and a deadline `deadline_in`
+    /// from `now` so the deadline panels and alerts have something to show.
+    pub fn demo(endpoint: String, now_unix: i64, deadline_in: Duration) -> Config {
+        let deadline_day = (now_unix + deadline_in.as_secs() as i64).div_euclid(86_400);
+        Config {
+            endpoint,
+            timeout: Duration::from_secs(10),
+            max_orgs_per_request: 50,
+            max_concurrent_requests: 4,
+            refresh_interval: Duration::from_secs(15),
+            stale_after: Duration::from_secs(60),
+            accounts: vec![Account {
+                name: "demo".into(),
+                credential: Credential::Anonymous,
+                organizations: None,
+            }],
+            collectors: Collectors {
+                subscription_limits: true,
+                ai_credits: true,
+                token_attribution: Some(TokenAttribution {
+                    deadline: Some(deadline_day * 86_400),
+                    selection: DEFAULT_TOKEN_SELECTION.into(),
+                }),
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Raw shapes, exactly as written in the file.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    pipefy: RawPipefy,
+    #[serde(default, deserialize_with = "de_duration")]
+    refresh_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    stale_after: Option<Duration>,
+    #[serde(default, deserialize_with = "de_org_ids")]
+    organizations: Option<Vec<String>>,
+    accounts: Option<Vec<RawAccount>>,
+    #[serde(default)]
+    collectors: RawCollectors,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPipefy {
+    endpoint: Option<String>,
+    auth: Option<RawAuth>,
+    #[serde(default, deserialize_with = "de_duration")]
+    timeout: Option<Duration>,
+    max_orgs_per_request: Option<usize>,
+    max_concurrent_requests: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    token_file: Option<PathBuf>,
+    service_account: Option<RawServiceAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServiceAccount {
+    client_id: String,
+    client_secret_file: Option<PathBuf>,
+    token_endpoint: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: String,
+    auth: RawAuth,
+    #[serde(default, deserialize_with = "de_org_ids")]
+    organizations: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCollectors {
+    subscription_limits: Option<bool>,
+    ai_credits: Option<bool>,
+    token_attribution: Option<RawTokenAttribution>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTokenAttribution {
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "de_date")]
+    deadline: Option<i64>,
+    selection: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------
+// Validation.
+
+struct Validator<'a> {
+    path: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let endpoint = raw
+            .pipefy
+            .endpoint
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.into());
+        self.check_url("pipefy.endpoint", &endpoint)?;
+
+        let timeout = raw.pipefy.timeout.unwrap_or(Duration::from_secs(30));
+        if timeout.is_zero() {
+            return Err(self.err("pipefy.timeout", "must be greater than 0"));
+        }
+        let max_orgs_per_request = raw.pipefy.max_orgs_per_request.unwrap_or(50);
+        if !(1..=MAX_ORGS_PER_REQUEST).contains(&max_orgs_per_request) {
+            return Err(self.err(
+                "pipefy.max_orgs_per_request",
+                format!("must be between 1 and {MAX_ORGS_PER_REQUEST}, got {max_orgs_per_request}"),
+            ));
+        }
+        let max_concurrent_requests = raw.pipefy.max_concurrent_requests.unwrap_or(4);
+        if !(1..=64).contains(&max_concurrent_requests) {
+            return Err(self.err(
+                "pipefy.max_concurrent_requests",
+                format!("must be between 1 and 64, got {max_concurrent_requests}"),
+            ));
+        }
+
+        let refresh_interval = raw.refresh_interval.unwrap_or(Duration::from_secs(300));
+        if refresh_interval.is_zero() {
+            return Err(self.err("refresh_interval", "must be greater than 0"));
+        }
+        let stale_after = raw.stale_after.unwrap_or(Duration::from_secs(900));
+        // Shorter than one interval would blank every series between two good cycles.
+        if stale_after < refresh_interval {
+            return Err(self.err(
+                "stale_after",
+                format!(
+                    "must be at least refresh_interval ({}), got {}",
+                    format_duration(refresh_interval),
+                    format_duration(stale_after)
+                ),
+            ));
+        }
+
+        let accounts = match raw.accounts {
+            Some(accounts) => {
+                if raw.pipefy.auth.is_some() {
+                    return Err(self.err(
+                        "pipefy.auth",
+                        "not allowed together with `accounts`: give each account its own `auth`",
+                    ));
+                }
+                if raw.organizations.is_some() {
+                    return Err(self.err(
+                        "organizations",
+                        "not allowed together with `accounts`: give each account its own `organizations`",
+                    ));
+                }
+                self.accounts(accounts)?
+            }
+            None => {
+                let credential = self.credential("pipefy.auth", raw.pipefy.auth, true)?;
+                vec![Account {
+                    name: "default".into(),
+                    credential,
+                    organizations: non_empty(raw.organizations),
+                }]
+            }
+        };
+
+        let tokens = raw.collectors.token_attribution.unwrap_or_default();
+        let token_attribution = if tokens.enabled.unwrap_or(true) {
+            let selection = tokens
+                .selection
+                .unwrap_or_else(|| DEFAULT_TOKEN_SELECTION.into());
+            if selection.trim().is_empty() || !balanced_braces(&selection) {
+                return Err(self.err(
+                    "collectors.token_attribution.selection",
+                    "must be a non-empty GraphQL selection with balanced braces",
+                ));
+            }
+            Some(TokenAttribution {
+                deadline: tokens.deadline,
+                selection,
+            })
+        } else {
+            None
+        };
+
+        Ok(Config {
+            endpoint,
+            timeout,
+            max_orgs_per_request,
+            max_concurrent_requests,
+            refresh_interval,
+            stale_after,
+            accounts,
+            collectors: Collectors {
+                subscription_limits: raw.collectors.subscription_limits.unwrap_or(true),
+                ai_credits: raw.collectors.ai_credits.unwrap_or(true),
+                token_attribution,
+            },
+        })
+    }
+
+    fn accounts(&self, raw: Vec<RawAccount>) -> Result<Vec<Account>, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.err("accounts", "must list at least one account"));
+        }
+        let mut names = BTreeSet::new();
+        let mut claimed: BTreeSet<String> = BTreeSet::new();
+        let mut accounts = Vec::with_capacity(raw.len());
+        for (i, account) in raw.into_iter().enumerate() {
+            let key = format!("accounts[{i}]");
+            if account.name.trim().is_empty() {
+                return Err(self.err(format!("{key}.name"), "must not be empty"));
+            }
+            if !names.insert(account.name.clone()) {
+                return Err(self.err(
+                    format!("{key}.name"),
+                    format!("duplicate account name {:?}", account.name),
+                ));
+            }
+            let organizations = non_empty(account.organizations);
+            for id in organizations.iter().flatten() {
+                // The same organization twice would export duplicate series.
+                if !claimed.insert(id.clone()) {
+                    return Err(self.err(
+                        format!("{key}.organizations"),
+                        format!("organization {id} is already listed by another account"),
+                    ));
+                }
+            }
+            // Environment overrides are for the single top-level credential only: with
+            // several accounts they would be ambiguous.
+            let credential = self.credential(&format!("{key}.auth"), Some(account.auth), false)?;
+            accounts.push(Account {
+                name: account.name,
+                credential,
+                organizations,
+            });
+        }
+        Ok(accounts)
+    }
+
+    fn credential(
+        &self,
+        key: &str,
+        raw: Option<RawAuth>,
+        env_overrides: bool,
+    ) -> Result<Credential, ConfigError> {
+        let env = |name: &str| {
+            if env_overrides {
+                (self.env)(name).filter(|v| !v.trim().is_empty())
+            } else {
+                None
+            }
+        };
+        let raw = match raw {
+            Some(raw) => raw,
+            // No `auth` block: a token in the environment is enough.
+            None => match env(ENV_TOKEN) {
+                Some(token) => return Ok(Credential::Token(Secret::new(token.trim()))),
+                None => {
+                    return Err(self.err(
+                        key,
+                        format!("required: set `token_file` or `service_account` (or the {ENV_TOKEN} environment variable)"),
+                    ))
+                }
+            },
+        };
+        match (raw.token_file, raw.service_account) {
+            (Some(_), Some(_)) => Err(self.err(
+                key,
+                "set exactly one of `token_file` and `service_account`, not both",
+            )),
+            (None, None) => match env(ENV_TOKEN) {
+                Some(token) => Ok(Credential::Token(Secret::new(token.trim()))),
+                None => Err(self.err(key, "set exactly one of `token_file` and `service_account`")),
+            },
+            (Some(file), None) => {
+                let token = match env(ENV_TOKEN) {
+                    Some(token) => token,
+                    None => self.read_secret(&format!("{key}.token_file"), &file)?,
+                };
+                Ok(Credential::Token(Secret::new(token.trim())))
+            }
+            (None, Some(sa)) => {
+                let sa_key = format!("{key}.service_account");
+                if sa.client_id.trim().is_empty() {
+                    return Err(self.err(format!("{sa_key}.client_id"), "must not be empty"));
+                }
+                self.check_url(&format!("{sa_key}.token_endpoint"), &sa.token_endpoint)?;
+                let secret = match (env(ENV_CLIENT_SECRET), sa.client_secret_file) {
+                    (Some(secret), _) => secret,
+                    (None, Some(file)) => {
+                        self.read_secret(&format!("{sa_key}.client_secret_file"), &file)?
+                    }
+                    (None, None) => {
+                        return Err(self.err(
+                            format!("{sa_key}.client_secret_file"),
+                            format!("required (or the {ENV_CLIENT_SECRET} environment variable)"),
+                        ))
+                    }
+                };
+                Ok(Credential::ServiceAccount {
+                    client_id: sa.client_id,
+                    client_secret: Secret::new(secret.trim()),
+                    token_endpoint: sa.token_endpoint,
+                })
+            }
+        }
+    }
+
+    fn read_secret(&self, key: &str, file: &Path) -> Result<String, ConfigError> {
+        let value = std::fs::read_to_string(file)
+            .map_err(|e| self.err(key, format!("cannot read {}: {e}", file.display())))?;
+        if value.trim().is_empty() {
+            return Err(self.err(key, format!("{} is empty", file.display())));
+        }
+        Ok(value.trim().to_owned())
+    }
+
+    fn check_url(&self, key: &str, url: &str) -> Result<(), ConfigError> {
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                // Credentials in a URL would end up in logs and errors.
+                if !u.username().is_empty() || u.password().is_some() {
+                    return Err(self.err(key, "must not contain user information"));
+                }
+                Ok(())
+            }
+            Ok(_) => Err(self.err(key, format!("must be an http(s) URL, got {url:?}"))),
+            Err(e) => Err(self.err(key, format!("invalid URL {url:?}: {e}"))),
+        }
+    }
+}
+
+fn non_empty(ids: Option<Vec<String>>) -> Option<Vec<String>> {
+    ids.filter(|ids| !ids.is_empty()).map(|ids| {
+        // Keep the order of the file, drop repeats.
+        let mut seen = BTreeSet::new();
+        ids.into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect()
+    })
+}
+
+fn balanced_braces(text: &str) -> bool {
+    let mut depth = 0i32;
+    for c in text.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    depth == 0
+}
+
+// ---------------------------------------------------------------------------------
+// Field parsers, used through serde so that errors carry the key path.
+
+/// Parses a Prometheus-style duration: one or more `<number><unit>` with units
+/// `ms`, `s`, `m`, `h`, `d`, `w`, `y`, e.g. `30s`, `5m`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total_ms: u128 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("invalid duration {text:?}: expected a number"));
+        }
+        let number: u128 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit_ms: u128 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit (ms, s, m, h, d, w, y)"
+                ))
+            }
+            unit => return Err(format!("invalid duration {text:?}: unknown unit {unit:?}")),
+        };
+        rest = &rest[unit_len..];
+        total_ms = total_ms
+            .checked_add(number.saturating_mul(unit_ms))
+            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+    }
+    u64::try_from(total_ms)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("invalid duration {text:?}: too large"))
+}
+
+/// Formats a duration the way it is written in the config (`5m`, `1h30m`, `250ms`).
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map(Some).map_err(de::Error::custom)
+}
+
+fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::timefmt::parse_date(&text)
+        .map(Some)
+        .ok_or_else(|| de::Error::custom(format!("invalid date {text:?}: expected YYYY-MM-DD")))
+}
+
+/// Organization ids are numbers in Pipefy URLs; YAML users write them quoted or not.
+fn de_org_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    let ids = Option::<Vec<Id>>::deserialize(d)?;
+    ids.map(|ids| {
+        ids.into_iter()
+            .map(|id| {
+                let id = match id {
+                    Id::Text(t) => t.trim().to_owned(),
+                    Id::Number(n) => n.to_string(),
+                };
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                    Err(de::Error::custom(format!(
+                        "invalid organization id {id:?}: expected the number from the organization's URL"
+                    )))
+                } else {
+                    Ok(id)
+                }
+            })
+            .collect()
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Config, ConfigError> {
+        parse_env(yaml, &[])
+    }
+
+    fn parse_env(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_yaml(yaml, Path::new("test.yml"), &move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    fn message(result: Result<Config, ConfigError>) -> String {
+        result.expect_err("expected an error").to_string()
+    }
+
+    #[test]
+    fn durations_parse_prometheus_style() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("5 minutes")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_duration("-5s").is_err());
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn defaults_with_a_token_from_the_environment() {
+        let config = parse_env("organizations: [2, \"300\"]", &[(ENV_TOKEN, "pat-123\n")]).unwrap();
+        assert_eq!(config.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert_eq!(config.max_orgs_per_request, 50);
+        assert_eq!(config.max_concurrent_requests, 4);
+        assert_eq!(config.refresh_interval, Duration::from_secs(300));
+        assert_eq!(config.stale_after, Duration::from_secs(900));
+        assert_eq!(config.accounts.len(), 1);
+        assert_eq!(
+            config.accounts[0].credential,
+            Credential::Token(Secret::new("pat-123"))
+        );
+        assert_eq!(
+            config.accounts[0].organizations,
+            Some(vec!["2".to_string(), "300".to_string()])
+        );
+        assert!(config.collectors.subscription_limits && config.collectors.ai_credits);
+        let tokens = config.collectors.token_attribution.unwrap();
+        assert_eq!(tokens.deadline, None);
+        assert_eq!(tokens.selection, DEFAULT_TOKEN_SELECTION);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        let msg = message(parse("pipefy:\n  auth:\n    token_fle: /x\n"));
+        assert!(
+            msg.starts_with(
+                "config file test.yml: key pipefy.auth.token_fle: unknown field `token_fle`"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("unknown field `token_fle`"), "{msg}");
+        let msg = message(parse_env("colectors: {}", &[(ENV_TOKEN, "t")]));
+        assert!(msg.contains("unknown field `colectors`"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let env = &[(ENV_TOKEN, "t")];
+        let msg = message(parse_env("refresh_interval: 5 minutes", env));
+        assert!(
+            msg.contains("key refresh_interval: invalid duration"),
+            "{msg}"
+        );
+        let msg = message(parse_env("organizations: [acme]", env));
+        assert!(
+            msg.contains("key organizations: invalid organization id \"acme\""),
+            "{msg}"
+        );
+        let msg = message(parse_env(
+            "collectors:\n  token_attribution:\n    deadline: 2027-02-30",
+            env,
+        ));
+        assert!(
+            msg.contains("key collectors.token_attribution.deadline: invalid date"),
+            "{msg}"
+        );
+        let msg = message(parse_env("refresh_interval: 10m\nstale_after: 5m", env));
+        assert!(
+            msg.contains("key stale_after: must be at least refresh_interval (10m)"),
+            "{msg}"
+        );
+        let msg = message(parse_env("pipefy:\n  endpoint: ftp://x", env));
+        assert!(msg.contains("key pipefy.endpoint"), "{msg}");
+        let msg = message(parse_env("pipefy:\n  max_orgs_per_request: 0", env));
+        assert!(
+            msg.contains("key pipefy.max_orgs_per_request: must be between 1 and 500"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_or_double_auth_is_an_error() {
+        let msg = message(parse("organizations: [2]"));
+        assert!(msg.contains("key pipefy.auth: required"), "{msg}");
+        let msg = message(parse(
+            "pipefy:\n  auth:\n    token_file: /a\n    service_account: {client_id: a, token_endpoint: 'https://x/t'}\n",
+        ));
+        assert!(msg.contains("exactly one"), "{msg}");
+    }
+
+    #[test]
+    fn missing_secret_file_names_key_and_file() {
+        let msg = message(parse(
+            "pipefy:\n  auth:\n    token_file: /nonexistent/pipefy-token\n",
+        ));
+        assert!(
+            msg.contains("key pipefy.auth.token_file: cannot read /nonexistent/pipefy-token"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_env_overrides_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cr3t\n").unwrap();
+        let yaml = format!(
+            "pipefy:\n  auth:\n    service_account:\n      client_id: abc\n      client_secret_file: {}\n      token_endpoint: https://auth.example/oauth/token\n",
+            secret.display()
+        );
+        let expected = |s: &str| Credential::ServiceAccount {
+            client_id: "abc".into(),
+            client_secret: Secret::new(s),
+            token_endpoint: "https://auth.example/oauth/token".into(),
+        };
+        assert_eq!(
+            parse(&yaml).unwrap().accounts[0].credential,
+            expected("s3cr3t")
+        );
+        let from_env = parse_env(&yaml, &[(ENV_CLIENT_SECRET, "from-env")]).unwrap();
+        assert_eq!(from_env.accounts[0].credential, expected("from-env"));
+        // Debug output never shows a secret.
+        assert!(!format!("{from_env:?}").contains("from-env"));
+    }
+
+    #[test]
+    fn accounts_replace_the_top_level_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, "tok-a").unwrap();
+        let yaml = format!(
+            "accounts:\n  - name: acme\n    auth: {{token_file: {0}}}\n    organizations: [\"42\"]\n  - name: group\n    auth: {{token_file: {0}}}\n",
+            a.display()
+        );
+        let config = parse(&yaml).unwrap();
+        assert_eq!(config.accounts.len(), 2);
+        assert_eq!(
+            config.accounts[0].organizations,
+            Some(vec!["42".to_string()])
+        );
+        assert_eq!(config.accounts[1].organizations, None);
+
+        let both = format!("organizations: [1]\n{yaml}");
+        assert!(message(parse(&both))
+            .contains("key organizations: not allowed together with `accounts`"));
+        let dup = format!(
+            "accounts:\n  - name: a\n    auth: {{token_file: {0}}}\n    organizations: [1]\n  - name: b\n    auth: {{token_file: {0}}}\n    organizations: [1]\n",
+            a.display()
+        );
+        assert!(message(parse(&dup))
+            .contains("key accounts[1].organizations: organization 1 is already listed"));
+    }
+
+    #[test]
+    fn collectors_can_be_disabled() {
+        let config = parse_env(
+            "collectors:\n  ai_credits: false\n  token_attribution:\n    enabled: false\n",
+            &[(ENV_TOKEN, "t")],
+        )
+        .unwrap();
+        assert!(config.collectors.subscription_limits);
+        assert!(!config.collectors.ai_credits);
+        assert_eq!(config.collectors.token_attribution, None);
+    }
+}

@@ -1,0 +1,274 @@
+//! The HTTP side: `/metrics`, the landing page, `/-/healthy` and `/-/ready`.
+//!
+//! Handlers only read the latest published snapshot; nothing here talks to Pipefy.
+//! [`app`] builds the router without binding a socket, so tests and `serve` share it.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::exposition::CONTENT_TYPE;
+use crate::metrics::{render, ExpositionInfo, SelfMetrics};
+use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::timefmt::rfc3339;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub metrics: Arc<SelfMetrics>,
+    pub info: Arc<ExpositionInfo>,
+    pub telemetry_path: String,
+}
+
+impl AppState {
+    fn current(&self) -> Arc<Snapshot> {
+        // Clone the Arc and release the watch lock at once.
+        self.snapshot.borrow().clone()
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route(&state.telemetry_path, get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready));
+    // With `--web.telemetry-path=/` the metrics take the root, as in node_exporter.
+    if state.telemetry_path != "/" {
+        router = router.route("/", get(landing));
+    }
+    router.with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let snapshot = state.current();
+    let body = render(&snapshot, &state.metrics, &state.info, SystemTime::now());
+    let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))];
+    if accepts_gzip(&headers) {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Writing to a Vec cannot fail.
+        if encoder.write_all(body.as_bytes()).is_ok() {
+            if let Ok(compressed) = encoder.finish() {
+                return (
+                    content_type,
+                    [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))],
+                    compressed,
+                )
+                    .into_response();
+            }
+        }
+    }
+    (content_type, body).into_response()
+}
+
+/// True when `Accept-Encoding` lists gzip with a non-zero quality.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+        })
+}
+
+async fn healthy() -> &'static str {
+    "Healthy\n"
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.current().cycles > 0 {
+        (StatusCode::OK, "Ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the first refresh from Pipefy has not finished\n",
+        )
+            .into_response()
+    }
+}
+
+async fn landing(State(state): State<AppState>) -> Html<String> {
+    Html(landing_page(
+        &state.current(),
+        &state.info,
+        &state.telemetry_path,
+        SystemTime::now(),
+    ))
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn format_number(value: f64) -> String {
+    if value.is_infinite() {
+        "∞".to_owned()
+    } else {
+        format!("{value}")
+    }
+}
+
+/// Status words of one organization: ok, stale (failing but values kept), failing.
+fn org_status(
+    org: &OrgSnapshot,
+    info: &ExpositionInfo,
+    now: SystemTime,
+) -> (&'static str, &'static str) {
+    let health = org.health();
+    if health.iter().all(|(_, up, _)| *up) {
+        return ("ok", "ok");
+    }
+    let any_data = health.iter().any(|(_, _, last)| {
+        last.and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age <= info.stale_after)
+    });
+    if any_data {
+        ("stale", "stale: failing, last good values kept")
+    } else {
+        ("down", "failing")
+    }
+}
+
+/// The landing page: version, links, and one row per organization.
+pub fn landing_page(
+    snapshot: &Snapshot,
+    info: &ExpositionInfo,
+    telemetry_path: &str,
+    now: SystemTime,
+) -> String {
+    let stale_after = info.stale_after;
+    let resources: BTreeSet<&str> = snapshot
+        .orgs
+        .values()
+        .filter_map(|o| o.limits.as_ref()?.fresh(now, stale_after))
+        .flatten()
+        .map(|l| l.resource.as_str())
+        .collect();
+    let mut html = String::with_capacity(4096);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pipefy Exporter</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
+         .ok{{color:#1a7f37}}.stale{{color:#9a6700}}.down{{color:#cf222e}}</style></head><body>\
+         <h1>Pipefy Exporter</h1><p>Version {version} (revision {revision})</p>\
+         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
+         <p>Values come from a background refresh every {interval}, not from the scrape; \
+         after a failure they are kept for {stale} and marked stale.</p>",
+        version = escape_html(info.version),
+        revision = escape_html(info.revision),
+        path = escape_html(telemetry_path),
+        interval = crate::config::format_duration(info.refresh_interval),
+        stale = crate::config::format_duration(stale_after),
+    );
+    match snapshot.last_cycle {
+        None => html.push_str("<p>Waiting for the first refresh.</p>"),
+        Some(t) => {
+            let _ = write!(html, "<p>Last refresh: {}</p>", rfc3339(t));
+        }
+    }
+    html.push_str("<table><thead><tr><th>Organization</th><th>Status</th><th>Last success</th>");
+    for resource in &resources {
+        let _ = write!(html, "<th>{}<br>used / limit</th>", escape_html(resource));
+    }
+    html.push_str(
+        "<th>AI credits<br>used / limit</th><th>Unassigned tokens</th></tr></thead><tbody>",
+    );
+    for org in snapshot.orgs.values() {
+        let (class, status) = org_status(org, info, now);
+        let last = org
+            .health()
+            .iter()
+            .filter_map(|(_, _, t)| *t)
+            .max()
+            .map(rfc3339)
+            .unwrap_or_else(|| "never".into());
+        let title = org.last_error().map(escape_html).unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr><td>{name} ({id})</td><td class=\"{class}\" title=\"{title}\">{status}</td><td>{last}</td>",
+            name = escape_html(&org.meta.name),
+            id = escape_html(&org.meta.id),
+        );
+        let limits = org.limits.as_ref().and_then(|s| s.fresh(now, stale_after));
+        for resource in &resources {
+            let cell = limits
+                .and_then(|ls| ls.iter().find(|l| l.resource == *resource))
+                .map(|l| format!("{} / {}", format_number(l.used), format_number(l.limit)))
+                .unwrap_or_else(|| "–".into());
+            let _ = write!(html, "<td>{cell}</td>");
+        }
+        let ai = org
+            .ai_credits
+            .as_ref()
+            .and_then(|s| s.fresh(now, stale_after))
+            .and_then(Option::as_ref)
+            .map(|a| format!("{} / {}", format_number(a.used), format_number(a.limit)))
+            .unwrap_or_else(|| "–".into());
+        let unassigned = org
+            .tokens
+            .as_ref()
+            .and_then(|s| s.fresh(now, stale_after))
+            .map(|t| t.iter().filter(|t| !t.assigned).count().to_string())
+            .unwrap_or_else(|| "–".into());
+        let _ = write!(html, "<td>{ai}</td><td>{unassigned}</td></tr>");
+    }
+    html.push_str("</tbody></table></body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip"));
+        assert!(with("deflate, GZIP;q=0.5"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("identity"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            escape_html("<b>\"A&B's\"</b>"),
+            "&lt;b&gt;&quot;A&amp;B&#39;s&quot;&lt;/b&gt;"
+        );
+    }
+}

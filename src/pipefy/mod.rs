@@ -1,0 +1,190 @@
+//! The Pipefy GraphQL client: one HTTP POST per batch, bearer auth, bounded bodies,
+//! and every request counted in the self-metrics (each one is a paid API call).
+//!
+//! It retries only one thing: a 401 with a service account, once, with a fresh
+//! access token. Everything else (429, 5xx, timeouts) fails the batch; the refresh
+//! loop keeps the last good values and tries again next cycle, so a flaky upstream
+//! never multiplies the calls it is billed for.
+
+pub mod auth;
+pub mod model;
+pub mod queries;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::StatusCode;
+
+use crate::config::Credential;
+use crate::metrics::SelfMetrics;
+use auth::Auth;
+pub use model::GraphQlResponse;
+
+/// Upper bound of a GraphQL response body: a batch of 500 organizations with their
+/// tokens stays far below this; anything larger is an upstream fault, not data.
+const MAX_RESPONSE: usize = 32 * 1024 * 1024;
+
+/// Why a request failed. Callers branch on `RateLimited` (postpone the next cycle)
+/// and all variants end up as a per-organization error string.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("request failed: {0}")]
+    Transport(String),
+    #[error("unauthorized (HTTP 401): check the token or service account")]
+    Unauthorized,
+    #[error("rate limited (HTTP 429){}", retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("invalid response: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    TokenEndpoint(String),
+}
+
+/// A client for one account (one credential).
+#[derive(Debug)]
+pub struct PipefyClient {
+    http: reqwest::Client,
+    endpoint: String,
+    auth: Auth,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl PipefyClient {
+    pub fn new(
+        endpoint: &str,
+        credential: &Credential,
+        timeout: Duration,
+        metrics: Arc<SelfMetrics>,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("pipefy-exporter/", env!("CARGO_PKG_VERSION")))
+            // Redirects would resend the bearer token to wherever they point.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(PipefyClient {
+            http,
+            endpoint: endpoint.to_owned(),
+            auth: Auth::new(credential),
+            metrics,
+        })
+    }
+
+    /// Sends one GraphQL request. `operation` labels the self-metrics.
+    pub async fn execute(
+        &self,
+        operation: &'static str,
+        query: &str,
+        variables: &serde_json::Value,
+    ) -> Result<GraphQlResponse, ApiError> {
+        let body = serde_json::json!({ "query": query, "variables": variables });
+        match self.send(operation, &body).await {
+            Err(ApiError::Unauthorized) if self.auth.invalidate().await => {
+                tracing::info!(operation, "access token rejected; fetching a new one");
+                self.send(operation, &body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        body: &serde_json::Value,
+    ) -> Result<GraphQlResponse, ApiError> {
+        let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
+        let mut request = self
+            .http
+            .post(&self.endpoint)
+            .header(CONTENT_TYPE, "application/json")
+            .header(
+                USER_AGENT,
+                concat!("pipefy-exporter/", env!("CARGO_PKG_VERSION")),
+            )
+            .json(body);
+        if let Some(token) = &bearer {
+            request = request.header(AUTHORIZATION, format!("Bearer {}", token.expose()));
+        }
+        let started = Instant::now();
+        let response = request.send().await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics
+                    .observe_request(operation, "error", started.elapsed());
+                return Err(ApiError::Transport(describe_transport(&e)));
+            }
+        };
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        // Time to the full body: that is what a slow upstream costs a cycle.
+        let body = read_capped(response, MAX_RESPONSE).await;
+        self.metrics
+            .observe_request(operation, status.as_str(), started.elapsed());
+        match status {
+            StatusCode::UNAUTHORIZED => return Err(ApiError::Unauthorized),
+            StatusCode::TOO_MANY_REQUESTS => return Err(ApiError::RateLimited { retry_after }),
+            s if !s.is_success() => return Err(ApiError::Status(s.as_u16())),
+            _ => {}
+        }
+        serde_json::from_slice(&body?)
+            .map_err(|e| ApiError::Decode(format!("not a GraphQL response: {e}")))
+    }
+}
+
+/// Reads a body, failing once it exceeds `max` bytes instead of buffering it all.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ApiError::Transport(describe_transport(&e)))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(ApiError::Decode(format!(
+                "response larger than {max} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A transport error without its URL (which is fine) and with its cause chain
+/// (which reqwest's Display hides).
+pub(crate) fn describe_transport(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "transport error"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs; it is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}

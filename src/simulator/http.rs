@@ -1,0 +1,205 @@
+//! HTTP routes of the simulator: `/graphql`, `/oauth/token` and `/sim/stats`.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
+use axum::body::Bytes;
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::json;
+
+use super::{Admission, Simulator};
+
+pub(super) fn router(sim: Simulator) -> Router {
+    Router::new()
+        .route("/graphql", post(graphql))
+        .route("/oauth/token", post(token))
+        .route("/sim/stats", get(stats))
+        .with_state(sim)
+}
+
+/// The body of a GraphQL-over-HTTP POST.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphqlBody {
+    query: String,
+    #[serde(default)]
+    variables: Option<serde_json::Value>,
+    #[serde(default)]
+    operation_name: Option<String>,
+}
+
+/// `POST /graphql`. The order of the checks matters to the exporter's tests: a request
+/// is counted first, then authenticated (401), then subject to injected failures, then
+/// delayed, and only then is its body parsed. GraphQL errors of any kind (parse,
+/// validation, resolver) are HTTP 200, like Pipefy.
+async fn graphql(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    match sim.admit(&headers) {
+        Admission::Unauthorized => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+                Json(json!({"errors": [{"message": "Unauthorized"}]})),
+            )
+                .into_response();
+        }
+        Admission::Fail(failure) => {
+            // A 1xx is not a final answer and would confuse the HTTP stack: use 500.
+            let status = StatusCode::from_u16(failure.status)
+                .ok()
+                .filter(|s| !s.is_informational())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = Json(json!({"errors": [{
+                "message": format!("Simulated failure (HTTP {})", status.as_u16())
+            }]}));
+            let mut response = (status, body).into_response();
+            if let Some(secs) = failure.retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return response;
+        }
+        Admission::Proceed { latency } => {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+        }
+    }
+
+    let body: GraphqlBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(err) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"errors": [{"message": format!("Malformed request body: {err}")}]})),
+            )
+                .into_response();
+        }
+    };
+
+    let given = body.operation_name.as_deref().filter(|n| !n.is_empty());
+    // Parsed here only to name the operation and check its variables; async-graphql
+    // parses again and reports syntax errors itself.
+    let doc = async_graphql::parser::parse_query(&body.query).ok();
+    sim.record_operation(operation_name(doc.as_ref(), given), &body.query);
+    if let Some(errors) = doc
+        .as_ref()
+        .and_then(|doc| missing_variables(doc, given, body.variables.as_ref()))
+    {
+        return (StatusCode::OK, Json(json!({ "errors": errors }))).into_response();
+    }
+
+    let mut request = async_graphql::Request::new(body.query).data(sim.clone());
+    if let Some(name) = given {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = body.variables {
+        request = request.variables(async_graphql::Variables::from_json(variables));
+    }
+    let response = sim.inner.schema.execute(request).await;
+    (StatusCode::OK, Json(response)).into_response()
+}
+
+/// The name a request is counted under: `operationName` if given, else the name of the
+/// document's only operation, else `"anonymous"` (also for documents that do not parse).
+pub(super) fn operation_name(doc: Option<&ExecutableDocument>, given: Option<&str>) -> String {
+    if let Some(name) = given {
+        return name.to_string();
+    }
+    // Named operations are always stored as `Multiple`, even when alone.
+    if let Some(DocumentOperations::Multiple(ops)) = doc.map(|d| &d.operations) {
+        if let (1, Some(name)) = (ops.len(), ops.keys().next()) {
+            return name.to_string();
+        }
+    }
+    "anonymous".to_string()
+}
+
+/// Errors for required variables (`$x: T!` without a default) that the request did not
+/// provide, or `None` when there are none.
+///
+/// GraphQL servers reject such a request as a whole before executing anything, but
+/// async-graphql 7 executes it and only fails the fields that use the variable, which
+/// would let an exporter that forgets a variable get partial data here and nothing from
+/// Pipefy. The simulator answers like the real thing.
+pub(super) fn missing_variables(
+    doc: &ExecutableDocument,
+    given: Option<&str>,
+    variables: Option<&serde_json::Value>,
+) -> Option<Vec<serde_json::Value>> {
+    let operation = match (&doc.operations, given) {
+        (DocumentOperations::Single(op), None) => &op.node,
+        (DocumentOperations::Multiple(ops), Some(name)) => &ops.get(name)?.node,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => &ops.values().next()?.node,
+        // An unknown or ambiguous operation: async-graphql reports that itself.
+        _ => return None,
+    };
+    let errors: Vec<serde_json::Value> = operation
+        .variable_definitions
+        .iter()
+        .filter(|def| {
+            let def = &def.node;
+            let provided = variables
+                .and_then(|v| v.get(def.name.node.as_str()))
+                .is_some_and(|v| !v.is_null());
+            !def.var_type.node.nullable && def.default_value.is_none() && !provided
+        })
+        .map(|def| {
+            json!({
+                "message": format!(
+                    r#"Variable "${}" of required type "{}" was not provided."#,
+                    def.node.name.node, def.node.var_type.node
+                ),
+                "locations": [{"line": def.pos.line, "column": def.pos.column}],
+            })
+        })
+        .collect();
+    (!errors.is_empty()).then_some(errors)
+}
+
+/// `POST /oauth/token`: the OAuth2 client-credentials grant, form-encoded.
+async fn token(
+    State(sim): State<Simulator>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        sim.count_token_request();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request"})),
+        )
+            .into_response();
+    };
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    if field("grant_type") != "client_credentials" {
+        sim.count_token_request();
+        return invalid_client();
+    }
+    match sim.issue_token(field("client_id"), field("client_secret")) {
+        Some((access_token, expires_in)) => Json(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+        }))
+        .into_response(),
+        None => invalid_client(),
+    }
+}
+
+fn invalid_client() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "invalid_client"})),
+    )
+        .into_response()
+}
+
+/// `GET /sim/stats`: what the simulator was asked so far.
+async fn stats(State(sim): State<Simulator>) -> Json<super::SimStats> {
+    Json(sim.stats())
+}
