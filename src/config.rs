@@ -304,7 +304,11 @@ impl Validator<'_> {
         if refresh_interval.is_zero() {
             return Err(self.err("refresh_interval", "must be greater than 0"));
         }
-        let stale_after = raw.stale_after.unwrap_or(Duration::from_secs(900));
+        // Default: 15m, or three intervals when that is longer, so that a long interval
+        // alone is never an error.
+        let stale_after = raw
+            .stale_after
+            .unwrap_or_else(|| Duration::from_secs(900).max(refresh_interval * 3));
         // Shorter than one interval would blank every series between two good cycles.
         if stale_after < refresh_interval {
             return Err(self.err(
@@ -694,6 +698,8 @@ mod tests {
         assert_eq!(config.max_concurrent_requests, 4);
         assert_eq!(config.refresh_interval, Duration::from_secs(300));
         assert_eq!(config.stale_after, Duration::from_secs(900));
+        let long = parse_env("refresh_interval: 1h", &[(ENV_TOKEN, "t")]).unwrap();
+        assert_eq!(long.stale_after, Duration::from_secs(3 * 3600));
         assert_eq!(config.accounts.len(), 1);
         assert_eq!(
             config.accounts[0].credential,

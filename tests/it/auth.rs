@@ -1,0 +1,158 @@
+//! Service accounts: the access token is fetched once, renewed before it expires,
+//! and fetched again after a 401.
+
+use std::time::Duration;
+
+use pipefy_exporter::simulator::demo_data;
+
+use crate::helpers::{poll, sim_auth, TestApp, CLIENT_ID};
+
+fn service_account_config(interval: &str) -> String {
+    format!(
+        "pipefy:\n  endpoint: {{endpoint}}\n  auth:\n    service_account:\n      client_id: {CLIENT_ID}\n      client_secret_file: {{secret_file}}\n      token_endpoint: {{token_endpoint}}\nrefresh_interval: {interval}\nstale_after: 1h\norganizations: [2]\n"
+    )
+}
+
+#[tokio::test]
+async fn the_access_token_is_fetched_once_and_reused() {
+    let app = TestApp::spawn(
+        demo_data(),
+        sim_auth(Duration::from_secs(3600)),
+        &service_account_config("200ms"),
+    )
+    .await;
+    let m = app.cycles(4).await;
+    let stats = app.sim.stats();
+    assert_eq!(stats.token_requests, 1);
+    assert_eq!(stats.tokens_issued, 1);
+    assert_eq!(stats.unauthorized, 0);
+    assert!(stats.graphql_requests >= 12);
+    assert_eq!(
+        m.value(
+            "pipefy_api_requests_total",
+            &[("operation", "oauth_token"), ("status", "200")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_subscription_limit",
+            &[("organization_id", "2"), ("resource", "pipes")]
+        ),
+        5.0
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_access_token_is_renewed_before_it_expires() {
+    // A 3 s token renews 0.6 s before expiry: cycles every 250 ms never send an
+    // expired token, so the simulator never answers 401.
+    let app = TestApp::spawn(
+        demo_data(),
+        sim_auth(Duration::from_secs(3)),
+        &service_account_config("250ms"),
+    )
+    .await;
+    poll("a second token", || async {
+        (app.sim.stats().tokens_issued >= 3).then_some(())
+    })
+    .await;
+    let stats = app.sim.stats();
+    assert_eq!(
+        stats.unauthorized, 0,
+        "no request was made with an expired token"
+    );
+    let m = app.metrics().await;
+    assert_eq!(
+        m.value("pipefy_refreshes_total", &[("result", "failure")]),
+        0.0
+    );
+    assert_eq!(
+        m.value("pipefy_refreshes_total", &[("result", "partial")]),
+        0.0
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_401_fetches_a_new_token_once_and_retries() {
+    let app = TestApp::spawn(
+        demo_data(),
+        sim_auth(Duration::from_secs(3600)),
+        &service_account_config("300ms"),
+    )
+    .await;
+    app.cycles(1).await;
+    app.sim.revoke_access_tokens();
+    let before = app.metrics().await.sum("pipefy_refreshes_total");
+    let m = app.cycles(before as u64 + 2).await;
+    let stats = app.sim.stats();
+    assert_eq!(stats.tokens_issued, 2, "one new token after the revocation");
+    assert_eq!(
+        stats.unauthorized, 1,
+        "only the first request after revocation was rejected"
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_api_requests_total",
+            &[("operation", "subscription_limits"), ("status", "401")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value("pipefy_refreshes_total", &[("result", "partial")]),
+        0.0
+    );
+    assert_eq!(
+        m.value("pipefy_refreshes_total", &[("result", "failure")]),
+        0.0
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_up",
+            &[("organization_id", "2"), ("collector", "ai_credits")]
+        ),
+        1.0
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rejected_client_secret_fails_every_collector() {
+    let app = TestApp::spawn(
+        demo_data(),
+        pipefy_exporter::simulator::SimAuth {
+            clients: vec![(CLIENT_ID.into(), "another-secret".into())],
+            ..sim_auth(Duration::from_secs(3600))
+        },
+        &service_account_config("1h"),
+    )
+    .await;
+    // Limits and tokens each try to get a token; AI credits cannot be asked without
+    // the uuid the limits request would have returned.
+    let m = app.cycles(1).await;
+    assert_eq!(
+        m.value("pipefy_refreshes_total", &[("result", "failure")]),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_api_requests_total",
+            &[("operation", "oauth_token"), ("status", "401")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_up",
+            &[
+                ("organization_id", "2"),
+                ("collector", "subscription_limits")
+            ]
+        ),
+        0.0
+    );
+    assert_eq!(app.sim.stats().graphql_requests, 0);
+    app.shutdown().await;
+}

@@ -1,0 +1,180 @@
+//! What monitoring costs in API calls: batching, variables, discovery, and scrapes
+//! that never reach Pipefy.
+
+use std::time::Duration;
+
+use pipefy_exporter::simulator::{demo_data, SimData};
+
+use crate::helpers::{pat_config, pat_config_with, sim_auth, TestApp};
+
+fn ids(n: usize) -> String {
+    let ids: Vec<String> = (1000..1000 + n).map(|i| format!("\"{i}\"")).collect();
+    format!("[{}]", ids.join(", "))
+}
+
+#[tokio::test]
+async fn one_hundred_twenty_organizations_cost_three_requests_per_collector() {
+    let config = pat_config(&format!(
+        "refresh_interval: 1h\norganizations: {}\n",
+        ids(120)
+    ));
+    let app = TestApp::spawn(
+        SimData::generated(120),
+        sim_auth(Duration::from_secs(3600)),
+        &config,
+    )
+    .await;
+    let m = app.cycles(1).await;
+    let stats = app.sim.stats();
+
+    assert_eq!(stats.graphql_requests, 9);
+    assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&3));
+    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&3));
+    assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&3));
+    assert_eq!(stats.root_fields.get("organization"), Some(&240));
+    assert_eq!(stats.root_fields.get("aiCreditUsageStats"), Some(&120));
+    // The exporter counts the same calls.
+    for operation in ["subscription_limits", "ai_credits", "token_attribution"] {
+        assert_eq!(
+            m.value(
+                "pipefy_api_requests_total",
+                &[("operation", operation), ("status", "200")]
+            ),
+            3.0,
+            "{operation}"
+        );
+    }
+    assert_eq!(m.find("pipefy_organization_info", &[]).len(), 120);
+    assert_eq!(
+        m.find("pipefy_up", &[])
+            .iter()
+            .filter(|s| s.value == 1.0)
+            .count(),
+        360
+    );
+    // Ids travel as variables, never in the query text.
+    assert_eq!(stats.recent_queries.len(), 9);
+    for query in &stats.recent_queries {
+        for id in 1000..1120 {
+            assert!(
+                !query.contains(&id.to_string()),
+                "id {id} spliced into {query}"
+            );
+        }
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn batch_size_and_concurrency_are_configurable() {
+    let config = pat_config_with(
+        "  max_orgs_per_request: 10\n  max_concurrent_requests: 1\n",
+        &format!("refresh_interval: 1h\norganizations: {}\n", ids(25)),
+    );
+    let app = TestApp::spawn(
+        SimData::generated(25),
+        sim_auth(Duration::from_secs(3600)),
+        &config,
+    )
+    .await;
+    app.cycles(1).await;
+    let stats = app.sim.stats();
+    assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&3));
+    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&3));
+    assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&3));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn organizations_are_discovered_when_not_listed() {
+    let app = TestApp::spawn(
+        demo_data(),
+        sim_auth(Duration::from_secs(3600)),
+        &pat_config("refresh_interval: 1h\n"),
+    )
+    .await;
+    let m = app.cycles(1).await;
+    let mut found: Vec<(String, String)> = m
+        .find("pipefy_organization_info", &[])
+        .iter()
+        .map(|s| {
+            (
+                s.labels["organization_id"].clone(),
+                s.labels["organization_name"].clone(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("2".into(), "Vandeley Industries".into()),
+            ("300".into(), "Kramerica Industries".into()),
+            ("4242".into(), "Pendant Publishing".into()),
+        ]
+    );
+    let stats = app.sim.stats();
+    assert_eq!(stats.operations.get("PipefyOrganizations"), Some(&1));
+    assert_eq!(
+        stats.graphql_requests, 4,
+        "discovery + one batch per collector"
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_subscription_limit",
+            &[("organization_id", "4242"), ("resource", "users")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_api_requests_total",
+            &[("operation", "organizations"), ("status", "200")]
+        ),
+        1.0
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn disabled_collectors_cost_nothing() {
+    let config = pat_config(
+        "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  subscription_limits: false\n  token_attribution:\n    enabled: false\n",
+    );
+    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let m = app.cycles(1).await;
+    let stats = app.sim.stats();
+    // AI credits need the uuid: one identity request, then one AI request.
+    assert_eq!(stats.operations.get("PipefyOrganizationInfo"), Some(&1));
+    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&1));
+    assert_eq!(stats.graphql_requests, 2);
+    assert_eq!(
+        m.value("pipefy_ai_credits_used", &[("organization_id", "2")]),
+        25.0
+    );
+    assert!(!m.has("pipefy_subscription_limit", &[]));
+    assert!(!m.has("pipefy_tokens", &[]));
+    assert_eq!(m.find("pipefy_up", &[]).len(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_hundred_scrapes_cause_zero_upstream_requests() {
+    let app = TestApp::spawn(
+        demo_data(),
+        sim_auth(Duration::from_secs(3600)),
+        &pat_config("refresh_interval: 1h\norganizations: [2, 300]\n"),
+    )
+    .await;
+    app.cycles(1).await;
+    let before = app.sim.stats();
+    for i in 0..100 {
+        let path = if i % 10 == 0 { "/" } else { "/metrics" };
+        assert_eq!(app.get(path).await.status(), 200);
+    }
+    let after = app.sim.stats();
+    assert_eq!(after.graphql_requests, before.graphql_requests);
+    assert_eq!(after.graphql_requests, 3);
+    assert_eq!(after.token_requests, 0);
+    app.shutdown().await;
+}

@@ -1,0 +1,332 @@
+//! The real binary, as a user runs it: bad configs, secrets, `--demo`, signals and
+//! `promtool check metrics`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
+use tokio::net::TcpListener;
+
+use crate::helpers::{binary, poll, sim_auth, Metrics, CLIENT_ID, CLIENT_SECRET, PAT};
+
+/// Runs the binary to completion with `args`; returns (exit code, stderr).
+fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("PIPEFY_TOKEN")
+        .env_remove("PIPEFY_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unknown_config_key_exits_non_zero_naming_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipefy.yml");
+    std::fs::write(
+        &config,
+        "pipefy:\n  auth:\n    token_file: /dev/null\nrefresh_intervall: 5m\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_to_exit(&["--config.file", config.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("refresh_intervall"), "{stderr}");
+    assert!(stderr.contains(config.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("level=error"), "{stderr}");
+}
+
+#[test]
+fn a_missing_secret_file_exits_non_zero_naming_key_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipefy.yml");
+    let missing = dir.path().join("no-such-secret");
+    std::fs::write(
+        &config,
+        format!(
+            "pipefy:\n  auth:\n    service_account:\n      client_id: abc\n      client_secret_file: {}\n      token_endpoint: https://auth.example/oauth/token\n",
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = run_to_exit(
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--log.format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    let error = line["error"].as_str().unwrap();
+    assert!(
+        error.contains("pipefy.auth.service_account.client_secret_file"),
+        "{error}"
+    );
+    assert!(error.contains(missing.to_str().unwrap()), "{error}");
+    assert!(error.contains(config.to_str().unwrap()), "{error}");
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let (code, stderr) = run_to_exit(&["--config.file", "/nonexistent/pipefy-exporter.yml"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot read config file /nonexistent/pipefy-exporter.yml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let output = Command::new(binary()).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "pipefy-exporter {} (revision: ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{stdout}"
+    );
+}
+
+/// A running binary whose stderr is collected on a thread; killed on drop.
+struct Running {
+    child: Child,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Running {
+        let mut child = Command::new(binary())
+            .args(args)
+            .envs(envs.iter().copied())
+            .env_remove("PIPEFY_TOKEN")
+            .env_remove("PIPEFY_CLIENT_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let sink = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut logs = sink.lock().unwrap();
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            });
+        }
+        Running { child, logs }
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The address from the `starting pipefy-exporter` log line.
+    async fn address(&self) -> String {
+        poll("the listen address in the logs", || async {
+            let logs = self.logs();
+            let line = logs
+                .lines()
+                .find(|l| l.contains("msg=\"starting pipefy-exporter\""))?;
+            let addr = line.split(" address=").nth(1)?.split(' ').next()?;
+            Some(addr.to_owned())
+        })
+        .await
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn terminate(&mut self) -> i32 {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn scrape(addr: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn demo_mode_serves_the_seed_values_and_stops_on_sigterm() {
+    let mut exporter = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"], &[]);
+    let addr = exporter.address().await;
+    let metrics = poll("the first demo refresh", || async {
+        let (status, body) = scrape(&addr, "/metrics").await;
+        let m = Metrics::parse(&body);
+        (status == 200 && m.sum("pipefy_refreshes_total") >= 1.0).then_some(m)
+    })
+    .await;
+    let vandeley = [
+        ("organization_id", "2"),
+        ("organization_name", "Vandeley Industries"),
+        ("resource", "pipes"),
+    ];
+    assert_eq!(metrics.value("pipefy_subscription_limit", &vandeley), 5.0);
+    assert_eq!(metrics.value("pipefy_subscription_used", &vandeley), 3.0);
+    assert_eq!(metrics.value("pipefy_refresh_interval_seconds", &[]), 15.0);
+    assert_eq!(metrics.find("pipefy_organization_info", &[]).len(), 3);
+    assert_eq!(scrape(&addr, "/-/ready").await.0, 200);
+    assert!(
+        exporter.logs().contains("/sim/stats"),
+        "the demo says where to look"
+    );
+    assert_eq!(exporter.terminate(), 0, "graceful shutdown on SIGTERM");
+    assert!(exporter.logs().contains("msg=\"shutting down\""));
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_logs_metrics_or_pages() {
+    // Two accounts: a personal access token and a service account, debug logging,
+    // and failures on both paths (a denied organization, then a 401 storm).
+    let mut data: SimData = demo_data();
+    data.denied.insert("4242".into());
+    let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
+    let server = sim
+        .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, CLIENT_SECRET).unwrap();
+    let config = dir.path().join("pipefy.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "pipefy:\n  endpoint: {}\nrefresh_interval: 300ms\naccounts:\n  - name: pat\n    auth: {{token_file: {}}}\n    organizations: [2]\n  - name: sa\n    auth:\n      service_account: {{client_id: {CLIENT_ID}, client_secret_file: {}, token_endpoint: '{}'}}\n    organizations: [300, 4242]\n",
+            server.graphql_url(),
+            dir.path().join("token").display(),
+            secret_file.display(),
+            server.token_url(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("token"), PAT).unwrap();
+    let exporter = Running::start(
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.level",
+            "debug",
+        ],
+        &[],
+    );
+    let addr = exporter.address().await;
+    poll("two refreshes", || async {
+        let m = Metrics::parse(&scrape(&addr, "/metrics").await.1);
+        (m.sum("pipefy_refreshes_total") >= 2.0).then_some(())
+    })
+    .await;
+    sim.revoke_access_tokens();
+    sim.fail_all(Some((401, None)));
+    poll("a failing refresh", || async {
+        let m = Metrics::parse(&scrape(&addr, "/metrics").await.1);
+        (m.value("pipefy_refreshes_total", &[("result", "failure")]) >= 1.0).then_some(())
+    })
+    .await;
+    let (_, metrics) = scrape(&addr, "/metrics").await;
+    let (_, page) = scrape(&addr, "/").await;
+    let logs = exporter.logs();
+    assert!(
+        metrics.contains("organization_id=\"300\""),
+        "the service account worked"
+    );
+    assert!(
+        logs.contains("Permission denied"),
+        "the debug logs saw the failures: {logs}"
+    );
+    assert!(logs.contains("unauthorized"), "{logs}");
+    for secret in [PAT, CLIENT_SECRET] {
+        for (place, text) in [
+            ("logs", &logs),
+            ("metrics", &metrics),
+            ("landing page", &page),
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked into the {place}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn promtool_accepts_the_exposition() {
+    let mut data = demo_data();
+    data.denied.insert("300".into());
+    data.orgs.get_mut("4242").unwrap().name = "Pendant \"Publishing\" \\ Ünïcode\nLtd".into();
+    let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
+    let server = sim
+        .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), PAT).unwrap();
+    let config = dir.path().join("pipefy.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "pipefy:\n  endpoint: {}\n  auth: {{token_file: {}}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
+            server.graphql_url(),
+            dir.path().join("token").display()
+        ),
+    )
+    .unwrap();
+    let exporter = Running::start(
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let addr = exporter.address().await;
+    let body = poll("the first refresh", || async {
+        let body = scrape(&addr, "/metrics").await.1;
+        (Metrics::parse(&body).sum("pipefy_refreshes_total") >= 1.0).then_some(body)
+    })
+    .await;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (apt-get install prometheus; see .ci/run)");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(body.contains("pipefy_up{organization_id=\"300\""));
+    assert!(body.contains("Pendant \\\"Publishing\\\" \\\\ Ünïcode\\nLtd"));
+}

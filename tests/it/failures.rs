@@ -1,0 +1,231 @@
+//! Upstream failures: one denied organization, throttling, outages and stale values.
+
+use std::time::Duration;
+
+use pipefy_exporter::simulator::demo_data;
+
+use crate::helpers::{pat_config, poll, sim_auth, TestApp};
+
+const THREE_ORGS: &str = "refresh_interval: 1h\norganizations: [2, 300, 4242]\n";
+
+#[tokio::test]
+async fn a_denied_organization_fails_alone() {
+    let mut data = demo_data();
+    data.denied.insert("300".into());
+    let app = TestApp::spawn(
+        data,
+        sim_auth(Duration::from_secs(3600)),
+        &pat_config(THREE_ORGS),
+    )
+    .await;
+    let m = app.cycles(1).await;
+
+    for collector in ["subscription_limits", "ai_credits", "token_attribution"] {
+        assert_eq!(
+            m.value(
+                "pipefy_up",
+                &[("organization_id", "300"), ("collector", collector)]
+            ),
+            0.0
+        );
+        assert_eq!(
+            m.value(
+                "pipefy_up",
+                &[("organization_id", "2"), ("collector", collector)]
+            ),
+            1.0
+        );
+        assert_eq!(
+            m.value(
+                "pipefy_up",
+                &[("organization_id", "4242"), ("collector", collector)]
+            ),
+            1.0
+        );
+    }
+    assert!(!m.has("pipefy_subscription_limit", &[("organization_id", "300")]));
+    assert!(!m.has(
+        "pipefy_last_success_timestamp_seconds",
+        &[("organization_id", "300")]
+    ));
+    assert_eq!(
+        m.value(
+            "pipefy_subscription_limit",
+            &[("organization_id", "2"), ("resource", "pipes")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_subscription_used",
+            &[("organization_id", "4242"), ("resource", "cards")]
+        ),
+        96.0
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_tokens",
+            &[("organization_id", "4242"), ("billing", "unassigned")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value("pipefy_refreshes_total", &[("result", "partial")]),
+        1.0
+    );
+    // Still one request per collector: the denial travels as a per-alias error.
+    assert_eq!(app.sim.stats().graphql_requests, 3);
+    let page = app.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("title=\"Permission denied\">failing</td>"),
+        "{page}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn last_good_values_are_kept_until_stale_after_then_dropped() {
+    let config = pat_config("refresh_interval: 300ms\nstale_after: 3s\norganizations: [2]\n");
+    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let first = app.cycles(1).await;
+    let pipes = [("organization_id", "2"), ("resource", "pipes")];
+    let up = [
+        ("organization_id", "2"),
+        ("collector", "subscription_limits"),
+    ];
+    let last_success = first.value("pipefy_last_success_timestamp_seconds", &up);
+
+    app.sim.fail_all(Some((503, None)));
+    // Failing now: up is 0 at once, values stay.
+    let failing = poll("a failed cycle", || async {
+        let m = app.metrics().await;
+        (m.value("pipefy_up", &up) == 0.0).then_some(m)
+    })
+    .await;
+    assert_eq!(failing.value("pipefy_subscription_limit", &pipes), 5.0);
+    assert_eq!(
+        failing.value("pipefy_ai_credits_used", &[("organization_id", "2")]),
+        25.0
+    );
+    assert_eq!(
+        failing.value("pipefy_last_success_timestamp_seconds", &up),
+        last_success
+    );
+    assert!(
+        failing.value(
+            "pipefy_api_requests_total",
+            &[("operation", "subscription_limits"), ("status", "503")]
+        ) >= 1.0
+    );
+    assert!(failing.value("pipefy_refreshes_total", &[("result", "failure")]) >= 1.0);
+
+    // After stale_after the series disappear; up and the last success stay.
+    let stale = poll("values to go stale", || async {
+        let m = app.metrics().await;
+        (!m.has("pipefy_subscription_limit", &pipes)).then_some(m)
+    })
+    .await;
+    assert!(!stale.has("pipefy_ai_credits_used", &[]));
+    assert!(!stale.has("pipefy_tokens", &[]));
+    assert_eq!(stale.value("pipefy_up", &up), 0.0);
+    assert_eq!(
+        stale.value("pipefy_last_success_timestamp_seconds", &up),
+        last_success
+    );
+    let page = app.get("/").await.text().await.unwrap();
+    assert!(page.contains(">failing</td>"), "{page}");
+
+    // Recovery brings them back.
+    app.sim.fail_all(None);
+    let back = poll("recovery", || async {
+        let m = app.metrics().await;
+        (m.value("pipefy_up", &up) == 1.0).then_some(m)
+    })
+    .await;
+    assert_eq!(back.value("pipefy_subscription_limit", &pipes), 5.0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_values_are_marked_on_the_landing_page() {
+    let config = pat_config("refresh_interval: 200ms\nstale_after: 1h\norganizations: [2]\n");
+    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    app.cycles(1).await;
+    app.sim.fail_all(Some((500, None)));
+    let up = [("organization_id", "2"), ("collector", "ai_credits")];
+    poll("a failed cycle", || async {
+        (app.metrics().await.value("pipefy_up", &up) == 0.0).then_some(())
+    })
+    .await;
+    let page = app.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("title=\"HTTP 500\">stale: failing, last good values kept</td>"),
+        "{page}"
+    );
+    assert!(page.contains("<td>3 / 5</td>"), "{page}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttling_is_counted_and_postpones_the_next_cycle() {
+    // Retry-After (30 s) is longer than the interval (200 ms): after the 429 the
+    // exporter waits, so no request follows within the next refreshes' time.
+    let config = pat_config("refresh_interval: 200ms\nstale_after: 1h\norganizations: [2]\n");
+    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    app.cycles(1).await;
+    app.sim.fail_all(Some((429, Some(30))));
+    let m = poll("a throttled cycle", || async {
+        let m = app.metrics().await;
+        (m.sum("pipefy_refreshes_total") >= 2.0).then_some(m)
+    })
+    .await;
+    let throttled = m.value(
+        "pipefy_api_requests_total",
+        &[("operation", "subscription_limits"), ("status", "429")],
+    );
+    assert_eq!(throttled, 1.0);
+    assert_eq!(
+        m.value(
+            "pipefy_up",
+            &[
+                ("organization_id", "2"),
+                ("collector", "subscription_limits")
+            ]
+        ),
+        0.0
+    );
+    assert_eq!(
+        m.value(
+            "pipefy_subscription_limit",
+            &[("organization_id", "2"), ("resource", "pipes")]
+        ),
+        5.0,
+        "last good value kept"
+    );
+    let requests = app.sim.stats().graphql_requests;
+    // Several intervals later, still no new request: the cycle was postponed.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(app.sim.stats().graphql_requests, requests);
+    assert_eq!(app.metrics().await.sum("pipefy_refreshes_total"), 2.0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_graphql_validation_error_fails_the_collector_not_the_process() {
+    // A token selection naming a field the schema does not have: Pipefy answers with
+    // an error without `path`; only token attribution fails.
+    let config = pat_config(
+        "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  token_attribution:\n    selection: \"apiTokens { id }\"\n",
+    );
+    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let m = app.cycles(1).await;
+    let labels = |c| [("organization_id", "2"), ("collector", c)];
+    assert_eq!(m.value("pipefy_up", &labels("token_attribution")), 0.0);
+    assert_eq!(m.value("pipefy_up", &labels("subscription_limits")), 1.0);
+    assert_eq!(m.value("pipefy_up", &labels("ai_credits")), 1.0);
+    assert_eq!(
+        m.value("pipefy_refreshes_total", &[("result", "partial")]),
+        1.0
+    );
+    app.shutdown().await;
+}

@@ -1,0 +1,298 @@
+//! Test helpers: a simulator and an exporter on random loopback ports, a parser for
+//! the exposition format (independent of the exporter's encoder), and polling.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipefy_exporter::config::Config;
+use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const PAT: &str = "pat-7e1b9c0d-secret-token";
+pub const CLIENT_ID: &str = "exporter-client";
+pub const CLIENT_SECRET: &str = "cs-4f2a8e61-client-secret";
+
+/// Upper bound for any polling loop: a guard against hanging, never a measurement.
+const POLL_LIMIT: Duration = Duration::from_secs(30);
+
+/// A simulator and an exporter wired together, each on its own loopback port.
+pub struct TestApp {
+    pub sim: Simulator,
+    #[allow(dead_code)] // kept alive for the test's duration
+    pub sim_server: SimServer,
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The auth the simulator accepts: the personal access token and the client.
+pub fn sim_auth(token_ttl: Duration) -> SimAuth {
+    SimAuth {
+        open: false,
+        static_tokens: vec![PAT.to_owned()],
+        clients: vec![(CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())],
+        token_ttl,
+    }
+}
+
+/// Config text with the placeholders a test may use filled in:
+/// `{endpoint}`, `{token_endpoint}`, `{token_file}`, `{secret_file}`.
+pub struct Placeholders {
+    pub endpoint: String,
+    pub token_endpoint: String,
+    pub token_file: PathBuf,
+    pub secret_file: PathBuf,
+}
+
+impl Placeholders {
+    pub fn fill(&self, template: &str) -> String {
+        template
+            .replace("{endpoint}", &self.endpoint)
+            .replace("{token_endpoint}", &self.token_endpoint)
+            .replace("{token_file}", &self.token_file.display().to_string())
+            .replace("{secret_file}", &self.secret_file.display().to_string())
+    }
+}
+
+/// The usual config: the personal access token from a file, plus `extra` top-level
+/// keys.
+pub fn pat_config(extra: &str) -> String {
+    pat_config_with("", extra)
+}
+
+/// Like [`pat_config`], with `pipefy_keys` (indented by two spaces) added to the
+/// `pipefy:` block.
+pub fn pat_config_with(pipefy_keys: &str, extra: &str) -> String {
+    format!(
+        "pipefy:\n  endpoint: {{endpoint}}\n  auth:\n    token_file: {{token_file}}\n{pipefy_keys}{extra}"
+    )
+}
+
+impl TestApp {
+    /// Starts the simulator with `data`, then the exporter with the config `template`.
+    pub async fn spawn(data: SimData, auth: SimAuth, template: &str) -> TestApp {
+        let sim = Simulator::new(data, auth);
+        let sim_server = sim
+            .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let placeholders = Placeholders {
+            endpoint: sim_server.graphql_url(),
+            token_endpoint: sim_server.token_url(),
+            token_file: dir.path().join("token"),
+            secret_file: dir.path().join("client-secret"),
+        };
+        std::fs::write(&placeholders.token_file, format!("{PAT}\n")).unwrap();
+        std::fs::write(&placeholders.secret_file, CLIENT_SECRET).unwrap();
+        let yaml = placeholders.fill(template);
+        let config = Config::from_yaml(&yaml, &dir.path().join("config.yml"), &|_| None)
+            .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{yaml}"));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(pipefy_exporter::serve(
+            Arc::new(config),
+            listener,
+            "/metrics".into(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        TestApp {
+            sim,
+            sim_server,
+            addr,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn metrics(&self) -> Metrics {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status(), 200);
+        Metrics::parse(&response.text().await.unwrap())
+    }
+
+    /// Waits until at least `n` refresh cycles have finished, and returns the metrics.
+    pub async fn cycles(&self, n: u64) -> Metrics {
+        poll(&format!("{n} refresh cycles"), || async {
+            let m = self.metrics().await;
+            (m.sum("pipefy_refreshes_total") >= n as f64).then_some(m)
+        })
+        .await
+    }
+
+    /// Stops the exporter and waits for a clean exit.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, panicking after 30 s.
+pub async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + POLL_LIMIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One sample of the text exposition format.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed `/metrics` body.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub text: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Metrics {
+    /// Parses the text format, unescaping label values; panics on malformed lines so
+    /// that a test notices an encoder bug.
+    pub fn parse(text: &str) -> Metrics {
+        let samples = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|line| {
+                parse_sample(line).unwrap_or_else(|| panic!("malformed sample line: {line:?}"))
+            })
+            .collect();
+        Metrics {
+            text: text.to_owned(),
+            samples,
+        }
+    }
+
+    /// Samples of `name` whose labels include all of `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .collect()
+    }
+
+    /// The value of the one sample matching; panics if there is not exactly one.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match self.find(name, labels).as_slice() {
+            [one] => one.value,
+            other => panic!(
+                "expected one {name}{labels:?}, found {}: {other:?}",
+                other.len()
+            ),
+        }
+    }
+
+    pub fn sum(&self, name: &str) -> f64 {
+        self.find(name, &[]).iter().map(|s| s.value).sum()
+    }
+
+    pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        !self.find(name, labels).is_empty()
+    }
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (name, rest) = match line.find('{') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => {
+            let (name, value) = line.split_once(' ')?;
+            return Some(Sample {
+                name: name.to_owned(),
+                labels: BTreeMap::new(),
+                value: parse_value(value)?,
+            });
+        }
+    };
+    let mut labels = BTreeMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => match chars.next()? {
+                    'n' => value.push('\n'),
+                    '\\' => value.push('\\'),
+                    '"' => value.push('"'),
+                    _ => return None,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(key, value);
+        match chars.next()? {
+            ',' => continue,
+            '}' => break,
+            _ => return None,
+        }
+    }
+    let value: String = chars.collect();
+    Some(Sample {
+        name: name.to_owned(),
+        labels,
+        value: parse_value(value.strip_prefix(' ')?)?,
+    })
+}
+
+fn parse_value(text: &str) -> Option<f64> {
+    match text {
+        "+Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        t => t.parse().ok(),
+    }
+}
+
+/// The path of the compiled binary, for tests that run it as a user would.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_pipefy-exporter")
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real exporter (`serve`, or the binary) over real sockets
+//! against the GraphQL simulator.
+
+mod auth;
+mod batching;
+mod binary;
+mod failures;
+mod helpers;
+mod values;
