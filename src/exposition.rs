@@ -51,6 +51,11 @@ impl<'a> Encoder<'a> {
         self.out.push('\n');
     }
 
+    /// Appends already encoded sample lines.
+    pub fn raw(&mut self, lines: &str) {
+        self.out.push_str(lines);
+    }
+
     /// Writes one sample line.
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(name);

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::exposition::{Encoder, Histogram, MetricType};
 use crate::process;
-use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::snapshot::{Limit, OrgSnapshot, Snapshot};
 use crate::timefmt::unix_seconds;
 
 /// Appended to the HELP of every value that comes from Pipefy.
@@ -247,7 +247,8 @@ pub fn render(
     out
 }
 
-/// A family over organizations: writes HELP/TYPE once, then `samples` per org.
+/// A family over organizations: writes HELP/TYPE once, then `samples` per org; a
+/// family with no series writes nothing at all.
 fn org_family(
     enc: &mut Encoder,
     snapshot: &Snapshot,
@@ -255,32 +256,20 @@ fn org_family(
     help: &str,
     mut samples: impl FnMut(&OrgSnapshot, &mut dyn FnMut(&[(&str, &str)], f64)),
 ) {
-    // Collect first so that a family with no series writes no HELP/TYPE either.
-    let mut lines: Vec<(Vec<(String, String)>, f64)> = Vec::new();
+    let mut body = String::new();
+    let mut inner = Encoder::new(&mut body);
     for org in snapshot.orgs.values() {
-        let base = [
-            ("organization_id", org.meta.id.as_str()),
-            ("organization_name", org.meta.name.as_str()),
-        ];
         samples(org, &mut |extra, value| {
-            let labels = base
-                .iter()
-                .chain(extra)
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            lines.push((labels, value));
+            let mut labels: Vec<(&str, &str)> = Vec::with_capacity(2 + extra.len());
+            labels.push(("organization_id", &org.meta.id));
+            labels.push(("organization_name", &org.meta.name));
+            labels.extend_from_slice(extra);
+            inner.sample(name, &labels, value);
         });
     }
-    if lines.is_empty() {
-        return;
-    }
-    enc.family(name, help, MetricType::Gauge);
-    for (labels, value) in &lines {
-        let labels: Vec<(&str, &str)> = labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        enc.sample(name, &labels, *value);
+    if !body.is_empty() {
+        enc.family(name, help, MetricType::Gauge);
+        enc.raw(&body);
     }
 }
 
@@ -306,21 +295,21 @@ fn encode_organizations(
         },
     );
 
-    let limits = |org: &OrgSnapshot| {
+    fn fresh_limits(org: &OrgSnapshot, now: SystemTime, stale_after: Duration) -> &[Limit] {
         org.limits
             .as_ref()
             .and_then(|s| s.fresh(now, stale_after))
             .map(Vec::as_slice)
             .unwrap_or_default()
-            .to_vec()
-    };
+    }
+
     org_family(
         enc,
         snapshot,
         "pipefy_subscription_limit",
         &help("Plan limit per resource; +Inf when the plan has no limit."),
         |org, emit| {
-            for l in limits(org) {
+            for l in fresh_limits(org, now, stale_after) {
                 emit(&[("resource", &l.resource)], l.limit);
             }
         },
@@ -331,7 +320,7 @@ fn encode_organizations(
         "pipefy_subscription_used",
         &help("Current use per resource (cards: created this month)."),
         |org, emit| {
-            for l in limits(org) {
+            for l in fresh_limits(org, now, stale_after) {
                 emit(&[("resource", &l.resource)], l.used);
             }
         },
