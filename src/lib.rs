@@ -18,6 +18,7 @@ pub mod refresh;
 pub mod simulator;
 pub mod snapshot;
 pub mod timefmt;
+pub mod webconfig;
 
 use std::future::Future;
 use std::sync::Arc;
