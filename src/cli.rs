@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use clap::builder::TypedValueParser as _;
 use clap::Parser;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::logging::{LogFormat, LogLevel};
 use crate::simulator::Simulator;
+use crate::webconfig::WebConfig;
 
 /// The default port, registered nowhere else: the 9100–9999 exporter range of the
 /// Prometheus default-port-allocations page is full, and 10151 is unclaimed above it.
@@ -61,6 +63,16 @@ pub struct Cli {
     )]
     pub telemetry_path: String,
 
+    /// Path to a configuration file that can enable TLS or authentication, in the
+    /// Prometheus exporter-toolkit format (read once at startup).
+    // Empty is allowed and means none, as in the exporter-toolkit.
+    #[arg(
+        long = "web.config.file",
+        value_name = "FILE",
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from)
+    )]
+    pub web_config_file: Option<PathBuf>,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     pub log_level: LogLevel,
@@ -91,8 +103,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cli.telemetry_path
         );
     }
-    // Start the simulator (demo) or load the config before binding, so that a bad
-    // config fails fast and never leaves a half-started server.
+    // Load the web config, then start the simulator (demo) or load the config, all
+    // before binding, so that a bad file fails fast and never leaves a half-started
+    // server. An empty `--web.config.file` means none, as in the exporter-toolkit.
+    let web = match cli
+        .web_config_file
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::default(),
+    };
     let (config, demo) = if cli.demo {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -135,7 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } else {
             local.ip().to_string()
         };
-        let base = format!("http://{host}:{}", local.port());
+        let base = format!("{}://{host}:{}", crate::server::scheme(&web), local.port());
         tracing::info!(
             "demo mode: open {base}/ for the overview, {base}{} for the metrics, {}/sim/stats for what the simulator was asked",
             cli.telemetry_path,
@@ -150,13 +171,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         refresh_interval = %crate::config::format_duration(config.refresh_interval),
         "starting pipefy-exporter"
     );
-    crate::serve(
-        Arc::new(config),
-        listener,
-        cli.telemetry_path,
-        shutdown_signal(),
-    )
-    .await
+    let on = |enabled: bool| if enabled { "enabled" } else { "disabled" };
+    tracing::info!(
+        tls = web.tls_enabled(),
+        client_auth = ?web.client_auth,
+        basic_auth = web.basic_auth_enabled(),
+        "TLS is {}, basic authentication is {}",
+        on(web.tls_enabled()),
+        on(web.basic_auth_enabled()),
+    );
+    if web.basic_auth_enabled() && !web.tls_enabled() {
+        tracing::warn!("basic authentication without TLS sends passwords in clear text");
+    }
+    let options = crate::ServeOptions {
+        telemetry_path: cli.telemetry_path,
+        web,
+    };
+    crate::serve_with(Arc::new(config), listener, options, shutdown_signal()).await
 }
 
 fn describe_targets(config: &Config) -> String {

@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: [`config`] → [`refresh`] (which calls [`pipefy`]) → [`snapshot`]
 //! → [`exposition`]/[`http`]. The HTTP side only ever reads the latest snapshot, so a
-//! scrape never reaches Pipefy.
+//! scrape never reaches Pipefy. [`server`] serves it, over TLS and behind basic
+//! authentication when [`webconfig`] (`--web.config.file`) asks for them.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod pipefy;
 pub mod process;
 pub mod refresh;
+pub mod server;
 pub mod simulator;
 pub mod snapshot;
 pub mod timefmt;
@@ -31,15 +33,45 @@ use crate::http::{app, AppState};
 use crate::metrics::{ExpositionInfo, SelfMetrics};
 use crate::refresh::Refresher;
 use crate::snapshot::Snapshot;
+use crate::webconfig::WebConfig;
 
 /// Runs the refresh loop and the HTTP server on `listener` until `shutdown`
-/// resolves; then stops refreshing and lets in-flight scrapes finish.
+/// resolves; then stops refreshing and lets in-flight scrapes finish. Plain HTTP
+/// without authentication: see [`serve_with`] for `--web.config.file`.
 pub async fn serve(
     config: Arc<Config>,
     listener: TcpListener,
     telemetry_path: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let options = ServeOptions {
+        telemetry_path,
+        web: WebConfig::default(),
+    };
+    serve_with(config, listener, options, shutdown).await
+}
+
+/// How the HTTP side is served.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Path under which the metrics are exposed (`--web.telemetry-path`).
+    pub telemetry_path: String,
+    /// TLS, basic authentication and extra headers (`--web.config.file`).
+    pub web: WebConfig,
+}
+
+/// [`serve`] with the web configuration: HTTPS when `options.web` has TLS, and basic
+/// authentication and extra headers on every endpoint when it has them.
+pub async fn serve_with(
+    config: Arc<Config>,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ServeOptions {
+        telemetry_path,
+        web,
+    } = options;
     let metrics = Arc::new(SelfMetrics::default());
     let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
     let refresher = Refresher::new(config.clone(), metrics.clone(), publish)?;
@@ -71,9 +103,8 @@ pub async fn serve(
         }),
         telemetry_path,
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(wait(stopped))
-        .await?;
+    let router = server::protect(app(state), &web);
+    server::run(listener, router, web.tls.clone(), wait(stopped)).await?;
     refresh.await?;
     Ok(())
 }
