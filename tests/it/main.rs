@@ -7,3 +7,4 @@ mod binary;
 mod failures;
 mod helpers;
 mod values;
+mod webconfig;
