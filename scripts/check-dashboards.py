@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Static checks of the Grafana dashboards in dashboards/ (standard library only).
+
+For each of the three dashboards:
+  - valid JSON, a stable uid, a title, tags, schemaVersion >= 39;
+  - a `datasource` template variable of type datasource (Prometheus), and every datasource
+    reference (panels, targets, variables) is "${datasource}": no hard-coded datasource uid
+    (Grafana's own built-in annotation source excepted);
+  - every panel has a description, a known type, a gridPos inside the 24-column grid, a
+    unit when it shows numbers, unique id; every target has an expression and a unique refId;
+  - template variables used in queries are defined by the dashboard or are Grafana
+    built-ins ($__rate_interval, $__range, $__interval);
+  - every metric name a query uses is one the exporter exposes, a recording rule of the
+    rules file, or a standard Prometheus series (up);
+  - the dashboard links to the two others.
+
+--emit-rules FILE writes every query, with the template variables replaced by sample
+values, as a Prometheus rules file, so that `promtool check rules FILE` checks the PromQL
+syntax offline with the Prometheus version CI has (2.42).
+
+Exit status 0 when everything passes, 1 otherwise. Prints one line per dashboard and one
+line per problem.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+EXPECTED = {
+    "pipefy-overview.json": "pipefy-overview",
+    "pipefy-organization.json": "pipefy-organization",
+    "pipefy-exporter.json": "pipefy-exporter",
+}
+MIN_SCHEMA_VERSION = 39
+NUMERIC_PANELS = {"timeseries", "stat", "bargauge", "gauge", "table", "barchart", "histogram",
+                  "heatmap", "state-timeline", "status-history", "piechart"}
+KNOWN_PANELS = NUMERIC_PANELS | {"text", "row", "dashlist", "alertlist", "logs", "news"}
+GRAFANA_BUILTINS = {"__rate_interval", "__range", "__interval", "__range_s", "__range_ms",
+                    "__interval_ms", "__from", "__to", "__dashboard", "__org", "__user"}
+# Values that replace template variables when the queries are emitted for promtool.
+SAMPLE_VALUES = {
+    "organization": "2",
+    "job": "pipefy-exporter",
+    "instance": ".+",
+    "__rate_interval": "1m",
+    "__range": "1h",
+    "__interval": "30s",
+    "__range_s": "3600",
+    "__interval_ms": "30000",
+}
+
+# Metric names the exporter exposes (the contract in README.md / docs).
+EXPORTER_METRICS = {
+    "pipefy_subscription_limit", "pipefy_subscription_used", "pipefy_organization_info",
+    "pipefy_ai_credits_used", "pipefy_ai_credits_limit", "pipefy_ai_credits_free_used",
+    "pipefy_ai_credits_free_limit", "pipefy_ai_credits_addon_enabled", "pipefy_tokens",
+    "pipefy_token_unassigned_info", "pipefy_up", "pipefy_last_success_timestamp_seconds",
+    "pipefy_token_attribution_deadline_timestamp_seconds",
+    "pipefy_token_attribution_deadline_remaining_seconds", "pipefy_refresh_interval_seconds",
+    "pipefy_refreshes_total", "pipefy_api_requests_total", "pipefy_exporter_build_info",
+    "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
+    "process_start_time_seconds",
+}
+EXPORTER_HISTOGRAMS = {"pipefy_refresh_duration_seconds", "pipefy_api_request_duration_seconds"}
+STANDARD_SERIES = {"up"}
+
+VAR_RE = re.compile(r"\$\{(\w+)(?::[\w]+)?\}|\$(\w+)|\[\[(\w+)\]\]")
+METRIC_RE = re.compile(r"\b((?:pipefy|process)[a-z0-9_:]*|up)\b(?=\s*[{\[)\s]|$)")
+
+
+def load_recording_rules(path):
+    names = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"\s*-?\s*record:\s*([A-Za-z_:][\w:]*)\s*$", line)
+            if m:
+                names.add(m.group(1))
+    return names
+
+
+def known_metrics(recording):
+    known = set(EXPORTER_METRICS) | STANDARD_SERIES | recording
+    for h in EXPORTER_HISTOGRAMS:
+        known |= {h + "_bucket", h + "_sum", h + "_count"}
+    return known
+
+
+def iter_panels(panels):
+    for p in panels:
+        yield p
+        # Collapsed rows hold their panels.
+        yield from iter_panels(p.get("panels", []))
+
+
+def walk(node, path="$"):
+    """Yield (path, key, value) for every key of every dict in the tree."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield path, k, v
+            yield from walk(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from walk(v, f"{path}[{i}]")
+
+
+def strip_strings(expr):
+    """Remove PromQL string literals (label values) so that they are not read as metrics."""
+    return re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
+
+
+def metric_names(expr):
+    bare = strip_strings(expr)
+    # Drop `by (...)`/`without (...)`/`on (...)`/`ignoring (...)`/`group_*(...)` label lists.
+    bare = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
+    return set(METRIC_RE.findall(bare))
+
+
+def substitute(expr):
+    def repl(m):
+        name = m.group(1) or m.group(2) or m.group(3)
+        return SAMPLE_VALUES.get(name, m.group(0))
+    return VAR_RE.sub(repl, expr)
+
+
+def check_dashboard(path, uid_expected, recording, errors, used_vars, emitted):
+    name = os.path.basename(path)
+
+    def err(msg):
+        errors.append(f"{name}: {msg}")
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        err(f"cannot be read as JSON: {e}")
+        return None
+
+    if d.get("uid") != uid_expected:
+        err(f"uid is {d.get('uid')!r}, expected {uid_expected!r}")
+    if not d.get("title"):
+        err("has no title")
+    if not d.get("tags"):
+        err("has no tags")
+    if not isinstance(d.get("schemaVersion"), int) or d["schemaVersion"] < MIN_SCHEMA_VERSION:
+        err(f"schemaVersion {d.get('schemaVersion')!r} < {MIN_SCHEMA_VERSION}")
+    if d.get("id") not in (None,):
+        err("has a numeric `id` (leave it null so that Grafana assigns one)")
+
+    variables = d.get("templating", {}).get("list", [])
+    var_names = {v.get("name") for v in variables}
+    ds_vars = [v for v in variables if v.get("name") == "datasource"]
+    if not ds_vars:
+        err("has no `datasource` template variable")
+    elif ds_vars[0].get("type") != "datasource" or ds_vars[0].get("query") != "prometheus":
+        err("the `datasource` variable must be of type datasource with query prometheus")
+
+    # No hard-coded datasource anywhere.
+    for where, key, value in walk(d):
+        if key != "datasource":
+            continue
+        if isinstance(value, dict):
+            uid = value.get("uid")
+            if value.get("type") == "grafana" and uid in ("-- Grafana --", "grafana"):
+                continue  # Grafana's built-in annotations.
+            if uid not in ("${datasource}", "$datasource"):
+                err(f"{where}: datasource uid {uid!r} is hard-coded (use ${{datasource}})")
+        elif isinstance(value, str) and value not in ("${datasource}", "$datasource"):
+            err(f"{where}: datasource {value!r} is hard-coded (use ${{datasource}})")
+
+    for v in variables:
+        if v.get("type") == "query":
+            q = v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            if not q:
+                err(f"variable {v.get('name')!r} has no query")
+            else:
+                for m in VAR_RE.finditer(q):
+                    vn = m.group(1) or m.group(2) or m.group(3)
+                    if vn not in var_names and vn not in GRAFANA_BUILTINS:
+                        err(f"variable {v.get('name')!r} uses undefined ${vn}")
+        if not v.get("description") and v.get("hide", 0) != 2:
+            err(f"variable {v.get('name')!r} has no description")
+
+    links = " ".join(l.get("url", "") for l in d.get("links", []))
+    for other in EXPECTED.values():
+        if other != uid_expected and f"/d/{other}" not in links:
+            err(f"does not link to dashboard {other}")
+
+    ids = set()
+    panels = list(iter_panels(d.get("panels", [])))
+    if not panels:
+        err("has no panels")
+    for p in panels:
+        ptype = p.get("type")
+        title = p.get("title") or f"panel {p.get('id')}"
+        pid = p.get("id")
+        if pid in ids:
+            err(f"panel id {pid} is used twice")
+        ids.add(pid)
+        if ptype not in KNOWN_PANELS:
+            err(f"{title!r}: unknown panel type {ptype!r}")
+        if ptype == "row":
+            continue
+        if not (p.get("description") or "").strip():
+            err(f"{title!r}: no description")
+        gp = p.get("gridPos") or {}
+        if not all(isinstance(gp.get(k), int) for k in ("x", "y", "w", "h")):
+            err(f"{title!r}: gridPos incomplete")
+        elif gp["x"] < 0 or gp["w"] <= 0 or gp["x"] + gp["w"] > 24:
+            err(f"{title!r}: gridPos outside the 24-column grid")
+        if ptype in NUMERIC_PANELS:
+            unit = p.get("fieldConfig", {}).get("defaults", {}).get("unit")
+            if not unit:
+                err(f"{title!r}: no unit (fieldConfig.defaults.unit)")
+        targets = p.get("targets", [])
+        if ptype in NUMERIC_PANELS and not targets:
+            err(f"{title!r}: no query")
+        refs = set()
+        for t in targets:
+            ref = t.get("refId")
+            if ref in refs:
+                err(f"{title!r}: refId {ref} is used twice")
+            refs.add(ref)
+            expr = (t.get("expr") or "").strip()
+            if not expr:
+                err(f"{title!r} {ref}: empty expression")
+                continue
+            for m in VAR_RE.finditer(expr):
+                vn = m.group(1) or m.group(2) or m.group(3)
+                used_vars.add(vn)
+                if vn not in var_names and vn not in GRAFANA_BUILTINS:
+                    err(f"{title!r} {ref}: uses undefined variable ${vn}")
+            for metric in metric_names(expr):
+                if metric not in known_metrics(recording):
+                    err(f"{title!r} {ref}: unknown metric {metric!r}")
+            emitted.append((uid_expected, pid, ref, title, substitute(expr)))
+    return d
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dashboards", default="dashboards")
+    ap.add_argument("--rules", default="deploy/prometheus/rules.yml",
+                    help="rules file whose recording rules the dashboards may use")
+    ap.add_argument("--emit-rules", metavar="FILE",
+                    help="write every query as a recording rule, for `promtool check rules`")
+    args = ap.parse_args()
+
+    errors, used_vars, emitted = [], set(), []
+    recording = load_recording_rules(args.rules)
+    if not recording:
+        errors.append(f"{args.rules}: no recording rules found")
+
+    found = sorted(f for f in os.listdir(args.dashboards) if f.endswith(".json"))
+    for f in found:
+        if f not in EXPECTED:
+            errors.append(f"{f}: unexpected dashboard file (expected {', '.join(EXPECTED)})")
+    uids = {}
+    for fname, uid in EXPECTED.items():
+        path = os.path.join(args.dashboards, fname)
+        if not os.path.exists(path):
+            errors.append(f"{fname}: missing")
+            continue
+        before = len(errors)
+        d = check_dashboard(path, uid, recording, errors, used_vars, emitted)
+        if d is not None:
+            uids.setdefault(d.get("uid"), []).append(fname)
+            n = sum(1 for p in iter_panels(d.get("panels", [])) if p.get("type") != "row")
+            status = "ok" if len(errors) == before else "FAILED"
+            print(f"  {fname}: {status} (uid {d.get('uid')}, {n} panels, "
+                  f"{sum(1 for e in emitted if e[0] == uid)} queries)")
+    for uid, files in uids.items():
+        if len(files) > 1:
+            errors.append(f"uid {uid!r} is used by {', '.join(files)}")
+
+    print("  template variables used in queries: " + ", ".join(sorted("$" + v for v in used_vars)))
+
+    if args.emit_rules:
+        with open(args.emit_rules, "w", encoding="utf-8") as f:
+            f.write("# Generated by scripts/check-dashboards.py: every dashboard query as a rule.\n")
+            f.write("groups:\n  - name: dashboard-queries\n    rules:\n")
+            for uid, pid, ref, title, expr in emitted:
+                f.write(f"      # {uid} / {title} / {ref}\n")
+                f.write(f"      - record: dashboard:{uid.replace('-', '_')}:panel{pid}_{ref}\n")
+                f.write("        expr: " + json.dumps(expr) + "\n")
+
+    for e in errors:
+        print(f"  ERROR {e}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Offline checks of the Helm chart deploy/helm/pipefy-exporter.
+
+Uses helm-python-sdk (the Helm v4 Go SDK behind a C ABI: no helm binary, no cluster),
+kubernetes-validate (Kubernetes OpenAPI schemas, --strict) and promtool:
+
+  1. `helm lint --strict` with the default values and with each ci/*-values.yaml;
+  2. values.schema.json accepts those values and rejects bad ones;
+  3. `helm template` of each values file; every rendered core object validates against
+     the Kubernetes schemas of the oldest supported version (Chart.yaml kubeVersion) and of
+     the newest one kubernetes-validate knows, in strict mode (unknown fields are errors);
+  4. the Deployment: non-root, read-only root filesystem, no privilege escalation, ALL
+     capabilities dropped, seccomp RuntimeDefault, probes on /-/healthy and /-/ready, the
+     Service and ServiceMonitor select its pods and its named port;
+  5. the PrometheusRule's spec is files/rules.yml, unchanged, and passes `promtool check
+     rules` (the CRD has no schema in kubernetes-validate, so this is its validation);
+     the ServiceMonitor sets job="pipefy-exporter", which PipefyExporterDown expects.
+Exit status 0 when everything passes, 1 otherwise.
+"""
+import argparse
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+try:
+    import helm_python as helm
+except ImportError:
+    print("  ERROR helm-python-sdk is not installed: pip install -r deploy/requirements-ci.txt")
+    sys.exit(1)
+try:
+    import kubernetes_validate
+    from kubernetes_validate import utils as kv_utils
+except ImportError:
+    print("  ERROR kubernetes-validate is not installed: pip install -r deploy/requirements-ci.txt")
+    sys.exit(1)
+
+RELEASE, NAMESPACE = "pipefy-exporter", "monitoring"
+CORE_KINDS = {"Deployment", "Service", "ConfigMap", "ServiceAccount", "Secret"}
+errors = []
+
+
+def err(msg):
+    errors.append(msg)
+    print(f"  ERROR {msg}")
+
+
+def ok(msg):
+    print(f"  ok {msg}")
+
+
+def load_values(path):
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def kube_versions(chart_dir):
+    with open(os.path.join(chart_dir, "Chart.yaml"), encoding="utf-8") as f:
+        kube = yaml.safe_load(f).get("kubeVersion", "")
+    versions = kv_utils.all_versions()
+    oldest = versions[0]
+    if kube.startswith(">="):
+        want = kube[2:].split("-")[0]
+        mm = ".".join(want.split(".")[:2])
+        matching = [v for v in versions if v.startswith(mm + ".")]
+        if not matching:
+            err(f"kubernetes-validate has no schema for Kubernetes {mm} (Chart.yaml kubeVersion)")
+        else:
+            oldest = matching[0]
+    return sorted({oldest, kv_utils.latest_version()}, key=lambda v: [int(x) for x in v.split(".")])
+
+
+def check_deployment(label, docs, values):
+    dep = next((d for d in docs if d["kind"] == "Deployment"), None)
+    svc = next((d for d in docs if d["kind"] == "Service"), None)
+    if not dep or not svc:
+        err(f"{label}: Deployment or Service missing")
+        return
+    pod = dep["spec"]["template"]
+    spec = pod["spec"]
+    c = spec["containers"][0]
+    sc, psc = c.get("securityContext", {}), spec.get("securityContext", {})
+    checks = {
+        "runAsNonRoot": psc.get("runAsNonRoot") is True or sc.get("runAsNonRoot") is True,
+        "readOnlyRootFilesystem": sc.get("readOnlyRootFilesystem") is True,
+        "allowPrivilegeEscalation=false": sc.get("allowPrivilegeEscalation") is False,
+        "capabilities drop ALL": "ALL" in (sc.get("capabilities", {}).get("drop") or []),
+        "seccomp RuntimeDefault": (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type") == "RuntimeDefault",
+        "liveness on /-/healthy": c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/-/healthy",
+        "readiness on /-/ready": c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/-/ready",
+        "no service-account token": spec.get("automountServiceAccountToken") is False,
+    }
+    for name, good in checks.items():
+        if not good:
+            err(f"{label}: Deployment: {name}")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    if ports.get("http") != values.get("service", {}).get("port", 10151):
+        err(f"{label}: container port `http` is {ports.get('http')}, expected the service port")
+    args = c.get("args", [])
+    if values.get("demo"):
+        if "--demo" not in args:
+            err(f"{label}: demo=true but no --demo argument")
+    else:
+        if "--config.file=/etc/pipefy-exporter/pipefy-exporter.yml" not in args:
+            err(f"{label}: no --config.file argument")
+        cm = next((d for d in docs if d["kind"] == "ConfigMap"), None)
+        if not cm or "pipefy-exporter.yml" not in cm.get("data", {}):
+            err(f"{label}: ConfigMap with pipefy-exporter.yml missing")
+        else:
+            cfg = yaml.safe_load(cm["data"]["pipefy-exporter.yml"])
+            if cfg != values.get("config", cfg):
+                err(f"{label}: ConfigMap content differs from values.config")
+        if values.get("existingSecret"):
+            vols = {v["name"]: v for v in spec.get("volumes", [])}
+            sec = vols.get("pipefy-credentials", {}).get("secret", {})
+            if sec.get("secretName") != values["existingSecret"]:
+                err(f"{label}: existingSecret is not mounted")
+    labels = pod["metadata"]["labels"]
+    if dep["spec"]["selector"]["matchLabels"].items() - labels.items():
+        err(f"{label}: Deployment selector does not match its pod labels")
+    if svc["spec"]["selector"].items() - labels.items():
+        err(f"{label}: Service selector does not match the pod labels")
+    if svc["spec"]["ports"][0].get("targetPort") not in ("http", ports.get("http")):
+        err(f"{label}: Service targetPort is not the container's http port")
+
+    sm = next((d for d in docs if d["kind"] == "ServiceMonitor"), None)
+    if sm:
+        if sm["apiVersion"] != "monitoring.coreos.com/v1":
+            err(f"{label}: ServiceMonitor apiVersion {sm['apiVersion']}")
+        if sm["spec"]["selector"]["matchLabels"].items() - svc["metadata"]["labels"].items():
+            err(f"{label}: ServiceMonitor does not select the Service")
+        ep = sm["spec"]["endpoints"][0]
+        if ep.get("port") != svc["spec"]["ports"][0]["name"] or ep.get("path") != "/metrics":
+            err(f"{label}: ServiceMonitor endpoint is not the Service's http port /metrics")
+        job = [r for r in ep.get("relabelings", []) if r.get("targetLabel") == "job"]
+        if not job or job[0].get("replacement") != "pipefy-exporter":
+            err(f"{label}: ServiceMonitor does not set job=\"pipefy-exporter\" (PipefyExporterDown needs it)")
+    elif values.get("serviceMonitor", {}).get("enabled"):
+        err(f"{label}: serviceMonitor.enabled but no ServiceMonitor rendered")
+
+
+def check_prometheus_rule(label, docs, rules_file, tmp):
+    pr = next((d for d in docs if d["kind"] == "PrometheusRule"), None)
+    if not pr:
+        return False
+    if pr["apiVersion"] != "monitoring.coreos.com/v1":
+        err(f"{label}: PrometheusRule apiVersion {pr['apiVersion']}")
+    with open(rules_file, encoding="utf-8") as f:
+        canonical = yaml.safe_load(f)
+    if pr["spec"] != canonical:
+        err(f"{label}: PrometheusRule spec differs from {rules_file}")
+    out = os.path.join(tmp, f"{label}-prometheusrule-spec.yml")
+    with open(out, "w", encoding="utf-8") as f:
+        yaml.safe_dump(pr["spec"], f, sort_keys=False)
+    res = subprocess.run(["promtool", "check", "rules", out], capture_output=True, text=True)
+    if res.returncode != 0:
+        err(f"{label}: promtool rejects the rendered PrometheusRule:\n{res.stdout}{res.stderr}")
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chart", default="deploy/helm/pipefy-exporter")
+    args = ap.parse_args()
+    chart = args.chart
+    rules_file = os.path.join(chart, "files", "rules.yml")
+    print(f"  helm-python-sdk {helm.__version__} (helm-c-sdk {helm.helm_c_version()}, Helm SDK {helm.helm_sdk_version()}), "
+          f"kubernetes-validate {kubernetes_validate.__version__ if hasattr(kubernetes_validate, '__version__') else kv_utils.__version__}")
+
+    value_sets = [("defaults", {})]
+    for path in sorted(glob.glob(os.path.join(chart, "ci", "*-values.yaml"))):
+        value_sets.append((os.path.basename(path), load_values(path)))
+    if len(value_sets) < 2:
+        err(f"no {chart}/ci/*-values.yaml files")
+
+    # 1. lint
+    for label, values in value_sets:
+        report = helm.lint(chart, values or None, strict=True, namespace=NAMESPACE)
+        problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+        problems += [{"error": e} for e in report.get("errors", [])]
+        infos = [m["error"] for m in report.get("messages", []) if m.get("severity", 0) < 2]
+        if problems:
+            for p in problems:
+                err(f"helm lint ({label}): {p.get('path', '')} {p['error']}")
+        else:
+            ok(f"helm lint --strict ({label})" + (f"; info: {'; '.join(infos)}" if infos else ""))
+
+    kube = kube_versions(chart)
+    with helm.Chart.load(chart) as ch, tempfile.TemporaryDirectory() as tmp:
+        # 2. schema
+        for label, values in value_sets:
+            try:
+                ch.validate_schema(values or None)
+            except helm.HelmError as e:
+                err(f"values.schema.json rejects {label}: {e}")
+        for bad_label, bad in [("unknown key", {"replicas": 2}),
+                               ("wrong type", {"service": {"port": "http"}}),
+                               ("root filesystem writable", {"securityContext": {"readOnlyRootFilesystem": False, "allowPrivilegeEscalation": False}}),
+                               ("bad log format", {"log": {"format": "xml"}})]:
+            try:
+                ch.validate_schema(bad)
+                err(f"values.schema.json accepts bad values ({bad_label}): {bad}")
+            except helm.HelmError:
+                pass
+        if not any(e.startswith("values.schema") for e in errors):
+            ok(f"values.schema.json accepts {len(value_sets)} value sets, rejects 4 bad ones")
+
+        # 3-5. render and validate
+        rule_rendered = False
+        for label, values in value_sets:
+            try:
+                manifests = ch.render(values or None, name=RELEASE, namespace=NAMESPACE, is_install=True)
+            except helm.HelmError as e:
+                err(f"helm template ({label}): {e}")
+                continue
+            docs = []
+            for name, text in sorted(manifests.items()):
+                if not name.endswith((".yaml", ".yml")):
+                    continue
+                for d in yaml.safe_load_all(text):
+                    if d:
+                        docs.append(d)
+            kinds = sorted(d["kind"] for d in docs)
+            before = len(errors)
+            for d in docs:
+                if d["kind"] not in CORE_KINDS:
+                    continue
+                for v in kube:
+                    try:
+                        kv_utils.validate(d, v, strict=True)
+                    except kv_utils.ValidationError as e:
+                        err(f"{label}: {d['kind']}/{d['metadata']['name']} invalid for Kubernetes {v}: {e.message} at {list(e.path)}")
+                    except kv_utils.SchemaNotFoundError as e:
+                        err(f"{label}: {e.message}")
+            check_deployment(label, docs, ch.merge_values(values or None))
+            rule_rendered |= check_prometheus_rule(label, docs, rules_file, tmp)
+            if len(errors) == before:
+                ok(f"helm template ({label}): {', '.join(kinds)}; valid for Kubernetes {' and '.join(kube)} (strict)")
+        if not rule_rendered:
+            err("no value set renders the PrometheusRule: enable prometheusRule in a ci/*-values.yaml")
+        elif not any("PrometheusRule" in e for e in errors):
+            ok(f"PrometheusRule spec == {rules_file} and passes promtool check rules")
+
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
