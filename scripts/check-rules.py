@@ -8,7 +8,7 @@
   - every runbook_url points at docs/runbook.md#<anchor> and the anchor exists there
     (GitHub heading slugs), and every alert has its own section;
   - every alert is tested in rules_test.yml both firing and not firing;
-  - every alert appears in docs/dashboards-and-alerts.md (the README's alert table).
+  - every alert appears in README.md (the alert table).
 Exit status 0 when everything passes, 1 otherwise.
 """
 import argparse
@@ -32,7 +32,7 @@ def main():
     ap.add_argument("--rules", default="deploy/prometheus/rules.yml")
     ap.add_argument("--tests", default="deploy/prometheus/rules_test.yml")
     ap.add_argument("--runbook", default="docs/runbook.md")
-    ap.add_argument("--docs", default="docs/dashboards-and-alerts.md")
+    ap.add_argument("--docs", default="README.md")
     args = ap.parse_args()
     errors = []
 
