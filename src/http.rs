@@ -3,7 +3,6 @@
 //! Handlers only read the latest published snapshot; nothing here talks to Pipefy.
 //! [`app`] builds the router without binding a socket, so tests and `serve` share it.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -166,19 +165,24 @@ pub fn landing_page(
     now: SystemTime,
 ) -> String {
     let stale_after = info.stale_after;
-    let resources: BTreeSet<&str> = snapshot
+    // Columns in Pipefy's order (first appearance), new resources at the end.
+    let mut resources: Vec<&str> = Vec::new();
+    for limit in snapshot
         .orgs
         .values()
         .filter_map(|o| o.limits.as_ref()?.fresh(now, stale_after))
         .flatten()
-        .map(|l| l.resource.as_str())
-        .collect();
+    {
+        if !resources.contains(&limit.resource.as_str()) {
+            resources.push(&limit.resource);
+        }
+    }
     let mut html = String::with_capacity(4096);
     let _ = write!(
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pipefy Exporter</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
+         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}}td:first-child,th:first-child{{text-align:left}}\
          .ok{{color:#1a7f37}}.stale{{color:#9a6700}}.down{{color:#cf222e}}</style></head><body>\
          <h1>Pipefy Exporter</h1><p>Version {version} (revision {revision})</p>\
          <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
@@ -190,6 +194,14 @@ pub fn landing_page(
         interval = crate::config::format_duration(info.refresh_interval),
         stale = crate::config::format_duration(stale_after),
     );
+    if let Some(deadline) = info.deadline {
+        let days = (deadline as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0;
+        let (y, m, d) = crate::timefmt::civil_from_days(deadline.div_euclid(86_400));
+        let _ = write!(
+            html,
+            "<p>Token billing-attribution deadline: {y:04}-{m:02}-{d:02} ({days:.1} days left)</p>"
+        );
+    }
     match snapshot.last_cycle {
         None => html.push_str("<p>Waiting for the first refresh.</p>"),
         Some(t) => {
