@@ -136,24 +136,7 @@ impl Config {
             key,
             message,
         };
-        // An empty file is a valid (if useless) document: treat it as `{}`.
-        let text = if text.trim().is_empty() { "{}" } else { text };
-        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let key = err.path().to_string();
-            let key = if key == "." {
-                "(top level)".to_owned()
-            } else {
-                key
-            };
-            let message = err.into_inner().to_string();
-            // serde_yaml_ng prefixes its own path; the key is already named.
-            let message = match message.split_once(": ") {
-                Some((head, tail)) if key.starts_with(head) => tail.to_owned(),
-                _ => message,
-            };
-            invalid(key, message)
-        })?;
+        let raw: RawConfig = parse_yaml(text).map_err(|(key, message)| invalid(key, message))?;
         Validator { path, env }.validate(raw)
     }
 
@@ -184,6 +167,30 @@ impl Config {
             },
         }
     }
+}
+
+/// Deserializes YAML with serde's path tracking: on error, the key path
+/// (`pipefy.auth.token_file`, `(top level)`) and the message without serde_yaml_ng's own
+/// path prefix. An empty document is read as `{}`. Shared by the config and web config.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, (String, String)> {
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let key = err.path().to_string();
+        let key = if key == "." {
+            "(top level)".to_owned()
+        } else {
+            key
+        };
+        let message = err.into_inner().to_string();
+        let message = match message.split_once(": ") {
+            Some((head, tail)) if key.starts_with(head) => tail.to_owned(),
+            _ => message,
+        };
+        (key, message)
+    })
 }
 
 // ---------------------------------------------------------------------------------

@@ -99,27 +99,12 @@ impl WebConfig {
     /// directory.
     pub fn from_yaml(text: &str, path: &Path) -> Result<WebConfig, WebConfigError> {
         // An empty file is a valid document: plain HTTP, as in the toolkit.
-        let text = if text.trim().is_empty() { "{}" } else { text };
-        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-        let raw: RawWebConfig = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let key = err.path().to_string();
-            let key = if key == "." {
-                "(top level)".to_owned()
-            } else {
-                key
-            };
-            let message = err.into_inner().to_string();
-            // serde_yaml_ng prefixes its own path; the key is already named.
-            let message = match message.split_once(": ") {
-                Some((head, tail)) if key.starts_with(head) => tail.to_owned(),
-                _ => message,
-            };
-            WebConfigError::Invalid {
+        let raw: RawWebConfig =
+            crate::config::parse_yaml(text).map_err(|(key, message)| WebConfigError::Invalid {
                 path: path.to_owned(),
                 key,
                 message,
-            }
-        })?;
+            })?;
         Validator { path }.validate(raw)
     }
 

@@ -1,20 +1,18 @@
 //! The real binary, as a user runs it: bad configs, secrets, `--demo`, signals and
 //! `promtool check metrics`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
 use tokio::net::TcpListener;
 
-use crate::helpers::{binary, poll, sim_auth, Metrics, CLIENT_ID, CLIENT_SECRET, PAT};
+use crate::helpers::{binary, poll, sim_auth, Metrics, Running, CLIENT_ID, CLIENT_SECRET, PAT};
 
 /// Runs the binary to completion with `args`; returns (exit code, stderr).
-fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+fn run_to_exit(args: &[&str]) -> (i32, String) {
     let output = Command::new(binary())
         .args(args)
-        .envs(envs.iter().copied())
         .env_remove("PIPEFY_TOKEN")
         .env_remove("PIPEFY_CLIENT_SECRET")
         .output()
@@ -34,7 +32,7 @@ fn an_unknown_config_key_exits_non_zero_naming_key_and_file() {
         "pipefy:\n  auth:\n    token_file: /dev/null\nrefresh_intervall: 5m\n",
     )
     .unwrap();
-    let (code, stderr) = run_to_exit(&["--config.file", config.to_str().unwrap()], &[]);
+    let (code, stderr) = run_to_exit(&["--config.file", config.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("refresh_intervall"), "{stderr}");
     assert!(stderr.contains(config.to_str().unwrap()), "{stderr}");
@@ -54,15 +52,12 @@ fn a_missing_secret_file_exits_non_zero_naming_key_and_path() {
         ),
     )
     .unwrap();
-    let (code, stderr) = run_to_exit(
-        &[
-            "--config.file",
-            config.to_str().unwrap(),
-            "--log.format",
-            "json",
-        ],
-        &[],
-    );
+    let (code, stderr) = run_to_exit(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--log.format",
+        "json",
+    ]);
     assert_eq!(code, 1, "{stderr}");
     let line: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     assert_eq!(line["level"], "ERROR");
@@ -77,7 +72,7 @@ fn a_missing_secret_file_exits_non_zero_naming_key_and_path() {
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let (code, stderr) = run_to_exit(&["--config.file", "/nonexistent/pipefy-exporter.yml"], &[]);
+    let (code, stderr) = run_to_exit(&["--config.file", "/nonexistent/pipefy-exporter.yml"]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("cannot read config file /nonexistent/pipefy-exporter.yml"),
@@ -99,75 +94,6 @@ fn version_flag_prints_the_version() {
     );
 }
 
-/// A running binary whose stderr is collected on a thread; killed on drop.
-struct Running {
-    child: Child,
-    logs: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Running {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Running {
-        let mut child = Command::new(binary())
-            .args(args)
-            .envs(envs.iter().copied())
-            .env_remove("PIPEFY_TOKEN")
-            .env_remove("PIPEFY_CLIENT_SECRET")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let sink = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut logs = sink.lock().unwrap();
-                    logs.push_str(&line);
-                    logs.push('\n');
-                }
-            });
-        }
-        Running { child, logs }
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
-    }
-
-    /// The address from the `starting pipefy-exporter` log line.
-    async fn address(&self) -> String {
-        poll("the listen address in the logs", || async {
-            let logs = self.logs();
-            let line = logs
-                .lines()
-                .find(|l| l.contains("msg=\"starting pipefy-exporter\""))?;
-            let addr = line.split(" address=").nth(1)?.split(' ').next()?;
-            Some(addr.to_owned())
-        })
-        .await
-    }
-
-    /// Sends SIGTERM and returns the exit code.
-    fn terminate(&mut self) -> i32 {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap().code().unwrap_or(-1)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn scrape(addr: &str, path: &str) -> (u16, String) {
     let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
@@ -175,7 +101,7 @@ async fn scrape(addr: &str, path: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn demo_mode_serves_the_seed_values_and_stops_on_sigterm() {
-    let mut exporter = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"], &[]);
+    let mut exporter = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
     let addr = exporter.address().await;
     let metrics = poll("the first demo refresh", || async {
         let (status, body) = scrape(&addr, "/metrics").await;
@@ -228,17 +154,14 @@ async fn secrets_never_appear_in_logs_metrics_or_pages() {
     )
     .unwrap();
     std::fs::write(dir.path().join("token"), PAT).unwrap();
-    let exporter = Running::start(
-        &[
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log.level",
-            "debug",
-        ],
-        &[],
-    );
+    let exporter = Running::start(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.level",
+        "debug",
+    ]);
     let addr = exporter.address().await;
     poll("two refreshes", || async {
         let m = Metrics::parse(&scrape(&addr, "/metrics").await.1);
@@ -297,15 +220,12 @@ async fn promtool_accepts_the_exposition() {
         ),
     )
     .unwrap();
-    let exporter = Running::start(
-        &[
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let exporter = Running::start(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]);
     let addr = exporter.address().await;
     let body = poll("the first refresh", || async {
         let body = scrape(&addr, "/metrics").await.1;

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -295,4 +297,73 @@ fn parse_value(text: &str) -> Option<f64> {
 /// The path of the compiled binary, for tests that run it as a user would.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_pipefy-exporter")
+}
+
+/// The binary running as a user would start it (no secrets in its environment), its
+/// stdout and stderr collected on threads; killed on drop.
+pub struct Running {
+    child: Child,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(binary())
+            .args(args)
+            .env_remove("PIPEFY_TOKEN")
+            .env_remove("PIPEFY_CLIENT_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let sink = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut logs = sink.lock().unwrap();
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            });
+        }
+        Running { child, logs }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The address from the `starting pipefy-exporter` log line.
+    pub async fn address(&self) -> String {
+        poll("the listen address in the logs", || async {
+            let logs = self.logs();
+            let line = logs
+                .lines()
+                .find(|l| l.contains("msg=\"starting pipefy-exporter\""))?;
+            let addr = line.split(" address=").nth(1)?.split(' ').next()?;
+            Some(addr.to_owned())
+        })
+        .await
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn terminate(&mut self) -> i32 {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

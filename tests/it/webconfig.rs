@@ -3,11 +3,10 @@
 //! binary for startup errors, logs and SIGTERM; and `promtool check web-config` on the
 //! shipped example.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pipefy_exporter::config::Config;
@@ -20,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{binary, pat_config, poll, sim_auth, Metrics, Placeholders, PAT};
+use crate::helpers::{binary, pat_config, poll, sim_auth, Metrics, Placeholders, Running, PAT};
 
 /// The password of the example web config (`examples/web-config.yml`).
 const EXAMPLE_PASSWORD: &str = "example-password";
@@ -585,77 +584,6 @@ fn promtool_and_the_exporter_agree_on_what_is_valid() {
 
 // ---------------------------------------------------------------------------------
 // The binary.
-
-/// A running binary whose output is collected on threads; killed on drop.
-struct Running {
-    child: Child,
-    logs: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(binary())
-            .args(args)
-            .env_remove("PIPEFY_TOKEN")
-            .env_remove("PIPEFY_CLIENT_SECRET")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let logs = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let sink = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut logs = sink.lock().unwrap();
-                    logs.push_str(&line);
-                    logs.push('\n');
-                }
-            });
-        }
-        Running { child, logs }
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
-    }
-
-    async fn address(&self) -> String {
-        poll("the listen address in the logs", || async {
-            let logs = self.logs();
-            let line = logs
-                .lines()
-                .find(|l| l.contains("msg=\"starting pipefy-exporter\""))?;
-            Some(
-                line.split(" address=")
-                    .nth(1)?
-                    .split(' ')
-                    .next()?
-                    .to_owned(),
-            )
-        })
-        .await
-    }
-
-    fn terminate(&mut self) -> i32 {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap().code().unwrap_or(-1)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn a_bad_web_config_stops_the_binary_before_it_listens() {
