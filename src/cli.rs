@@ -85,24 +85,45 @@ pub struct Cli {
     /// 15 s refresh interval; `--config.file` is ignored.
     #[arg(long)]
     pub demo: bool,
+
+    /// Validate the configuration (and the web configuration, if given), secrets
+    /// included, then exit: 0 when valid, 1 with the error otherwise.
+    #[arg(long = "config.check", conflicts_with = "demo")]
+    pub config_check: bool,
 }
 
-/// Turns `:10151` into `0.0.0.0:10151`; anything else is taken as `host:port`.
-pub fn listen_address(text: &str) -> String {
+/// Binds the listen address. `:PORT` means every interface, IPv6 and IPv4 as in the
+/// Go exporters: `[::]:PORT` (dual-stack on Linux), or `0.0.0.0:PORT` where IPv6 is off.
+async fn bind(text: &str) -> anyhow::Result<TcpListener> {
+    let context = || format!("cannot listen on {text} (--web.listen-address)");
     match text.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => text.to_owned(),
+        Some(port) => match TcpListener::bind(format!("[::]:{port}")).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => TcpListener::bind(format!("0.0.0.0:{port}"))
+                .await
+                .with_context(context),
+        },
+        None => TcpListener::bind(text).await.with_context(context),
     }
+}
+
+/// The telemetry path must be a plain absolute path that no other endpoint uses.
+fn check_telemetry_path(path: &str) -> anyhow::Result<()> {
+    if !path.starts_with('/') {
+        anyhow::bail!("--web.telemetry-path must start with '/', got {path:?}");
+    }
+    if path.contains(['{', '}', '*', '?', '#']) || path.chars().any(char::is_whitespace) {
+        anyhow::bail!("--web.telemetry-path must be a plain path, got {path:?}");
+    }
+    if path == "/-/healthy" || path == "/-/ready" {
+        anyhow::bail!("--web.telemetry-path {path:?} is taken by the health endpoints");
+    }
+    Ok(())
 }
 
 /// Runs the exporter until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    if !cli.telemetry_path.starts_with('/') {
-        anyhow::bail!(
-            "--web.telemetry-path must start with '/', got {:?}",
-            cli.telemetry_path
-        );
-    }
+    check_telemetry_path(&cli.telemetry_path)?;
     // Load the web config, then start the simulator (demo) or load the config, all
     // before binding, so that a bad file fails fast and never leaves a half-started
     // server. An empty `--web.config.file` means none, as in the exporter-toolkit.
@@ -140,11 +161,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         (Config::load(&cli.config_file)?, None)
     };
+    if cli.config_check {
+        tracing::info!(
+            file = %cli.config_file.display(),
+            organizations = %describe_targets(&config),
+            "configuration is valid"
+        );
+        return Ok(());
+    }
 
-    let address = listen_address(&cli.listen_address);
-    let listener = TcpListener::bind(&address)
-        .await
-        .with_context(|| format!("cannot listen on {address} (--web.listen-address)"))?;
+    let listener = bind(&cli.listen_address).await?;
     let local: SocketAddr = listener.local_addr()?;
     if let Some(server) = &demo {
         tracing::info!(
@@ -156,7 +182,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } else {
             local.ip().to_string()
         };
-        let base = format!("{}://{host}:{}", crate::server::scheme(&web), local.port());
+        let base = if local.is_ipv6() && !local.ip().is_unspecified() {
+            format!(
+                "{}://[{host}]:{}",
+                crate::server::scheme(&web),
+                local.port()
+            )
+        } else {
+            format!("{}://{host}:{}", crate::server::scheme(&web), local.port())
+        };
         tracing::info!(
             "demo mode: open {base}/ for the overview, {base}{} for the metrics, {}/sim/stats for what the simulator was asked",
             cli.telemetry_path,
@@ -229,4 +263,38 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn telemetry_paths_are_checked() {
+        assert!(check_telemetry_path("/metrics").is_ok());
+        assert!(check_telemetry_path("/").is_ok());
+        for bad in [
+            "metrics",
+            "/-/ready",
+            "/-/healthy",
+            "/metrics/{x}",
+            "/a b",
+            "/*x",
+        ] {
+            assert!(check_telemetry_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bare_port_listens_on_every_interface() {
+        let listener = bind(":0").await.unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_unspecified());
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+        let error = bind("256.0.0.1:80").await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot listen on 256.0.0.1:80 (--web.listen-address)"
+        );
+    }
 }

@@ -29,7 +29,8 @@ const MAX_ORGS_PER_REQUEST: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
+    // The cause is the error's source: `{:#}` printing shows it once.
+    #[error("cannot read config file {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,

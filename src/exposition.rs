@@ -151,10 +151,6 @@ impl Histogram {
         self.count += 1;
         self.sum += value;
     }
-
-    pub fn count(&self) -> u64 {
-        self.count
-    }
 }
 
 #[cfg(test)]

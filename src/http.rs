@@ -51,7 +51,11 @@ pub fn app(state: AppState) -> Router {
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let snapshot = state.current();
     let body = render(&snapshot, &state.metrics, &state.info, SystemTime::now());
-    let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))];
+    // Caches must not hand a gzip body to a client that did not ask for one.
+    let content_type = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
+        (header::VARY, HeaderValue::from_static("accept-encoding")),
+    ];
     if accepts_gzip(&headers) {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         // Writing to a Vec cannot fail.
@@ -69,22 +73,30 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     (content_type, body).into_response()
 }
 
-/// True when `Accept-Encoding` lists gzip with a non-zero quality.
+/// True when `Accept-Encoding` accepts gzip: listed with a non-zero quality, or
+/// covered by `*` without an explicit `gzip;q=0`.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let mut gzip = None;
+    let mut any = None;
+    for item in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            let q = parts
-                .find_map(|p| p.trim().strip_prefix("q="))
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
-        })
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if coding.eq_ignore_ascii_case("gzip") {
+            gzip = Some(q > 0.0);
+        } else if coding == "*" {
+            any = Some(q > 0.0);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 async fn healthy() -> &'static str {
@@ -170,8 +182,7 @@ pub fn landing_page(
     for limit in snapshot
         .orgs
         .values()
-        .filter_map(|o| o.limits.as_ref()?.fresh(now, stale_after))
-        .flatten()
+        .flat_map(|o| o.fresh_limits(now, stale_after))
     {
         if !resources.contains(&limit.resource.as_str()) {
             resources.push(&limit.resource);
@@ -231,25 +242,21 @@ pub fn landing_page(
             name = escape_html(&org.meta.name),
             id = escape_html(&org.meta.id),
         );
-        let limits = org.limits.as_ref().and_then(|s| s.fresh(now, stale_after));
+        let limits = org.fresh_limits(now, stale_after);
         for resource in &resources {
             let cell = limits
-                .and_then(|ls| ls.iter().find(|l| l.resource == *resource))
+                .iter()
+                .find(|l| l.resource == *resource)
                 .map(|l| format!("{} / {}", format_number(l.used), format_number(l.limit)))
                 .unwrap_or_else(|| "–".into());
             let _ = write!(html, "<td>{cell}</td>");
         }
         let ai = org
-            .ai_credits
-            .as_ref()
-            .and_then(|s| s.fresh(now, stale_after))
-            .and_then(Option::as_ref)
+            .fresh_ai_credits(now, stale_after)
             .map(|a| format!("{} / {}", format_number(a.used), format_number(a.limit)))
             .unwrap_or_else(|| "–".into());
         let unassigned = org
-            .tokens
-            .as_ref()
-            .and_then(|s| s.fresh(now, stale_after))
+            .fresh_tokens(now, stale_after)
             .map(|t| t.iter().filter(|t| !t.assigned).count().to_string())
             .unwrap_or_else(|| "–".into());
         let _ = write!(html, "<td>{ai}</td><td>{unassigned}</td></tr>");
@@ -272,6 +279,8 @@ mod tests {
         assert!(with("gzip"));
         assert!(with("deflate, GZIP;q=0.5"));
         assert!(!with("gzip;q=0"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0, *"));
         assert!(!with("identity"));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }

@@ -72,7 +72,7 @@ pub async fn serve_with(
         telemetry_path,
         web,
     } = options;
-    let metrics = Arc::new(SelfMetrics::default());
+    let metrics = Arc::new(SelfMetrics::with_operations(&refresh::operations(&config)));
     let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
     let refresher = Refresher::new(config.clone(), metrics.clone(), publish)?;
 
@@ -104,7 +104,20 @@ pub async fn serve_with(
         telemetry_path,
     };
     let router = server::protect(app(state), &web);
-    server::run(listener, router, web.tls.clone(), wait(stopped)).await?;
-    refresh.await?;
-    Ok(())
+    let server = server::run(listener, router, web.tls.clone(), wait(stopped));
+    tokio::pin!(server);
+    let mut refresh = refresh;
+    tokio::select! {
+        served = &mut server => {
+            served?;
+            refresh.await?;
+            Ok(())
+        }
+        // The loop returns only on shutdown; if it died (a bug), exit with an error
+        // rather than serve frozen values that look healthy.
+        ended = &mut refresh => match ended {
+            Ok(()) => Ok(server.await?),
+            Err(e) => Err(anyhow::anyhow!("the refresh loop stopped unexpectedly: {e}")),
+        },
+    }
 }

@@ -47,14 +47,38 @@ pub fn init(level: LogLevel, format: LogFormat) {
     // `try_init`: a second call (tests) keeps the first subscriber.
     let _ = match format {
         LogFormat::Logfmt => registry.with(layer.event_format(Logfmt)).try_init(),
-        LogFormat::Json => registry
-            .with(layer.json().flatten_event(true).with_current_span(false))
-            .try_init(),
+        LogFormat::Json => registry.with(layer.event_format(Json)).try_init(),
     };
 }
 
 /// `time=2026-11-23T16:38:34.123Z level=info source=pipefy_exporter::refresh msg="..." key=value`
 pub struct Logfmt;
+
+/// The same keys as [`Logfmt`], one JSON object per line, so that switching format
+/// does not break a log pipeline: `{"time":"...","level":"info","source":"...","msg":"...",...}`.
+pub struct Json;
+
+/// The parts of an event both formats print.
+struct Line {
+    level: String,
+    source: String,
+    message: String,
+    fields: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl Line {
+    fn of(event: &Event<'_>) -> Line {
+        let meta = event.metadata();
+        let mut visitor = Fields::default();
+        event.record(&mut visitor);
+        Line {
+            level: meta.level().as_str().to_ascii_lowercase(),
+            source: meta.target().to_owned(),
+            message: visitor.message.unwrap_or_default(),
+            fields: visitor.fields,
+        }
+    }
+}
 
 impl<S, N> FormatEvent<S, N> for Logfmt
 where
@@ -67,40 +91,83 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        let mut line = format!(
-            "time={} level={} source={}",
+        let line = Line::of(event);
+        let mut out = format!(
+            "time={} level={} source={} msg=",
             crate::timefmt::rfc3339(std::time::SystemTime::now()),
-            meta.level().as_str().to_ascii_lowercase(),
-            meta.target()
+            line.level,
+            line.source
         );
-        let mut visitor = LogfmtVisitor {
-            message: None,
-            fields: String::new(),
-        };
-        event.record(&mut visitor);
-        line.push_str(" msg=");
-        push_value(&mut line, visitor.message.as_deref().unwrap_or(""));
-        line.push_str(&visitor.fields);
-        writeln!(writer, "{line}")
+        push_value(&mut out, &line.message);
+        for (key, value) in &line.fields {
+            out.push(' ');
+            out.push_str(key);
+            out.push('=');
+            match value {
+                serde_json::Value::String(text) => push_value(&mut out, text),
+                other => push_value(&mut out, &other.to_string()),
+            }
+        }
+        writeln!(writer, "{out}")
     }
 }
 
-struct LogfmtVisitor {
-    message: Option<String>,
-    fields: String,
+impl<S, N> FormatEvent<S, N> for Json
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let line = Line::of(event);
+        let mut object = serde_json::Map::new();
+        object.insert(
+            "time".into(),
+            crate::timefmt::rfc3339(std::time::SystemTime::now()).into(),
+        );
+        object.insert("level".into(), line.level.into());
+        object.insert("source".into(), line.source.into());
+        object.insert("msg".into(), line.message.into());
+        for (key, value) in line.fields {
+            object.insert(key.into(), value);
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(object))
+    }
 }
 
-impl Visit for LogfmtVisitor {
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    fields: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
         } else {
-            self.fields.push(' ');
-            self.fields.push_str(field.name());
-            self.fields.push('=');
-            push_value(&mut self.fields, value);
+            self.fields.push((field.name(), value.into()));
         }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.fields.push((field.name(), value.into()));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.fields.push((field.name(), value.into()));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.fields.push((field.name(), value.into()));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.fields.push((field.name(), value.into()));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

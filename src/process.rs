@@ -1,7 +1,6 @@
-//! Standard `process_*` metrics read from `/proc/self`, as the Go and Python clients
-//! export them. `prometheus-client` has no process collector, and the crates that do
-//! pin other versions of it; this is the small collector the ecosystem notes suggest.
-//! On systems without `/proc` the metrics are simply absent.
+//! Standard `process_*` metrics read from `/proc/self`, with the names and HELP of the
+//! Go and Python clients' process collectors. On systems without `/proc` the metrics
+//! are simply absent.
 
 use crate::exposition::{Encoder, MetricType};
 

@@ -9,7 +9,7 @@
 //!   limits are disabled and AI credits need uuids not yet known);
 //! - stage 2, concurrently: AI credits (keyed by uuid) and tokens, ⌈N/B⌉ each.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +32,35 @@ pub mod operation {
     pub const ORGANIZATION_INFO: &str = "organization_info";
     pub const AI_CREDITS: &str = "ai_credits";
     pub const TOKEN_ATTRIBUTION: &str = "token_attribution";
+}
+
+/// The operations a configuration makes requests for, token requests included.
+pub fn operations(config: &Config) -> Vec<&'static str> {
+    let collectors = &config.collectors;
+    let mut ops = Vec::new();
+    if config.accounts.iter().any(|a| a.organizations.is_none()) {
+        ops.push(operation::ORGANIZATIONS);
+    }
+    if collectors.subscription_limits {
+        ops.push(operation::SUBSCRIPTION_LIMITS);
+    } else if collectors.ai_credits {
+        ops.push(operation::ORGANIZATION_INFO);
+    }
+    if collectors.ai_credits {
+        ops.push(operation::AI_CREDITS);
+    }
+    if collectors.token_attribution.is_some() {
+        ops.push(operation::TOKEN_ATTRIBUTION);
+    }
+    if config.accounts.iter().any(|a| {
+        matches!(
+            a.credential,
+            crate::config::Credential::ServiceAccount { .. }
+        )
+    }) {
+        ops.push(crate::pipefy::auth::OAUTH_OPERATION);
+    }
+    ops
 }
 
 struct AccountClient {
@@ -60,6 +89,41 @@ pub struct CycleOutcome {
 }
 
 type Outcomes<T> = HashMap<String, Result<Option<T>, String>>;
+type BuildBatch = fn(&[&str]) -> Batch;
+
+/// What an account can do this cycle.
+enum Plan {
+    /// Fetch these organizations (with what discovery already told of them).
+    Fetch {
+        ids: Vec<String>,
+        metas: HashMap<String, OrgMeta>,
+        retry_after: Option<Duration>,
+    },
+    /// Nothing can be fetched (authentication or discovery failed): these
+    /// organizations fail every collector, which keeps their values until stale_after.
+    Fail {
+        ids: Vec<String>,
+        error: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// When the next cycle starts: one interval after this one started, or later when
+/// Pipefy sent a longer `Retry-After`. The wait is capped at `stale_after`: by then the
+/// values are gone anyway, and an absurd header must not switch the exporter off.
+fn next_start(
+    started: Instant,
+    now: Instant,
+    interval: Duration,
+    retry_after: Option<Duration>,
+    stale_after: Duration,
+) -> Instant {
+    let regular = started.checked_add(interval).unwrap_or(now);
+    match retry_after.map(|r| r.min(stale_after)) {
+        Some(backoff) => regular.max(now.checked_add(backoff).unwrap_or(regular)),
+        None => regular,
+    }
+}
 
 impl Refresher {
     pub fn new(
@@ -121,38 +185,40 @@ impl Refresher {
             self.publish.send_replace(snapshot.clone());
             let elapsed = started.elapsed();
             self.metrics.observe_refresh(elapsed, result);
-            let level_fields = (
-                snapshot.orgs.len(),
-                succeeded,
-                failed,
-                elapsed.as_secs_f64(),
-            );
-            match result {
-                RefreshResult::Success => tracing::debug!(
-                    organizations = level_fields.0,
-                    duration_seconds = level_fields.3,
+            if result == RefreshResult::Success {
+                tracing::debug!(
+                    organizations = snapshot.orgs.len(),
+                    duration_seconds = elapsed.as_secs_f64(),
                     "refresh finished"
-                ),
-                _ => tracing::warn!(
+                );
+            } else {
+                tracing::warn!(
                     result = result.as_str(),
-                    organizations = level_fields.0,
-                    collectors_ok = level_fields.1,
-                    collectors_failed = level_fields.2,
-                    duration_seconds = level_fields.3,
+                    organizations = snapshot.orgs.len(),
+                    collectors_ok = succeeded,
+                    collectors_failed = failed,
+                    duration_seconds = elapsed.as_secs_f64(),
                     "refresh finished with failures; last good values are kept until stale_after"
-                ),
+                );
             }
             previous = snapshot;
 
-            let mut next = started + self.config.refresh_interval;
-            if let Some(backoff) = outcome.retry_after {
-                if Instant::now() + backoff > next {
-                    tracing::warn!(
-                        retry_after_seconds = backoff.as_secs(),
-                        "Pipefy is throttling; postponing the next refresh"
-                    );
-                    next = Instant::now() + backoff;
-                }
+            let next = next_start(
+                started,
+                Instant::now(),
+                self.config.refresh_interval,
+                outcome.retry_after,
+                self.config.stale_after,
+            );
+            if let Some(backoff) = outcome
+                .retry_after
+                .filter(|_| next > started + self.config.refresh_interval)
+            {
+                tracing::warn!(
+                    retry_after_seconds = backoff.as_secs(),
+                    next_in_seconds = next.saturating_duration_since(Instant::now()).as_secs(),
+                    "Pipefy is throttling; postponing the next refresh"
+                );
             }
             tokio::select! {
                 () = tokio::time::sleep_until(next.into()) => {}
@@ -161,72 +227,127 @@ impl Refresher {
         }
     }
 
-    /// One cycle over every account. Accounts run concurrently; an organization seen by
-    /// two discovering accounts is kept once, for the first account in the file.
+    /// One cycle over every account: first each account authenticates and finds its
+    /// organizations (concurrently), then each organization is assigned to the first
+    /// account in the file that has it, so that an organization two accounts can see
+    /// is fetched (and paid for) once; then the accounts fetch concurrently.
     pub async fn cycle(&self, previous: &Snapshot) -> CycleOutcome {
-        let outcomes = join_all(
-            self.accounts
-                .iter()
-                .map(|a| self.account_cycle(a, previous)),
-        )
-        .await;
-        let mut merged = CycleOutcome::default();
-        let mut seen = std::collections::HashSet::new();
-        for outcome in outcomes {
-            merged.account_failures += outcome.account_failures;
-            merged.retry_after = merged.retry_after.max(outcome.retry_after);
-            merged.results.extend(
-                outcome
-                    .results
-                    .into_iter()
-                    .filter(|r| seen.insert(r.id.clone())),
-            );
+        let plans = join_all(self.accounts.iter().map(|ac| self.plan(ac, previous))).await;
+        let mut outcome = CycleOutcome::default();
+        let mut claimed: HashSet<String> = HashSet::new();
+        // Accounts that can fetch claim first; a failing account keeps only the
+        // organizations nobody else fetches.
+        for plan in &plans {
+            if let Plan::Fetch { ids, .. } = plan {
+                ids.iter().for_each(|id| {
+                    claimed.insert(id.clone());
+                });
+            }
         }
-        merged
+        let mut fetches = Vec::new();
+        let mut owned: HashSet<String> = HashSet::new();
+        for (ac, plan) in self.accounts.iter().zip(plans) {
+            match plan {
+                Plan::Fetch {
+                    mut ids,
+                    metas,
+                    retry_after,
+                } => {
+                    outcome.retry_after = outcome.retry_after.max(retry_after);
+                    ids.retain(|id| owned.insert(id.clone()));
+                    fetches.push(self.collect(ac, ids, metas, previous));
+                }
+                Plan::Fail {
+                    ids,
+                    error,
+                    retry_after,
+                } => {
+                    outcome.account_failures += 1;
+                    outcome.retry_after = outcome.retry_after.max(retry_after);
+                    let collectors = &self.config.collectors;
+                    outcome.results.extend(
+                        ids.into_iter()
+                            .filter(|id| !claimed.contains(id) && owned.insert(id.clone()))
+                            .map(|id| OrgResult {
+                                id,
+                                account: ac.account.name.clone(),
+                                meta: None,
+                                limits: collectors.subscription_limits.then(|| Err(error.clone())),
+                                ai_credits: collectors.ai_credits.then(|| Err(error.clone())),
+                                tokens: collectors
+                                    .token_attribution
+                                    .as_ref()
+                                    .map(|_| Err(error.clone())),
+                            }),
+                    );
+                }
+            }
+        }
+        for fetched in join_all(fetches).await {
+            outcome.retry_after = outcome.retry_after.max(fetched.retry_after);
+            outcome.results.extend(fetched.results);
+        }
+        outcome
     }
 
-    async fn account_cycle(&self, ac: &AccountClient, previous: &Snapshot) -> CycleOutcome {
+    /// Authenticates (a broken credential then costs one token request per cycle, not
+    /// one per batch) and finds the organizations to ask about.
+    async fn plan(&self, ac: &AccountClient, previous: &Snapshot) -> Plan {
+        let account = ac.account.name.as_str();
+        // What to report as failed when nothing can be fetched: the configured
+        // organizations, or the ones discovered before.
+        let fallback = || match &ac.account.organizations {
+            Some(ids) => ids.clone(),
+            None => previous
+                .orgs
+                .values()
+                .filter(|o| o.account == account)
+                .map(|o| o.meta.id.clone())
+                .collect(),
+        };
+        if let Err(error) = ac.client.authenticate().await {
+            tracing::warn!(account, %error, "cannot authenticate to Pipefy; last good values are kept until stale_after");
+            return Plan::Fail {
+                ids: fallback(),
+                error: error.to_string(),
+                retry_after: error.retry_after(),
+            };
+        }
+        match &ac.account.organizations {
+            Some(ids) => Plan::Fetch {
+                ids: ids.clone(),
+                metas: HashMap::new(),
+                retry_after: None,
+            },
+            None => match self.discover(&ac.client).await {
+                Ok(found) => Plan::Fetch {
+                    ids: found.iter().map(|m| m.id.clone()).collect(),
+                    metas: found.into_iter().map(|m| (m.id.clone(), m)).collect(),
+                    retry_after: None,
+                },
+                Err(error) => {
+                    tracing::warn!(account, %error, "organization discovery failed; keeping the organizations found before");
+                    Plan::Fail {
+                        ids: fallback(),
+                        error: format!("discovery failed: {error}"),
+                        retry_after: error.retry_after(),
+                    }
+                }
+            },
+        }
+    }
+
+    /// Fetches every enabled collector for `ids` with one account's client.
+    async fn collect(
+        &self,
+        ac: &AccountClient,
+        ids: Vec<String>,
+        mut metas: HashMap<String, OrgMeta>,
+        previous: &Snapshot,
+    ) -> CycleOutcome {
         let collectors = &self.config.collectors;
         let mut outcome = CycleOutcome::default();
         let account = ac.account.name.as_str();
-
-        // Who to ask about, and what is already known of them.
-        let mut metas: HashMap<String, OrgMeta> = HashMap::new();
-        let ids: Vec<String> = match &ac.account.organizations {
-            Some(ids) => ids.clone(),
-            None => match self.discover(&ac.client).await {
-                Ok(found) => {
-                    let ids = found.iter().map(|m| m.id.clone()).collect();
-                    metas.extend(found.into_iter().map(|m| (m.id.clone(), m)));
-                    ids
-                }
-                Err(error) => {
-                    tracing::warn!(account, %error, "organization discovery failed; keeping the organizations found before");
-                    outcome.account_failures += 1;
-                    outcome.retry_after = retry_after_of(&error);
-                    let message = format!("discovery failed: {error}");
-                    // Every collector of every known organization fails this cycle,
-                    // which keeps their values until stale_after.
-                    outcome.results = previous
-                        .orgs
-                        .values()
-                        .filter(|o| o.account == account)
-                        .map(|o| OrgResult {
-                            id: o.meta.id.clone(),
-                            account: account.to_owned(),
-                            meta: None,
-                            limits: collectors.subscription_limits.then(|| Err(message.clone())),
-                            ai_credits: collectors.ai_credits.then(|| Err(message.clone())),
-                            tokens: collectors
-                                .token_attribution
-                                .as_ref()
-                                .map(|_| Err(message.clone())),
-                        })
-                        .collect();
-                    return outcome;
-                }
-            },
-        };
         let known_uuid = |id: &str, metas: &HashMap<String, OrgMeta>| -> Option<String> {
             metas
                 .get(id)
@@ -234,47 +355,63 @@ impl Refresher {
                 .or_else(|| previous.orgs.get(id).and_then(|o| o.meta.uuid.clone()))
         };
 
-        // Stage 1: limits and identity.
+        // Stage 1: limits and identity. With limits disabled, identity is asked only
+        // for the organizations whose uuid (needed for AI credits) is still unknown.
         let mut limits = HashMap::new();
         let mut stage1_errors: HashMap<String, String> = HashMap::new();
-        let identity_needed =
-            collectors.ai_credits && ids.iter().any(|id| known_uuid(id, &metas).is_none());
-        if collectors.subscription_limits || identity_needed {
-            let (operation, build): (&'static str, fn(&[&str]) -> Batch) =
-                if collectors.subscription_limits {
-                    (operation::SUBSCRIPTION_LIMITS, queries::subscription_limits)
-                } else {
-                    (operation::ORGANIZATION_INFO, queries::organization_info)
-                };
+        let (operation, build, stage1_ids): (&'static str, BuildBatch, Vec<String>) =
+            if collectors.subscription_limits {
+                (
+                    operation::SUBSCRIPTION_LIMITS,
+                    queries::subscription_limits,
+                    ids.clone(),
+                )
+            } else if collectors.ai_credits {
+                let unknown = ids
+                    .iter()
+                    .filter(|id| known_uuid(id, &metas).is_none())
+                    .cloned()
+                    .collect();
+                (
+                    operation::ORGANIZATION_INFO,
+                    queries::organization_info,
+                    unknown,
+                )
+            } else {
+                (
+                    operation::ORGANIZATION_INFO,
+                    queries::organization_info,
+                    Vec::new(),
+                )
+            };
+        if !stage1_ids.is_empty() {
             let (orgs, retry) = self
-                .batches::<Organization>(&ac.client, operation, &ids, build)
+                .batches::<Organization>(&ac.client, operation, &stage1_ids, build)
                 .await;
             outcome.retry_after = outcome.retry_after.max(retry);
             for (id, result) in orgs {
-                match result {
+                let result = match result {
                     Ok(Some(org)) => {
                         metas.insert(id.clone(), org.meta());
-                        limits.insert(id, Ok(org.limits()));
+                        Ok(org.limits())
                     }
-                    Ok(None) => {
-                        let error = "organization not returned (null)".to_owned();
-                        stage1_errors.insert(id.clone(), error.clone());
-                        limits.insert(id, Err(error));
-                    }
-                    Err(error) => {
-                        stage1_errors.insert(id.clone(), error.clone());
-                        limits.insert(id, Err(error));
-                    }
+                    Ok(None) => Err("organization not returned (null)".to_owned()),
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = &result {
+                    stage1_errors.insert(id.clone(), error.clone());
                 }
+                limits.insert(id, result);
             }
         }
 
         // Stage 2: AI credits (by uuid) and tokens (by id), concurrently.
-        let uuids: HashMap<String, String> = ids
+        let uuids: Vec<(String, String)> = ids
             .iter()
             .filter_map(|id| known_uuid(id, &metas).map(|u| (u, id.clone())))
             .collect();
-        let uuid_list: Vec<String> = ids.iter().filter_map(|id| known_uuid(id, &metas)).collect();
+        let uuid_list: Vec<String> = uuids.iter().map(|(u, _)| u.clone()).collect();
+        let id_of_uuid: HashMap<String, String> = uuids.into_iter().collect();
         let ai_future = async {
             if collectors.ai_credits {
                 Some(
@@ -305,11 +442,11 @@ impl Refresher {
             }
         };
         let (ai, tokens) = tokio::join!(ai_future, token_future);
-        let ai_by_id: Option<Outcomes<AiCreditUsageStats>> = ai.map(|(by_uuid, retry)| {
+        let mut ai_by_id: Option<Outcomes<AiCreditUsageStats>> = ai.map(|(by_uuid, retry)| {
             outcome.retry_after = outcome.retry_after.max(retry);
             by_uuid
                 .into_iter()
-                .filter_map(|(uuid, r)| uuids.get(&uuid).map(|id| (id.clone(), r)))
+                .filter_map(|(uuid, r)| id_of_uuid.get(&uuid).map(|id| (id.clone(), r)))
                 .collect()
         });
         let mut tokens_by_id: Option<Outcomes<OrganizationTokens>> = tokens.map(|(t, retry)| {
@@ -317,7 +454,6 @@ impl Refresher {
             t
         });
 
-        let mut ai_by_id = ai_by_id;
         for id in ids {
             let ai_credits = ai_by_id.as_mut().map(|by_id| match by_id.remove(&id) {
                 Some(Ok(stats)) => Ok(stats.map(|s| s.to_snapshot())),
@@ -337,7 +473,7 @@ impl Refresher {
                 Some(Err(e)) => Err(e),
                 None => Err("missing from the response".to_owned()),
             });
-            let result = OrgResult {
+            outcome.results.push(OrgResult {
                 meta: metas.remove(&id),
                 account: account.to_owned(),
                 limits: if collectors.subscription_limits {
@@ -348,8 +484,7 @@ impl Refresher {
                 ai_credits,
                 tokens,
                 id,
-            };
-            outcome.results.push(result);
+            });
         }
         outcome
     }
@@ -374,7 +509,7 @@ impl Refresher {
         if let Some(error) = response.errors.first() {
             return Err(ApiError::Decode(format!(
                 "organizations query failed: {}",
-                error.message
+                model::truncate(&error.message)
             )));
         }
         let data = serde_json::Value::Object(response.data.unwrap_or_default());
@@ -422,7 +557,7 @@ impl Refresher {
                 }
                 Err(error) => {
                     tracing::warn!(operation, organizations = batch.aliases.len(), %error, "Pipefy request failed");
-                    retry_after = retry_after.max(retry_after_of(&error));
+                    retry_after = retry_after.max(error.retry_after());
                     let message = error.to_string();
                     outcomes.extend(
                         batch
@@ -437,9 +572,41 @@ impl Refresher {
     }
 }
 
-fn retry_after_of(error: &ApiError) -> Option<Duration> {
-    match error {
-        ApiError::RateLimited { retry_after } => *retry_after,
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_start_honours_retry_after_within_stale_after() {
+        let t0 = Instant::now();
+        let minute = Duration::from_secs(60);
+        let stale = Duration::from_secs(900);
+        // No throttling: one interval after the start.
+        assert_eq!(
+            next_start(t0, t0 + Duration::from_secs(5), minute, None, stale),
+            t0 + minute
+        );
+        // A short Retry-After changes nothing.
+        assert_eq!(
+            next_start(
+                t0,
+                t0 + Duration::from_secs(5),
+                minute,
+                Some(Duration::from_secs(10)),
+                stale
+            ),
+            t0 + minute
+        );
+        // A longer one postpones, counted from now.
+        let now = t0 + Duration::from_secs(5);
+        assert_eq!(
+            next_start(t0, now, minute, Some(Duration::from_secs(120)), stale),
+            now + Duration::from_secs(120)
+        );
+        // An absurd one is capped at stale_after instead of overflowing.
+        assert_eq!(
+            next_start(t0, now, minute, Some(Duration::from_secs(u64::MAX)), stale),
+            now + stale
+        );
     }
 }

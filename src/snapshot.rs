@@ -161,6 +161,31 @@ impl OrgSnapshot {
         out
     }
 
+    /// The subscription limits, if fresh (empty otherwise).
+    pub fn fresh_limits(&self, now: SystemTime, stale_after: Duration) -> &[Limit] {
+        self.limits
+            .as_ref()
+            .and_then(|s| s.fresh(now, stale_after))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// The AI-credit statistics, if fresh and returned by Pipefy.
+    pub fn fresh_ai_credits(&self, now: SystemTime, stale_after: Duration) -> Option<&AiCredits> {
+        self.ai_credits
+            .as_ref()
+            .and_then(|s| s.fresh(now, stale_after))
+            .and_then(Option::as_ref)
+    }
+
+    /// The personal access tokens, if fresh (`None` when unknown, unlike "no tokens").
+    pub fn fresh_tokens(&self, now: SystemTime, stale_after: Duration) -> Option<&[Token]> {
+        self.tokens
+            .as_ref()
+            .and_then(|s| s.fresh(now, stale_after))
+            .map(Vec::as_slice)
+    }
+
     /// The first error of the last cycle, if any collector failed.
     pub fn last_error(&self) -> Option<&str> {
         let errors = [

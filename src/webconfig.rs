@@ -41,7 +41,8 @@ use crate::config::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
-    #[error("cannot read web config file {}: {source}", path.display())]
+    // The cause is the error's source: `{:#}` printing shows it once.
+    #[error("cannot read web config file {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -14,6 +14,8 @@ use crate::metrics::SelfMetrics;
 
 /// Operation label of token requests in `pipefy_api_requests_total`.
 pub const OAUTH_OPERATION: &str = "oauth_token";
+/// Pipefy's longest service-account token lifetime.
+const MAX_LIFETIME_SECS: u64 = 30 * 86_400;
 /// Upper bound of the token endpoint's answer; a token response is a few hundred bytes.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
@@ -79,12 +81,16 @@ impl Auth {
         }
     }
 
-    /// Forgets a cached access token after a 401; returns whether a retry with a new
-    /// token can help (not for static tokens).
-    pub async fn invalidate(&self) -> bool {
+    /// Forgets the access token `rejected` after a 401, unless another request has
+    /// already replaced it; returns whether a retry with a new token can help (not
+    /// for static tokens).
+    pub async fn invalidate(&self, rejected: Option<&Secret>) -> bool {
         match self {
             Auth::ServiceAccount(sa) => {
-                *sa.cached.lock().await = None;
+                let mut cached = sa.cached.lock().await;
+                if cached.as_ref().map(|c| &c.token) == rejected {
+                    *cached = None;
+                }
                 true
             }
             _ => false,
@@ -148,8 +154,9 @@ impl ServiceAccount {
                 "token endpoint sent an empty access_token".into(),
             ));
         }
-        // Without expires_in, assume Pipefy's shortest lifetime.
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(300));
+        // Without expires_in, assume Pipefy's shortest lifetime; never trust more than
+        // its longest (30 days), which also keeps the arithmetic below from overflowing.
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(300).min(MAX_LIFETIME_SECS));
         let token = Secret::new(parsed.access_token);
         *cached = Some(CachedToken {
             token: token.clone(),

@@ -13,10 +13,10 @@ pub mod queries;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use crate::config::Credential;
+use crate::config::{Credential, Secret};
 use crate::metrics::SelfMetrics;
 use auth::Auth;
 pub use model::GraphQlResponse;
@@ -41,6 +41,16 @@ pub enum ApiError {
     Decode(String),
     #[error("{0}")]
     TokenEndpoint(String),
+}
+
+impl ApiError {
+    /// How long Pipefy asked us to wait, if it throttled us.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// A client for one account (one credential).
@@ -74,6 +84,15 @@ impl PipefyClient {
         })
     }
 
+    /// Makes sure a bearer token is at hand (for a service account: fetched or still
+    /// valid), so that a cycle with a broken credential stops after one token request.
+    pub async fn authenticate(&self) -> Result<(), ApiError> {
+        self.auth
+            .bearer(&self.http, &self.metrics)
+            .await
+            .map(|_| ())
+    }
+
     /// Sends one GraphQL request. `operation` labels the self-metrics.
     pub async fn execute(
         &self,
@@ -82,10 +101,12 @@ impl PipefyClient {
         variables: &serde_json::Value,
     ) -> Result<GraphQlResponse, ApiError> {
         let body = serde_json::json!({ "query": query, "variables": variables });
-        match self.send(operation, &body).await {
-            Err(ApiError::Unauthorized) if self.auth.invalidate().await => {
+        let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
+        match self.send(operation, &body, bearer.as_ref()).await {
+            Err(ApiError::Unauthorized) if self.auth.invalidate(bearer.as_ref()).await => {
                 tracing::info!(operation, "access token rejected; fetching a new one");
-                self.send(operation, &body).await
+                let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
+                self.send(operation, &body, bearer.as_ref()).await
             }
             other => other,
         }
@@ -95,18 +116,14 @@ impl PipefyClient {
         &self,
         operation: &'static str,
         body: &serde_json::Value,
+        bearer: Option<&Secret>,
     ) -> Result<GraphQlResponse, ApiError> {
-        let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
         let mut request = self
             .http
             .post(&self.endpoint)
             .header(CONTENT_TYPE, "application/json")
-            .header(
-                USER_AGENT,
-                concat!("pipefy-exporter/", env!("CARGO_PKG_VERSION")),
-            )
             .json(body);
-        if let Some(token) = &bearer {
+        if let Some(token) = bearer {
             request = request.header(AUTHORIZATION, format!("Bearer {}", token.expose()));
         }
         let started = Instant::now();

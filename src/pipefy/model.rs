@@ -66,7 +66,7 @@ pub fn split<T: for<'de> Deserialize<'de>>(
 }
 
 /// Upstream messages go into logs and the landing page: keep them bounded.
-fn truncate(message: &str) -> String {
+pub(crate) fn truncate(message: &str) -> String {
     const MAX: usize = 300;
     if message.len() <= MAX {
         return message.to_owned();

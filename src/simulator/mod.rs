@@ -88,6 +88,8 @@ struct State {
     recent_queries: VecDeque<String>,
     /// Issued OAuth access tokens and when they expire.
     issued: HashMap<String, Instant>,
+    /// Every access token ever issued, revoked or not (tests look for leaks).
+    issued_history: Vec<String>,
     token_counter: u64,
     fail_next: VecDeque<Failure>,
     fail_all: Option<Failure>,
@@ -128,6 +130,7 @@ impl Simulator {
                     stats: SimStats::default(),
                     recent_queries: VecDeque::new(),
                     issued: HashMap::new(),
+                    issued_history: Vec::new(),
                     token_counter: 0,
                     fail_next: VecDeque::new(),
                     fail_all: None,
@@ -225,6 +228,11 @@ impl Simulator {
     /// secret rotation. Tokens issued later work.
     pub fn revoke_access_tokens(&self) {
         self.lock().issued.clear();
+    }
+
+    /// Every access token issued so far, including revoked and expired ones.
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        self.lock().issued_history.clone()
     }
 
     pub fn stats(&self) -> SimStats {
@@ -339,6 +347,7 @@ impl Simulator {
             st.token_counter
         );
         st.issued.insert(token.clone(), Instant::now() + ttl);
+        st.issued_history.push(token.clone());
         st.stats.tokens_issued += 1;
         Some((token, ttl.as_secs()))
     }

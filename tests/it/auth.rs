@@ -8,8 +8,13 @@ use pipefy_exporter::simulator::demo_data;
 use crate::helpers::{poll, sim_auth, TestApp, CLIENT_ID};
 
 fn service_account_config(interval: &str) -> String {
+    service_account_config_with(interval, "", "[2]")
+}
+
+/// `pipefy_keys` go into the `pipefy:` block (indented by two spaces).
+fn service_account_config_with(interval: &str, pipefy_keys: &str, organizations: &str) -> String {
     format!(
-        "pipefy:\n  endpoint: {{endpoint}}\n  auth:\n    service_account:\n      client_id: {CLIENT_ID}\n      client_secret_file: {{secret_file}}\n      token_endpoint: {{token_endpoint}}\nrefresh_interval: {interval}\nstale_after: 1h\norganizations: [2]\n"
+        "pipefy:\n  endpoint: {{endpoint}}\n{pipefy_keys}  auth:\n    service_account:\n      client_id: {CLIENT_ID}\n      client_secret_file: {{secret_file}}\n      token_endpoint: {{token_endpoint}}\nrefresh_interval: {interval}\nstale_after: 1h\norganizations: {organizations}\n"
     )
 }
 
@@ -77,28 +82,31 @@ async fn the_access_token_is_renewed_before_it_expires() {
 
 #[tokio::test]
 async fn a_401_fetches_a_new_token_once_and_retries() {
+    // One organization per request: three requests in flight get the 401 together, and
+    // one new token must serve all three retries.
     let app = TestApp::spawn(
         demo_data(),
         sim_auth(Duration::from_secs(3600)),
-        &service_account_config("300ms"),
+        &service_account_config_with("1s", "  max_orgs_per_request: 1\n", "[2, 300, 4242]"),
     )
     .await;
     app.cycles(1).await;
+    // Revoked between two cycles (they are a second apart and take milliseconds).
     app.sim.revoke_access_tokens();
-    let before = app.metrics().await.sum("pipefy_refreshes_total");
-    let m = app.cycles(before as u64 + 2).await;
+    let m = app.cycles(3).await;
     let stats = app.sim.stats();
     assert_eq!(stats.tokens_issued, 2, "one new token after the revocation");
+    assert_eq!(stats.token_requests, 2);
     assert_eq!(
-        stats.unauthorized, 1,
-        "only the first request after revocation was rejected"
+        stats.unauthorized, 3,
+        "the three limits requests of the next cycle"
     );
     assert_eq!(
         m.value(
             "pipefy_api_requests_total",
             &[("operation", "subscription_limits"), ("status", "401")]
         ),
-        1.0
+        3.0
     );
     assert_eq!(
         m.value("pipefy_refreshes_total", &[("result", "partial")]),
@@ -108,13 +116,15 @@ async fn a_401_fetches_a_new_token_once_and_retries() {
         m.value("pipefy_refreshes_total", &[("result", "failure")]),
         0.0
     );
-    assert_eq!(
-        m.value(
-            "pipefy_up",
-            &[("organization_id", "2"), ("collector", "ai_credits")]
-        ),
-        1.0
-    );
+    for org in ["2", "300", "4242"] {
+        assert_eq!(
+            m.value(
+                "pipefy_up",
+                &[("organization_id", org), ("collector", "ai_credits")]
+            ),
+            1.0
+        );
+    }
     app.shutdown().await;
 }
 
@@ -129,8 +139,7 @@ async fn a_rejected_client_secret_fails_every_collector() {
         &service_account_config("1h"),
     )
     .await;
-    // Limits and tokens each try to get a token; AI credits cannot be asked without
-    // the uuid the limits request would have returned.
+    // The cycle stops after one failed token request: no GraphQL call is made.
     let m = app.cycles(1).await;
     assert_eq!(
         m.value("pipefy_refreshes_total", &[("result", "failure")]),
@@ -141,7 +150,7 @@ async fn a_rejected_client_secret_fails_every_collector() {
             "pipefy_api_requests_total",
             &[("operation", "oauth_token"), ("status", "401")]
         ),
-        2.0
+        1.0
     );
     assert_eq!(
         m.value(

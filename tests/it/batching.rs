@@ -178,3 +178,27 @@ async fn one_hundred_scrapes_cause_zero_upstream_requests() {
     assert_eq!(after.token_requests, 0);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_organization_two_accounts_see_is_fetched_once() {
+    // Two accounts that both discover the same three organizations: each is fetched
+    // (and paid for) by the first account only.
+    let config = "pipefy:\n  endpoint: {endpoint}\nrefresh_interval: 1h\naccounts:\n  - name: first\n    auth: {token_file: '{token_file}'}\n  - name: second\n    auth: {token_file: '{token_file}'}\n";
+    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), config).await;
+    let m = app.cycles(1).await;
+    let stats = app.sim.stats();
+    assert_eq!(stats.operations.get("PipefyOrganizations"), Some(&2));
+    assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&1));
+    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&1));
+    assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&1));
+    assert_eq!(stats.graphql_requests, 5);
+    assert_eq!(m.find("pipefy_organization_info", &[]).len(), 3);
+    assert_eq!(
+        m.value(
+            "pipefy_subscription_used",
+            &[("organization_id", "300"), ("resource", "users")]
+        ),
+        180.0
+    );
+    app.shutdown().await;
+}

@@ -60,7 +60,8 @@ fn a_missing_secret_file_exits_non_zero_naming_key_and_path() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     let line: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
-    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["msg"], "pipefy-exporter failed");
     let error = line["error"].as_str().unwrap();
     assert!(
         error.contains("pipefy.auth.service_account.client_secret_file"),
@@ -187,7 +188,16 @@ async fn secrets_never_appear_in_logs_metrics_or_pages() {
         "the debug logs saw the failures: {logs}"
     );
     assert!(logs.contains("unauthorized"), "{logs}");
-    for secret in [PAT, CLIENT_SECRET] {
+    let access_tokens = sim.issued_access_tokens();
+    assert!(
+        access_tokens.len() >= 2,
+        "tokens were issued, then one was revoked"
+    );
+    let secrets: Vec<&str> = [PAT, CLIENT_SECRET]
+        .into_iter()
+        .chain(access_tokens.iter().map(String::as_str))
+        .collect();
+    for secret in secrets {
         for (place, text) in [
             ("logs", &logs),
             ("metrics", &metrics),
@@ -249,4 +259,46 @@ async fn promtool_accepts_the_exposition() {
     );
     assert!(body.contains("pipefy_up{organization_id=\"300\""));
     assert!(body.contains("Pendant \\\"Publishing\\\" \\\\ Ünïcode\\nLtd"));
+}
+
+#[test]
+fn a_reserved_telemetry_path_is_refused_before_listening() {
+    let (code, stderr) = run_to_exit(&["--demo", "--web.telemetry-path", "/-/ready"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--web.telemetry-path \\\"/-/ready\\\" is taken by the health endpoints"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting pipefy-exporter"), "{stderr}");
+}
+
+#[test]
+fn config_check_validates_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, PAT).unwrap();
+    let config = dir.path().join("pipefy.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "pipefy:\n  auth:\n    token_file: {}\norganizations: [2, 300]\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let (code, stderr) =
+        run_to_exit(&["--config.file", config.to_str().unwrap(), "--config.check"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("msg=\"configuration is valid\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("organizations=default:2"), "{stderr}");
+    assert!(!stderr.contains("starting pipefy-exporter"), "{stderr}");
+
+    std::fs::remove_file(&token).unwrap();
+    let (code, stderr) =
+        run_to_exit(&["--config.file", config.to_str().unwrap(), "--config.check"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("pipefy.auth.token_file"), "{stderr}");
 }

@@ -174,11 +174,17 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
     let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
     app.cycles(1).await;
     app.sim.fail_all(Some((429, Some(30))));
+    // Wait for the cycle that was throttled to be published (pipefy_up turns 0).
+    let up = [
+        ("organization_id", "2"),
+        ("collector", "subscription_limits"),
+    ];
     let m = poll("a throttled cycle", || async {
         let m = app.metrics().await;
-        (m.sum("pipefy_refreshes_total") >= 2.0).then_some(m)
+        (m.value("pipefy_up", &up) == 0.0).then_some(m)
     })
     .await;
+    let cycles = m.sum("pipefy_refreshes_total");
     let throttled = m.value(
         "pipefy_api_requests_total",
         &[("operation", "subscription_limits"), ("status", "429")],
@@ -206,7 +212,7 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
     // Several intervals later, still no new request: the cycle was postponed.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(app.sim.stats().graphql_requests, requests);
-    assert_eq!(app.metrics().await.sum("pipefy_refreshes_total"), 2.0);
+    assert_eq!(app.metrics().await.sum("pipefy_refreshes_total"), cycles);
     app.shutdown().await;
 }
 
@@ -227,5 +233,57 @@ async fn a_graphql_validation_error_fails_the_collector_not_the_process() {
         m.value("pipefy_refreshes_total", &[("result", "partial")]),
         1.0
     );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_discovery_keeps_the_organizations_found_before() {
+    let config = pat_config("refresh_interval: 300ms\nstale_after: 1h\n");
+    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    app.cycles(1).await;
+    app.sim.fail_all(Some((502, None)));
+    let m = poll("a failed discovery", || async {
+        let m = app.metrics().await;
+        (m.value(
+            "pipefy_up",
+            &[
+                ("organization_id", "4242"),
+                ("collector", "token_attribution"),
+            ],
+        ) == 0.0)
+            .then_some(m)
+    })
+    .await;
+    for org in ["2", "300", "4242"] {
+        for collector in ["subscription_limits", "ai_credits", "token_attribution"] {
+            assert_eq!(
+                m.value(
+                    "pipefy_up",
+                    &[("organization_id", org), ("collector", collector)]
+                ),
+                0.0
+            );
+        }
+    }
+    assert_eq!(
+        m.value(
+            "pipefy_subscription_limit",
+            &[("organization_id", "4242"), ("resource", "users")]
+        ),
+        5.0,
+        "values kept until stale_after"
+    );
+    assert!(
+        m.value(
+            "pipefy_api_requests_total",
+            &[("operation", "organizations"), ("status", "502")]
+        ) >= 1.0
+    );
+    // Without the list of organizations, nothing else is asked.
+    assert!(!m.has(
+        "pipefy_api_requests_total",
+        &[("operation", "subscription_limits"), ("status", "502")]
+    ));
+    assert!(m.value("pipefy_refreshes_total", &[("result", "failure")]) >= 1.0);
     app.shutdown().await;
 }

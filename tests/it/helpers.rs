@@ -80,7 +80,12 @@ pub fn pat_config_with(pipefy_keys: &str, extra: &str) -> String {
 impl TestApp {
     /// Starts the simulator with `data`, then the exporter with the config `template`.
     pub async fn spawn(data: SimData, auth: SimAuth, template: &str) -> TestApp {
-        let sim = Simulator::new(data, auth);
+        TestApp::spawn_with(Simulator::new(data, auth), template).await
+    }
+
+    /// Like [`TestApp::spawn`] with a simulator prepared by the test (latency, faults)
+    /// before the exporter's first request.
+    pub async fn spawn_with(sim: Simulator, template: &str) -> TestApp {
         let sim_server = sim
             .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await

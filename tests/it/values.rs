@@ -1,6 +1,8 @@
 //! Exact values for the seed organizations, escaping, and the pages.
 
-use pipefy_exporter::simulator::{demo_data, Resource, SimData, SimLimit, SimOrg, SimToken};
+use pipefy_exporter::simulator::{
+    demo_data, Resource, SimData, SimLimit, SimOrg, SimToken, Simulator,
+};
 
 use crate::helpers::{pat_config, sim_auth, Metrics, TestApp};
 use std::time::Duration;
@@ -277,14 +279,11 @@ async fn landing_page_lists_organizations_with_escaped_names() {
 
 #[tokio::test]
 async fn health_readiness_and_gzip() {
-    let sim_latency = Duration::from_millis(700);
-    let app = TestApp::spawn(
-        demo_data(),
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config(DEMO_ORGS),
-    )
-    .await;
-    app.sim.set_latency(sim_latency);
+    // Every request takes 700 ms, set before the exporter starts: the first cycle
+    // cannot be done at the first look.
+    let sim = Simulator::new(demo_data(), sim_auth(Duration::from_secs(3600)));
+    sim.set_latency(Duration::from_millis(700));
+    let app = TestApp::spawn_with(sim, &pat_config(DEMO_ORGS)).await;
     // The first cycle cannot be done yet: every request takes 700 ms.
     let ready = app.get("/-/ready").await;
     assert_eq!(ready.status(), 503);
@@ -301,6 +300,7 @@ async fn health_readiness_and_gzip() {
         .await
         .unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "accept-encoding");
     assert_eq!(
         gz.headers()["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
