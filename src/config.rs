@@ -856,4 +856,57 @@ mod tests {
         assert!(!config.collectors.ai_credits);
         assert_eq!(config.collectors.token_attribution, None);
     }
+
+    #[test]
+    fn mangled_files_give_errors_not_panics() {
+        let valid = "pipefy:\n  endpoint: https://api.pipefy.com/graphql\n  auth:\n    token_file: /nonexistent\n  timeout: 30s\nrefresh_interval: 5m\nstale_after: 15m\norganizations: [\"2\", 300]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n";
+        let inserts = [
+            "",
+            ":",
+            "-",
+            "[",
+            "{",
+            "\"",
+            "\n",
+            "  ",
+            "é",
+            "\u{0}",
+            "99999999999999999999",
+            "~",
+            "&a",
+            "*a",
+            "!!binary",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..3_000 {
+            let mut text: Vec<char> = valid.chars().collect();
+            for _ in 0..1 + next(4) {
+                let at = next(text.len() + 1);
+                match next(3) {
+                    0 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    0 => {}
+                    1 => text
+                        .splice(at..at, inserts[next(inserts.len())].chars())
+                        .for_each(drop),
+                    _ => text.truncate(at),
+                }
+            }
+            let text: String = text.into_iter().collect();
+            // Every outcome is an Ok or an error naming the file; never a panic.
+            if let Err(e) = parse_env(&text, &[(ENV_TOKEN, "t")]) {
+                assert!(
+                    e.to_string().starts_with("config file test.yml: key "),
+                    "{e}"
+                );
+            }
+        }
+    }
 }

@@ -321,4 +321,97 @@ mod tests {
             ]
         );
     }
+
+    /// A tiny deterministic generator, enough to throw many shapes at the parser.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn value(&mut self, depth: u32) -> Value {
+            let keys = [
+                "id",
+                "uuid",
+                "name",
+                "planName",
+                "activeSubscription",
+                "limits",
+                "resource",
+                "limit",
+                "used",
+                "usage",
+                "hasAddon",
+                "freeAiCredit",
+                "personalAccessTokens",
+                "billingOrganization",
+                "o0",
+                "o1",
+                "path",
+                "message",
+            ];
+            match self.below(if depth == 0 { 6 } else { 9 }) {
+                0 => Value::Null,
+                1 => Value::Bool(self.below(2) == 0),
+                2 => json!(self.next() as i64),
+                3 => json!(f64::from_bits(self.next()).abs().min(1e300)),
+                4 => Value::String(
+                    ["", "PIPES", "é\u{0}\"", "2", "o1"][self.below(5) as usize].into(),
+                ),
+                5 => json!(-(self.below(1000) as i64)),
+                6 | 7 => {
+                    let mut map = Map::new();
+                    for _ in 0..self.below(6) {
+                        let key = keys[self.below(keys.len() as u64) as usize];
+                        map.insert(key.into(), self.value(depth - 1));
+                    }
+                    Value::Object(map)
+                }
+                _ => Value::Array((0..self.below(4)).map(|_| self.value(depth - 1)).collect()),
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_responses_never_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..5_000 {
+            let body = json!({ "data": rng.value(4), "errors": rng.value(3) });
+            // Whatever the shape: a response, or a decode error, never a panic.
+            let Ok(response) = serde_json::from_value::<GraphQlResponse>(body) else {
+                continue;
+            };
+            for (_, outcome) in split::<Organization>(&response, &aliases()) {
+                if let Ok(Some(org)) = outcome {
+                    let _ = (org.meta(), org.limits());
+                }
+            }
+            for (_, outcome) in split::<AiCreditUsageStats>(&response, &aliases()) {
+                if let Ok(Some(stats)) = outcome {
+                    let _ = stats.to_snapshot();
+                }
+            }
+            for (_, outcome) in split::<OrganizationTokens>(&response, &aliases()) {
+                if let Ok(Some(tokens)) = outcome {
+                    let _ = tokens.to_snapshot();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_upstream_messages_are_cut_on_a_char_boundary() {
+        let message = "é".repeat(400);
+        let cut = truncate(&message);
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut.chars().count(), 151);
+    }
 }
