@@ -4,6 +4,7 @@
 mod auth;
 mod batching;
 mod binary;
+mod docs;
 mod e2e;
 mod failures;
 mod helpers;
