@@ -2,7 +2,7 @@
 """Static checks of the Grafana dashboards in dashboards/ (standard library only).
 
 For each of the three dashboards:
-  - valid JSON, a stable uid, a title, tags, schemaVersion >= 39;
+  - valid JSON, a stable uid, a title, tags, schemaVersion >= 41 (Grafana 12);
   - a `datasource` template variable of type datasource (Prometheus), and every datasource
     reference (panels, targets, variables) is "${datasource}": no hard-coded datasource uid
     (Grafana's own built-in annotation source excepted);
@@ -32,7 +32,7 @@ EXPECTED = {
     "pipefy-organization.json": "pipefy-organization",
     "pipefy-exporter.json": "pipefy-exporter",
 }
-MIN_SCHEMA_VERSION = 39
+MIN_SCHEMA_VERSION = 41
 NUMERIC_PANELS = {"timeseries", "stat", "bargauge", "gauge", "table", "barchart", "histogram",
                   "heatmap", "state-timeline", "status-history", "piechart"}
 KNOWN_PANELS = NUMERIC_PANELS | {"text", "row", "dashlist", "alertlist", "logs", "news"}
