@@ -202,9 +202,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         revision = REVISION,
         address = %local,
         organizations = %describe_targets(&config),
-        refresh_interval = %crate::config::format_duration(config.refresh_interval),
         "starting pipefy-exporter"
     );
+    for collector in &config.collectors {
+        tracing::info!(
+            collector = collector.name(),
+            "collector enabled: {}",
+            collector.schedule().describe()
+        );
+    }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let on = |enabled: bool| if enabled { "enabled" } else { "disabled" };
     tracing::info!(
         tls = web.tls_enabled(),

@@ -8,10 +8,13 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
+
+use crate::collectors::{self, Collector, Context, RawCollectors, Target};
 
 /// Environment variable that overrides `pipefy.auth.token_file`.
 pub const ENV_TOKEN: &str = "PIPEFY_TOKEN";
@@ -19,11 +22,9 @@ pub const ENV_TOKEN: &str = "PIPEFY_TOKEN";
 pub const ENV_CLIENT_SECRET: &str = "PIPEFY_CLIENT_SECRET";
 
 pub const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
-/// The token-attribution selection sent inside `organization(id:)`. Pipefy does not
-/// document this field (see the README), so it is configurable: an operator can alias
-/// the real field onto this shape.
-pub const DEFAULT_TOKEN_SELECTION: &str =
-    "personalAccessTokens { id name billingOrganization { id } }";
+pub use crate::collectors::DEFAULT_TOKEN_SELECTION;
+/// Below this, a collector's interval gets a warning with what it costs a day.
+const CHEAP_INTERVAL: Duration = Duration::from_secs(60);
 /// Upper bound for `max_orgs_per_request`, well under Pipefy's 50,000 complexity limit.
 const MAX_ORGS_PER_REQUEST: usize = 500;
 
@@ -87,31 +88,18 @@ pub struct Account {
     pub organizations: Option<Vec<String>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenAttribution {
-    /// Unix time (seconds) of the automatic assignment, if configured.
-    pub deadline: Option<i64>,
-    pub selection: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Collectors {
-    pub subscription_limits: bool,
-    pub ai_credits: bool,
-    pub token_attribution: Option<TokenAttribution>,
-}
-
 /// The validated configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Config {
     pub endpoint: String,
     pub timeout: Duration,
+    /// Aliased root fields per request: one organization each, or up to 25 for the
+    /// combined usage-statistics forms.
     pub max_orgs_per_request: usize,
     pub max_concurrent_requests: usize,
-    pub refresh_interval: Duration,
-    pub stale_after: Duration,
     pub accounts: Vec<Account>,
-    pub collectors: Collectors,
+    /// The enabled collectors, in scheduling order.
+    pub collectors: Vec<Arc<dyn Collector>>,
 }
 
 impl Config {
@@ -142,31 +130,79 @@ impl Config {
     }
 
     /// The configuration `--demo` runs with: the simulator at `endpoint`, no credential,
-    /// discovery of every organization, a 15 s interval, and a deadline `deadline_in`
-    /// from `now` so the deadline panels and alerts have something to show.
+    /// discovery of every organization, every collector every 15 s (with the breakdown by
+    /// operation, to show what monitoring costs), and a deadline `deadline_in` from `now`
+    /// so the deadline panels and alerts have something to show.
     pub fn demo(endpoint: String, now_unix: i64, deadline_in: Duration) -> Config {
         let deadline_day = (now_unix + deadline_in.as_secs() as i64).div_euclid(86_400);
+        let (y, m, d) = crate::timefmt::civil_from_days(deadline_day);
+        let yaml = format!(
+            "api_usage: {{by_operation: true}}\ntoken_attribution: {{deadline: {y:04}-{m:02}-{d:02}}}\n"
+        );
+        let ctx = Context {
+            refresh_interval: Some(Duration::from_secs(15)),
+            stale_after: Some(Duration::from_secs(60)),
+        };
+        let collectors = parse_yaml::<RawCollectors>(&yaml)
+            .ok()
+            .and_then(|raw| raw.build(&ctx).ok())
+            .unwrap_or_default();
         Config {
             endpoint,
             timeout: Duration::from_secs(10),
             max_orgs_per_request: 50,
             max_concurrent_requests: 4,
-            refresh_interval: Duration::from_secs(15),
-            stale_after: Duration::from_secs(60),
             accounts: vec![Account {
                 name: "demo".into(),
                 credential: Credential::Anonymous,
                 organizations: None,
             }],
-            collectors: Collectors {
-                subscription_limits: true,
-                ai_credits: true,
-                token_attribution: Some(TokenAttribution {
-                    deadline: Some(deadline_day * 86_400),
-                    selection: DEFAULT_TOKEN_SELECTION.into(),
-                }),
-            },
+            collectors,
         }
+    }
+
+    /// The configured collector of type `T`, if enabled.
+    pub fn collector<T: Collector>(&self) -> Option<&T> {
+        collectors::find(&self.collectors)
+    }
+
+    /// Requests one refresh of `collector` costs for `organizations`, as batched.
+    pub fn requests_per_refresh(&self, collector: &dyn Collector, organizations: usize) -> usize {
+        let targets: Vec<Target> = (0..organizations)
+            .map(|i| Target {
+                id: i.to_string(),
+                uuid: Some(i.to_string()),
+            })
+            .collect();
+        collector
+            .fields(&targets)
+            .len()
+            .div_ceil(self.max_orgs_per_request)
+    }
+
+    /// Warnings worth a log line at start-up: collectors whose interval makes them
+    /// expensive, with what they cost a day.
+    pub fn warnings(&self) -> Vec<String> {
+        let listed: usize = self
+            .accounts
+            .iter()
+            .map(|a| a.organizations.as_ref().map_or(0, Vec::len))
+            .sum();
+        let organizations = listed.max(1);
+        self.collectors
+            .iter()
+            .filter(|c| c.schedule().interval < CHEAP_INTERVAL)
+            .map(|c| {
+                let requests = self.requests_per_refresh(c.as_ref(), organizations);
+                format!(
+                    "collectors.{}.interval is {}: {} paid Pipefy calls a day for {} organization(s), more with more organizations",
+                    c.name(),
+                    format_duration(c.schedule().interval),
+                    c.schedule().calls_per_day(requests),
+                    organizations
+                )
+            })
+            .collect()
     }
 }
 
@@ -248,23 +284,6 @@ struct RawAccount {
     organizations: Option<Vec<String>>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCollectors {
-    subscription_limits: Option<bool>,
-    ai_credits: Option<bool>,
-    token_attribution: Option<RawTokenAttribution>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTokenAttribution {
-    enabled: Option<bool>,
-    #[serde(default, deserialize_with = "de_date")]
-    deadline: Option<i64>,
-    selection: Option<String>,
-}
-
 // ---------------------------------------------------------------------------------
 // Validation.
 
@@ -308,25 +327,22 @@ impl Validator<'_> {
             ));
         }
 
-        let refresh_interval = raw.refresh_interval.unwrap_or(Duration::from_secs(300));
-        if refresh_interval.is_zero() {
+        if raw.refresh_interval.is_some_and(|d| d.is_zero()) {
             return Err(self.err("refresh_interval", "must be greater than 0"));
         }
-        // Default: 15m, or three intervals when that is longer, so that a long interval
-        // alone is never an error.
-        let stale_after = raw
-            .stale_after
-            .unwrap_or_else(|| Duration::from_secs(900).max(refresh_interval * 3));
-        // Shorter than one interval would blank every series between two good cycles.
-        if stale_after < refresh_interval {
-            return Err(self.err(
-                "stale_after",
-                format!(
-                    "must be at least refresh_interval ({}), got {}",
-                    format_duration(refresh_interval),
-                    format_duration(stale_after)
-                ),
-            ));
+        if raw.stale_after.is_some_and(|d| d.is_zero()) {
+            return Err(self.err("stale_after", "must be greater than 0"));
+        }
+        let ctx = Context {
+            refresh_interval: raw.refresh_interval,
+            stale_after: raw.stale_after,
+        };
+        let collectors = raw
+            .collectors
+            .build(&ctx)
+            .map_err(|(key, message)| self.err(format!("collectors.{key}"), message))?;
+        if collectors.is_empty() {
+            return Err(self.err("collectors", "every collector is disabled: nothing to export"));
         }
 
         let accounts = match raw.accounts {
@@ -355,38 +371,13 @@ impl Validator<'_> {
             }
         };
 
-        let tokens = raw.collectors.token_attribution.unwrap_or_default();
-        let token_attribution = if tokens.enabled.unwrap_or(true) {
-            let selection = tokens
-                .selection
-                .unwrap_or_else(|| DEFAULT_TOKEN_SELECTION.into());
-            if selection.trim().is_empty() || !balanced_braces(&selection) {
-                return Err(self.err(
-                    "collectors.token_attribution.selection",
-                    "must be a non-empty GraphQL selection with balanced braces",
-                ));
-            }
-            Some(TokenAttribution {
-                deadline: tokens.deadline,
-                selection,
-            })
-        } else {
-            None
-        };
-
         Ok(Config {
             endpoint,
             timeout,
             max_orgs_per_request,
             max_concurrent_requests,
-            refresh_interval,
-            stale_after,
             accounts,
-            collectors: Collectors {
-                subscription_limits: raw.collectors.subscription_limits.unwrap_or(true),
-                ai_credits: raw.collectors.ai_credits.unwrap_or(true),
-                token_attribution,
-            },
+            collectors,
         })
     }
 
@@ -533,21 +524,6 @@ fn non_empty(ids: Option<Vec<String>>) -> Option<Vec<String>> {
     })
 }
 
-fn balanced_braces(text: &str) -> bool {
-    let mut depth = 0i32;
-    for c in text.chars() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth -= 1,
-            _ => {}
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    depth == 0
-}
-
 // ---------------------------------------------------------------------------------
 // Field parsers, used through serde so that errors carry the key path.
 
@@ -618,12 +594,12 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map(Some).map_err(de::Error::custom)
 }
 
-fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let text = String::deserialize(d)?;
     crate::timefmt::parse_date(&text)
         .map(Some)
@@ -662,6 +638,7 @@ fn de_org_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::TokenAttribution;
 
     fn parse(yaml: &str) -> Result<Config, ConfigError> {
         parse_env(yaml, &[])
@@ -704,10 +681,6 @@ mod tests {
         assert_eq!(config.timeout, Duration::from_secs(30));
         assert_eq!(config.max_orgs_per_request, 50);
         assert_eq!(config.max_concurrent_requests, 4);
-        assert_eq!(config.refresh_interval, Duration::from_secs(300));
-        assert_eq!(config.stale_after, Duration::from_secs(900));
-        let long = parse_env("refresh_interval: 1h", &[(ENV_TOKEN, "t")]).unwrap();
-        assert_eq!(long.stale_after, Duration::from_secs(3 * 3600));
         assert_eq!(config.accounts.len(), 1);
         assert_eq!(
             config.accounts[0].credential,
@@ -717,10 +690,62 @@ mod tests {
             config.accounts[0].organizations,
             Some(vec!["2".to_string(), "300".to_string()])
         );
-        assert!(config.collectors.subscription_limits && config.collectors.ai_credits);
-        let tokens = config.collectors.token_attribution.unwrap();
+        let tokens = config.collector::<TokenAttribution>().unwrap();
         assert_eq!(tokens.deadline, None);
-        assert_eq!(tokens.selection, DEFAULT_TOKEN_SELECTION);
+    }
+
+    /// `(name, interval, stale_after)` of each enabled collector, in seconds.
+    fn schedules(config: &Config) -> Vec<(&'static str, u64, u64)> {
+        config
+            .collectors
+            .iter()
+            .map(|c| {
+                let s = c.schedule();
+                (c.name(), s.interval.as_secs(), s.stale_after.as_secs())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_collector_has_its_own_default_interval() {
+        let config = parse_env("{}", &[(ENV_TOKEN, "t")]).unwrap();
+        assert_eq!(
+            schedules(&config),
+            [
+                ("subscription_limits", 300, 900),
+                ("ai_credits", 900, 2700),
+                ("api_usage", 900, 2700),
+                ("automation_jobs", 900, 2700),
+                ("integrations", 3600, 10800),
+                ("token_attribution", 3600, 10800),
+            ]
+        );
+    }
+
+    #[test]
+    fn refresh_interval_is_the_interval_of_collectors_without_their_own() {
+        let yaml = "refresh_interval: 2m\nstale_after: 10m\ncollectors:\n  subscription_limits: {interval: 1m}\n  integrations: {interval: 1h}\n  ai_credits: true\n  automation_jobs: false\n";
+        let config = parse_env(yaml, &[(ENV_TOKEN, "t")]).unwrap();
+        assert_eq!(
+            schedules(&config),
+            [
+                ("subscription_limits", 60, 600),
+                ("ai_credits", 120, 600),
+                ("api_usage", 120, 600),
+                ("integrations", 3600, 10800),
+                ("token_attribution", 120, 600),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_short_interval_warns_with_its_daily_cost() {
+        let yaml = "organizations: [2, 300]\ncollectors:\n  subscription_limits: {interval: 30s}\n";
+        let config = parse_env(yaml, &[(ENV_TOKEN, "t")]).unwrap();
+        assert_eq!(
+            config.warnings(),
+            ["collectors.subscription_limits.interval is 30s: 2880 paid Pipefy calls a day for 2 organization(s), more with more organizations"]
+        );
     }
 
     #[test]
@@ -758,9 +783,24 @@ mod tests {
             msg.contains("key collectors.token_attribution.deadline: invalid date"),
             "{msg}"
         );
-        let msg = message(parse_env("refresh_interval: 10m\nstale_after: 5m", env));
+        let msg = message(parse_env("collectors:\n  api_usage: {by_tokens: true}", env));
         assert!(
-            msg.contains("key stale_after: must be at least refresh_interval (10m)"),
+            msg.contains("key collectors.api_usage.by_tokens: unknown field `by_tokens`"),
+            "{msg}"
+        );
+        let msg = message(parse_env("collectors:\n  api_usage: {period: this_month}", env));
+        assert!(
+            msg.contains("key collectors.api_usage.period: unknown variant `this_month`"),
+            "{msg}"
+        );
+        let msg = message(parse_env("collectors:\n  integrations: {interval: 0s}", env));
+        assert!(
+            msg.contains("key collectors.integrations.interval: must be greater than 0"),
+            "{msg}"
+        );
+        let msg = message(parse_env("collectors:\n  api_usage: yes please", env));
+        assert!(
+            msg.contains("key collectors.api_usage: invalid type: string \"yes please\", expected true, false, or a table of settings"),
             "{msg}"
         );
         let msg = message(parse_env("pipefy:\n  endpoint: ftp://x", env));
@@ -852,9 +892,14 @@ mod tests {
             &[(ENV_TOKEN, "t")],
         )
         .unwrap();
-        assert!(config.collectors.subscription_limits);
-        assert!(!config.collectors.ai_credits);
-        assert_eq!(config.collectors.token_attribution, None);
+        let names: Vec<&str> = config.collectors.iter().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            ["subscription_limits", "api_usage", "automation_jobs", "integrations"]
+        );
+        let none = "collectors: {subscription_limits: false, ai_credits: false, api_usage: false, automation_jobs: false, integrations: false, token_attribution: false}";
+        let msg = message(parse_env(none, &[(ENV_TOKEN, "t")]));
+        assert!(msg.contains("key collectors: every collector is disabled"), "{msg}");
     }
 
     #[test]

@@ -16,7 +16,9 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::exposition::CONTENT_TYPE;
-use crate::metrics::{render, ExpositionInfo, SelfMetrics};
+use crate::collectors::{self, slices, TokenAttribution};
+use crate::metrics::{render, ExpositionInfo};
+use crate::self_metrics::SelfMetrics;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::timefmt::rfc3339;
 
@@ -149,40 +151,35 @@ fn format_number(value: f64) -> String {
 }
 
 /// Status words of one organization: ok, stale (failing but values kept), failing.
-fn org_status(
-    org: &OrgSnapshot,
-    info: &ExpositionInfo,
-    now: SystemTime,
-) -> (&'static str, &'static str) {
-    let health = org.health();
-    if health.iter().all(|(_, up, _)| *up) {
+fn org_status(org: &OrgSnapshot, now: SystemTime) -> (&'static str, &'static str) {
+    if org.collectors.values().all(|s| s.up) {
         return ("ok", "ok");
     }
-    let any_data = health.iter().any(|(_, _, last)| {
-        last.and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|age| age <= info.stale_after)
-    });
-    if any_data {
+    if org.collectors.values().any(|s| s.is_fresh(now)) {
         ("stale", "stale: failing, last good values kept")
     } else {
         ("down", "failing")
     }
 }
 
-/// The landing page: version, links, and one row per organization.
+fn used_of(used: f64, limit: f64) -> String {
+    format!("{} / {}", format_number(used), format_number(limit))
+}
+
+/// The landing page: version, links, the collectors' schedules, and one row per
+/// organization.
 pub fn landing_page(
     snapshot: &Snapshot,
     info: &ExpositionInfo,
     telemetry_path: &str,
     now: SystemTime,
 ) -> String {
-    let stale_after = info.stale_after;
     // Columns in Pipefy's order (first appearance), new resources at the end.
     let mut resources: Vec<&str> = Vec::new();
     for limit in snapshot
         .orgs
         .values()
-        .flat_map(|o| o.fresh_limits(now, stale_after))
+        .flat_map(|o| slices::subscription_limits(o, now))
     {
         if !resources.contains(&limit.resource.as_str()) {
             resources.push(&limit.resource);
@@ -197,15 +194,21 @@ pub fn landing_page(
          .ok{{color:#1a7f37}}.stale{{color:#9a6700}}.down{{color:#cf222e}}</style></head><body>\
          <h1>Pipefy Exporter</h1><p>Version {version} (revision {revision})</p>\
          <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
-         <p>Values come from a background refresh every {interval}, not from the scrape; \
-         after a failure they are kept for {stale} and marked stale.</p>",
+         <p>Values come from background refreshes, not from the scrape; after a failure they are kept, marked stale, for a while:</p><ul>",
         version = escape_html(info.version),
         revision = escape_html(info.revision),
         path = escape_html(telemetry_path),
-        interval = crate::config::format_duration(info.refresh_interval),
-        stale = crate::config::format_duration(stale_after),
     );
-    if let Some(deadline) = info.deadline {
+    for collector in &info.collectors {
+        let _ = write!(
+            html,
+            "<li>{}: {}</li>",
+            collector.name(),
+            collector.schedule().describe()
+        );
+    }
+    html.push_str("</ul>");
+    if let Some(deadline) = collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline) {
         let days = (deadline as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0;
         let (y, m, d) = crate::timefmt::civil_from_days(deadline.div_euclid(86_400));
         let _ = write!(
@@ -224,14 +227,14 @@ pub fn landing_page(
         let _ = write!(html, "<th>{}<br>used / limit</th>", escape_html(resource));
     }
     html.push_str(
-        "<th>AI credits<br>used / limit</th><th>Unassigned tokens</th></tr></thead><tbody>",
+        "<th>AI credits<br>used / limit</th><th>API calls<br>used / limit</th><th>Unassigned tokens</th></tr></thead><tbody>",
     );
     for org in snapshot.orgs.values() {
-        let (class, status) = org_status(org, info, now);
+        let (class, status) = org_status(org, now);
         let last = org
-            .health()
-            .iter()
-            .filter_map(|(_, _, t)| *t)
+            .collectors
+            .values()
+            .filter_map(|s| s.last_success)
             .max()
             .map(rfc3339)
             .unwrap_or_else(|| "never".into());
@@ -242,24 +245,25 @@ pub fn landing_page(
             name = escape_html(&org.meta.name),
             id = escape_html(&org.meta.id),
         );
-        let limits = org.fresh_limits(now, stale_after);
+        let limits = slices::subscription_limits(org, now);
         for resource in &resources {
             let cell = limits
                 .iter()
                 .find(|l| l.resource == *resource)
-                .map(|l| format!("{} / {}", format_number(l.used), format_number(l.limit)))
+                .map(|l| used_of(l.used, l.limit))
                 .unwrap_or_else(|| "–".into());
             let _ = write!(html, "<td>{cell}</td>");
         }
-        let ai = org
-            .fresh_ai_credits(now, stale_after)
-            .map(|a| format!("{} / {}", format_number(a.used), format_number(a.limit)))
+        let ai = slices::ai_credits(org, now)
+            .map(|a| used_of(a.used, a.limit))
             .unwrap_or_else(|| "–".into());
-        let unassigned = org
-            .fresh_tokens(now, stale_after)
+        let api = slices::api_usage(org, now)
+            .map(|a| used_of(a.used, a.limit))
+            .unwrap_or_else(|| "–".into());
+        let unassigned = slices::token_attribution(org, now)
             .map(|t| t.iter().filter(|t| !t.assigned).count().to_string())
             .unwrap_or_else(|| "–".into());
-        let _ = write!(html, "<td>{ai}</td><td>{unassigned}</td></tr>");
+        let _ = write!(html, "<td>{ai}</td><td>{api}</td><td>{unassigned}</td></tr>");
     }
     html.push_str("</tbody></table></body></html>\n");
     html

@@ -1,13 +1,14 @@
 //! pipefy-exporter: Pipefy plan limits, AI credits and token billing attribution as
 //! Prometheus metrics.
 //!
-//! Data flows one way: [`config`] → [`refresh`] (which calls [`pipefy`]) → [`snapshot`]
-//! → [`exposition`]/[`http`]. The HTTP side only ever reads the latest snapshot, so a
+//! Data flows one way: [`config`] → [`refresh`] (which runs the [`collectors`] through
+//! [`pipefy`]) → [`snapshot`] → [`metrics`]/[`http`]. The HTTP side only ever reads the latest snapshot, so a
 //! scrape never reaches Pipefy. [`server`] serves it, over TLS and behind basic
 //! authentication when [`webconfig`] (`--web.config.file`) asks for them.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod collectors;
 pub mod config;
 pub mod exposition;
 pub mod http;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod pipefy;
 pub mod process;
 pub mod refresh;
+pub mod self_metrics;
 pub mod server;
 pub mod simulator;
 pub mod snapshot;
@@ -30,7 +32,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::http::{app, AppState};
-use crate::metrics::{ExpositionInfo, SelfMetrics};
+use crate::metrics::ExpositionInfo;
+use crate::self_metrics::SelfMetrics;
 use crate::refresh::Refresher;
 use crate::snapshot::Snapshot;
 use crate::webconfig::WebConfig;
@@ -72,7 +75,8 @@ pub async fn serve_with(
         telemetry_path,
         web,
     } = options;
-    let metrics = Arc::new(SelfMetrics::with_operations(&refresh::operations(&config)));
+    let names: Vec<&'static str> = config.collectors.iter().map(|c| c.name()).collect();
+    let metrics = Arc::new(SelfMetrics::new(&names, &refresh::operations(&config)));
     let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
     let refresher = Refresher::new(config.clone(), metrics.clone(), publish)?;
 
@@ -91,13 +95,7 @@ pub async fn serve_with(
         snapshot,
         metrics,
         info: Arc::new(ExpositionInfo {
-            deadline: config
-                .collectors
-                .token_attribution
-                .as_ref()
-                .and_then(|t| t.deadline),
-            refresh_interval: config.refresh_interval,
-            stale_after: config.stale_after,
+            collectors: config.collectors.clone(),
             version: cli::VERSION,
             revision: cli::REVISION,
         }),

@@ -1,13 +1,16 @@
-//! The background refresh loop: one cycle at a time, on its own schedule, never on a
-//! scrape. A cycle asks Pipefy for every organization of every account, in batches of
-//! `max_orgs_per_request` aliases with at most `max_concurrent_requests` in flight,
-//! merges the outcome into the last snapshot and publishes it.
+//! The scheduler: each collector on its own interval, in the background, never on a
+//! scrape. When one or more collectors are due, a refresh runs them for every
+//! organization of every account, merges the outcome into the last snapshot and
+//! publishes it; collectors that were not due keep their values untouched.
 //!
-//! Request plan per account and cycle (N organizations, B per batch):
+//! Request plan of one refresh, per account (N organizations, B root fields a request):
 //! - discovery (`organizations`), 1 request, only when no organizations are listed;
-//! - stage 1: subscription limits + identity, ⌈N/B⌉ requests (or identity only when
-//!   limits are disabled and AI credits need uuids not yet known);
-//! - stage 2, concurrently: AI credits (keyed by uuid) and tokens, ⌈N/B⌉ each.
+//! - identity (`organization(id:)`), ⌈unknown/B⌉ requests, only for organizations whose
+//!   uuid a due usage-statistics collector needs and nobody has told yet (subscription
+//!   limits tell it when they run first, discovery tells it too);
+//! - each due collector: its root fields (one per organization, or one per 25 for the
+//!   combined usage-statistics forms) in ⌈fields/B⌉ requests, all collectors concurrently
+//!   within `max_concurrent_requests`.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -18,46 +21,39 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 
-use crate::config::{Account, Config};
-use crate::metrics::{RefreshResult, SelfMetrics};
-use crate::pipefy::model::{self, AiCreditUsageStats, Organization, OrganizationTokens};
-use crate::pipefy::queries::{self, Batch};
+use crate::collectors::{Collector, Target};
+use crate::config::{Account, Config, Credential};
+use crate::pipefy::model::{self, Organization};
+use crate::pipefy::query::{self, RootField};
 use crate::pipefy::{ApiError, PipefyClient};
-use crate::snapshot::{merge, OrgMeta, OrgResult, Snapshot};
+use crate::self_metrics::{RefreshResult, SelfMetrics};
+use crate::snapshot::{merge, OrgEntry, OrgMeta, Outcome, Snapshot};
 
-/// `operation` label values of `pipefy_api_requests_total`.
+/// Operation names of the requests that belong to no collector.
 pub mod operation {
-    pub const ORGANIZATIONS: &str = "organizations";
-    pub const SUBSCRIPTION_LIMITS: &str = "subscription_limits";
-    pub const ORGANIZATION_INFO: &str = "organization_info";
-    pub const AI_CREDITS: &str = "ai_credits";
-    pub const TOKEN_ATTRIBUTION: &str = "token_attribution";
+    pub const ORGANIZATIONS: &str = "PipefyOrganizations";
+    pub const ORGANIZATION_INFO: &str = "PipefyOrganizationInfo";
 }
 
-/// The operations a configuration makes requests for, token requests included.
+const DISCOVERY: &str = "organizations { id uuid name planName }";
+const IDENTITY: &str = "organization(id: $id) { id uuid name planName }";
+
+/// The operations a configuration makes requests for, token requests included, so
+/// that their counters exist from the start.
 pub fn operations(config: &Config) -> Vec<&'static str> {
-    let collectors = &config.collectors;
     let mut ops = Vec::new();
     if config.accounts.iter().any(|a| a.organizations.is_none()) {
         ops.push(operation::ORGANIZATIONS);
     }
-    if collectors.subscription_limits {
-        ops.push(operation::SUBSCRIPTION_LIMITS);
-    } else if collectors.ai_credits {
+    if config.collectors.iter().any(|c| c.needs_uuid()) {
         ops.push(operation::ORGANIZATION_INFO);
     }
-    if collectors.ai_credits {
-        ops.push(operation::AI_CREDITS);
-    }
-    if collectors.token_attribution.is_some() {
-        ops.push(operation::TOKEN_ATTRIBUTION);
-    }
-    if config.accounts.iter().any(|a| {
-        matches!(
-            a.credential,
-            crate::config::Credential::ServiceAccount { .. }
-        )
-    }) {
+    ops.extend(config.collectors.iter().map(|c| c.operation()));
+    if config
+        .accounts
+        .iter()
+        .any(|a| matches!(a.credential, Credential::ServiceAccount { .. }))
+    {
         ops.push(crate::pipefy::auth::OAUTH_OPERATION);
     }
     ops
@@ -78,37 +74,29 @@ pub struct Refresher {
     permits: Semaphore,
 }
 
-/// What one cycle produced.
+/// What one refresh produced.
 #[derive(Debug, Default)]
-pub struct CycleOutcome {
-    pub results: Vec<OrgResult>,
-    /// Failures that concern no single organization (discovery), counted as failed.
-    pub account_failures: usize,
+pub struct RefreshOutcome {
+    /// Every organization watched now, with what was learned of its identity.
+    pub orgs: Vec<OrgEntry>,
+    pub outcomes: Vec<Outcome>,
     /// The longest `Retry-After` Pipefy asked for, if it throttled us.
     pub retry_after: Option<Duration>,
 }
 
-type Outcomes<T> = HashMap<String, Result<Option<T>, String>>;
-type BuildBatch = fn(&[&str]) -> Batch;
-
-/// What an account can do this cycle.
+/// What an account can do this refresh.
 enum Plan {
     /// Fetch these organizations (with what discovery already told of them).
     Fetch {
         ids: Vec<String>,
         metas: HashMap<String, OrgMeta>,
-        retry_after: Option<Duration>,
     },
-    /// Nothing can be fetched (authentication or discovery failed): these
-    /// organizations fail every collector, which keeps their values until stale_after.
-    Fail {
-        ids: Vec<String>,
-        error: String,
-        retry_after: Option<Duration>,
-    },
+    /// Nothing can be fetched (authentication or discovery failed): these organizations
+    /// fail every due collector, which keeps their values until stale_after.
+    Fail { ids: Vec<String>, error: String },
 }
 
-/// When the next cycle starts: one interval after this one started, or later when
+/// When a collector runs next: one interval after this refresh started, or later when
 /// Pipefy sent a longer `Retry-After`. The wait is capped at `stale_after`: by then the
 /// values are gone anyway, and an absurd header must not switch the exporter off.
 fn next_start(
@@ -156,70 +144,63 @@ impl Refresher {
         })
     }
 
-    /// Runs cycles until `shutdown` resolves. The first cycle starts at once; the next
-    /// starts `refresh_interval` after the previous one started (at once if it took
-    /// longer), or later if Pipefy asked us to back off.
+    /// Runs refreshes until `shutdown` resolves. Every collector is due at once; then
+    /// each is due one of its intervals after its previous refresh started, or later if
+    /// Pipefy asked us to back off.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut previous = self.publish.borrow().clone();
+        let collectors = &self.config.collectors;
+        let mut next_due = vec![Instant::now(); collectors.len()];
         loop {
             let started = Instant::now();
-            let outcome = tokio::select! {
-                outcome = self.cycle(&previous) => outcome,
-                () = &mut shutdown => return,
-            };
-            let (succeeded, failed) = outcome
-                .results
+            let due: Vec<&dyn Collector> = collectors
                 .iter()
-                .map(OrgResult::tally)
-                .fold((0, outcome.account_failures), |(s, f), (ok, err)| {
-                    (s + ok, f + err)
-                });
-            let result = RefreshResult::from_tally(succeeded, failed);
-            let snapshot = Arc::new(merge(
-                &previous,
-                outcome.results,
-                SystemTime::now(),
-                self.config.stale_after,
-            ));
-            self.publish.send_replace(snapshot.clone());
-            let elapsed = started.elapsed();
-            self.metrics.observe_refresh(elapsed, result);
-            if result == RefreshResult::Success {
-                tracing::debug!(
-                    organizations = snapshot.orgs.len(),
-                    duration_seconds = elapsed.as_secs_f64(),
-                    "refresh finished"
-                );
-            } else {
-                tracing::warn!(
-                    result = result.as_str(),
-                    organizations = snapshot.orgs.len(),
-                    collectors_ok = succeeded,
-                    collectors_failed = failed,
-                    duration_seconds = elapsed.as_secs_f64(),
-                    "refresh finished with failures; last good values are kept until stale_after"
-                );
-            }
-            previous = snapshot;
+                .zip(&next_due)
+                .filter(|(_, due)| **due <= started)
+                .map(|(c, _)| c.as_ref())
+                .collect();
+            if !due.is_empty() {
+                let outcome = tokio::select! {
+                    outcome = self.refresh(&previous, &due) => outcome,
+                    () = &mut shutdown => return,
+                };
+                let elapsed = started.elapsed();
+                self.report(&due, &outcome, elapsed);
+                let retry_after = outcome.retry_after;
+                let snapshot = Arc::new(merge(
+                    &previous,
+                    outcome.orgs,
+                    outcome.outcomes,
+                    SystemTime::now(),
+                ));
+                self.publish.send_replace(snapshot.clone());
+                previous = snapshot;
 
-            let next = next_start(
-                started,
-                Instant::now(),
-                self.config.refresh_interval,
-                outcome.retry_after,
-                self.config.stale_after,
-            );
-            if let Some(backoff) = outcome
-                .retry_after
-                .filter(|_| next > started + self.config.refresh_interval)
-            {
-                tracing::warn!(
-                    retry_after_seconds = backoff.as_secs(),
-                    next_in_seconds = next.saturating_duration_since(Instant::now()).as_secs(),
-                    "Pipefy is throttling; postponing the next refresh"
-                );
+                let now = Instant::now();
+                for (collector, due) in collectors.iter().zip(&mut next_due) {
+                    if *due > started {
+                        continue;
+                    }
+                    let schedule = collector.schedule();
+                    *due = next_start(
+                        started,
+                        now,
+                        schedule.interval,
+                        retry_after,
+                        schedule.stale_after,
+                    );
+                }
+                if let Some(backoff) = retry_after {
+                    tracing::warn!(
+                        retry_after_seconds = backoff.as_secs(),
+                        "Pipefy is throttling; the collectors that ran wait at least that long"
+                    );
+                }
             }
+            let Some(next) = next_due.iter().min().copied() else {
+                return;
+            };
             tokio::select! {
                 () = tokio::time::sleep_until(next.into()) => {}
                 () = &mut shutdown => return,
@@ -227,72 +208,95 @@ impl Refresher {
         }
     }
 
-    /// One cycle over every account: first each account authenticates and finds its
-    /// organizations (concurrently), then each organization is assigned to the first
-    /// account in the file that has it, so that an organization two accounts can see
-    /// is fetched (and paid for) once; then the accounts fetch concurrently.
-    pub async fn cycle(&self, previous: &Snapshot) -> CycleOutcome {
-        let plans = join_all(self.accounts.iter().map(|ac| self.plan(ac, previous))).await;
-        let mut outcome = CycleOutcome::default();
-        let mut claimed: HashSet<String> = HashSet::new();
-        // Accounts that can fetch claim first; a failing account keeps only the
-        // organizations nobody else fetches.
-        for plan in &plans {
-            if let Plan::Fetch { ids, .. } = plan {
-                ids.iter().for_each(|id| {
-                    claimed.insert(id.clone());
-                });
+    /// Counts each due collector's refresh in the self-metrics and logs failures once
+    /// per collector, not once per organization.
+    fn report(&self, due: &[&dyn Collector], outcome: &RefreshOutcome, elapsed: Duration) {
+        for collector in due {
+            let name = collector.name();
+            let (ok, failed): (Vec<&Outcome>, Vec<&Outcome>) = outcome
+                .outcomes
+                .iter()
+                .filter(|o| o.collector == name)
+                .partition(|o| o.result.is_ok());
+            let result = RefreshResult::from_tally(ok.len(), failed.len());
+            self.metrics.observe_refresh(name, elapsed, result);
+            if let Some(first) = failed.first() {
+                tracing::warn!(
+                    collector = name,
+                    result = result.as_str(),
+                    organizations_ok = ok.len(),
+                    organizations_failed = failed.len(),
+                    first_failed = %first.org_id,
+                    error = first.result.as_ref().err().map(String::as_str).unwrap_or(""),
+                    "refresh finished with failures; last good values are kept until stale_after"
+                );
+            } else {
+                tracing::debug!(
+                    collector = name,
+                    organizations = ok.len(),
+                    duration_seconds = elapsed.as_secs_f64(),
+                    "refresh finished"
+                );
             }
         }
-        let mut fetches = Vec::new();
+    }
+
+    /// One refresh of the `due` collectors over every account: first each account
+    /// authenticates and finds its organizations (concurrently), then each organization
+    /// is assigned to the first account in the file that has it, so that an organization
+    /// two accounts can see is fetched (and paid for) once; then the accounts fetch
+    /// concurrently.
+    pub async fn refresh(&self, previous: &Snapshot, due: &[&dyn Collector]) -> RefreshOutcome {
+        let plans = join_all(self.accounts.iter().map(|ac| self.plan(ac, previous))).await;
+        let mut outcome = RefreshOutcome::default();
+        // Accounts that can fetch claim first; a failing account keeps only the
+        // organizations nobody else fetches.
+        let claimed: HashSet<String> = plans
+            .iter()
+            .filter_map(|(plan, _)| match plan {
+                Plan::Fetch { ids, .. } => Some(ids.iter().cloned()),
+                Plan::Fail { .. } => None,
+            })
+            .flatten()
+            .collect();
         let mut owned: HashSet<String> = HashSet::new();
-        for (ac, plan) in self.accounts.iter().zip(plans) {
+        let mut fetches = Vec::new();
+        for (ac, (plan, retry_after)) in self.accounts.iter().zip(plans) {
+            outcome.retry_after = outcome.retry_after.max(retry_after);
+            let account = &ac.account.name;
             match plan {
-                Plan::Fetch {
-                    mut ids,
-                    metas,
-                    retry_after,
-                } => {
-                    outcome.retry_after = outcome.retry_after.max(retry_after);
+                Plan::Fetch { mut ids, metas } => {
                     ids.retain(|id| owned.insert(id.clone()));
-                    fetches.push(self.collect(ac, ids, metas, previous));
+                    fetches.push(self.collect(ac, ids, metas, previous, due));
                 }
-                Plan::Fail {
-                    ids,
-                    error,
-                    retry_after,
-                } => {
-                    outcome.account_failures += 1;
-                    outcome.retry_after = outcome.retry_after.max(retry_after);
-                    let collectors = &self.config.collectors;
-                    outcome.results.extend(
-                        ids.into_iter()
-                            .filter(|id| !claimed.contains(id) && owned.insert(id.clone()))
-                            .map(|id| OrgResult {
-                                id,
-                                account: ac.account.name.clone(),
-                                meta: None,
-                                limits: collectors.subscription_limits.then(|| Err(error.clone())),
-                                ai_credits: collectors.ai_credits.then(|| Err(error.clone())),
-                                tokens: collectors
-                                    .token_attribution
-                                    .as_ref()
-                                    .map(|_| Err(error.clone())),
-                            }),
-                    );
+                Plan::Fail { ids, error } => {
+                    for id in ids {
+                        if claimed.contains(&id) || !owned.insert(id.clone()) {
+                            continue;
+                        }
+                        outcome
+                            .outcomes
+                            .extend(due.iter().map(|c| failed(&id, *c, error.clone())));
+                        outcome.orgs.push(OrgEntry {
+                            id,
+                            account: account.clone(),
+                            meta: None,
+                        });
+                    }
                 }
             }
         }
         for fetched in join_all(fetches).await {
             outcome.retry_after = outcome.retry_after.max(fetched.retry_after);
-            outcome.results.extend(fetched.results);
+            outcome.orgs.extend(fetched.orgs);
+            outcome.outcomes.extend(fetched.outcomes);
         }
         outcome
     }
 
-    /// Authenticates (a broken credential then costs one token request per cycle, not
-    /// one per batch) and finds the organizations to ask about.
-    async fn plan(&self, ac: &AccountClient, previous: &Snapshot) -> Plan {
+    /// Authenticates (a broken credential then costs one token request per refresh,
+    /// not one per batch) and finds the organizations to ask about.
+    async fn plan(&self, ac: &AccountClient, previous: &Snapshot) -> (Plan, Option<Duration>) {
         let account = ac.account.name.as_str();
         // What to report as failed when nothing can be fetched: the configured
         // organizations, or the ones discovered before.
@@ -307,204 +311,216 @@ impl Refresher {
         };
         if let Err(error) = ac.client.authenticate().await {
             tracing::warn!(account, %error, "cannot authenticate to Pipefy; last good values are kept until stale_after");
-            return Plan::Fail {
+            let plan = Plan::Fail {
                 ids: fallback(),
                 error: error.to_string(),
-                retry_after: error.retry_after(),
             };
+            return (plan, error.retry_after());
         }
         match &ac.account.organizations {
-            Some(ids) => Plan::Fetch {
-                ids: ids.clone(),
-                metas: HashMap::new(),
-                retry_after: None,
-            },
-            None => match self.discover(&ac.client).await {
-                Ok(found) => Plan::Fetch {
-                    ids: found.iter().map(|m| m.id.clone()).collect(),
-                    metas: found.into_iter().map(|m| (m.id.clone(), m)).collect(),
-                    retry_after: None,
+            Some(ids) => (
+                Plan::Fetch {
+                    ids: ids.clone(),
+                    metas: HashMap::new(),
                 },
+                None,
+            ),
+            None => match self.discover(&ac.client).await {
+                Ok(found) => (
+                    Plan::Fetch {
+                        ids: found.iter().map(|m| m.id.clone()).collect(),
+                        metas: found.into_iter().map(|m| (m.id.clone(), m)).collect(),
+                    },
+                    None,
+                ),
                 Err(error) => {
                     tracing::warn!(account, %error, "organization discovery failed; keeping the organizations found before");
-                    Plan::Fail {
+                    let plan = Plan::Fail {
                         ids: fallback(),
                         error: format!("discovery failed: {error}"),
-                        retry_after: error.retry_after(),
-                    }
+                    };
+                    (plan, error.retry_after())
                 }
             },
         }
     }
 
-    /// Fetches every enabled collector for `ids` with one account's client.
+    /// Runs the due collectors for `ids` with one account's client.
     async fn collect(
         &self,
         ac: &AccountClient,
         ids: Vec<String>,
         mut metas: HashMap<String, OrgMeta>,
         previous: &Snapshot,
-    ) -> CycleOutcome {
-        let collectors = &self.config.collectors;
-        let mut outcome = CycleOutcome::default();
+        due: &[&dyn Collector],
+    ) -> RefreshOutcome {
         let account = ac.account.name.as_str();
-        let known_uuid = |id: &str, metas: &HashMap<String, OrgMeta>| -> Option<String> {
-            metas
-                .get(id)
-                .and_then(|m| m.uuid.clone())
-                .or_else(|| previous.orgs.get(id).and_then(|o| o.meta.uuid.clone()))
-        };
-
-        // Stage 1: limits and identity. With limits disabled, identity is asked only
-        // for the organizations whose uuid (needed for AI credits) is still unknown.
-        let mut limits = HashMap::new();
-        let mut stage1_errors: HashMap<String, String> = HashMap::new();
-        let (operation, build, stage1_ids): (&'static str, BuildBatch, Vec<String>) =
-            if collectors.subscription_limits {
-                (
-                    operation::SUBSCRIPTION_LIMITS,
-                    queries::subscription_limits,
-                    ids.clone(),
-                )
-            } else if collectors.ai_credits {
-                let unknown = ids
-                    .iter()
-                    .filter(|id| known_uuid(id, &metas).is_none())
-                    .cloned()
-                    .collect();
-                (
-                    operation::ORGANIZATION_INFO,
-                    queries::organization_info,
-                    unknown,
-                )
-            } else {
-                (
-                    operation::ORGANIZATION_INFO,
-                    queries::organization_info,
-                    Vec::new(),
-                )
-            };
-        if !stage1_ids.is_empty() {
-            let (orgs, retry) = self
-                .batches::<Organization>(&ac.client, operation, &stage1_ids, build)
-                .await;
-            outcome.retry_after = outcome.retry_after.max(retry);
-            for (id, result) in orgs {
-                let result = match result {
-                    Ok(Some(org)) => {
-                        metas.insert(id.clone(), org.meta());
-                        Ok(org.limits())
-                    }
-                    Ok(None) => Err("organization not returned (null)".to_owned()),
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = &result {
-                    stage1_errors.insert(id.clone(), error.clone());
+        let mut outcome = RefreshOutcome::default();
+        // Identity known before this refresh: discovery's, else the last snapshot's.
+        for id in &ids {
+            if !metas.contains_key(id) {
+                if let Some(org) = previous.orgs.get(id).filter(|o| o.meta.uuid.is_some()) {
+                    metas.insert(id.clone(), org.meta.clone());
                 }
-                limits.insert(id, result);
+            }
+        }
+        let all: Vec<Target> = ids
+            .iter()
+            .map(|id| Target {
+                id: id.clone(),
+                uuid: None,
+            })
+            .collect();
+
+        // Collectors that tell identity without needing it go first (subscription
+        // limits); the others wait for the uuids.
+        let (first, then): (Vec<&dyn Collector>, Vec<&dyn Collector>) =
+            due.iter().partition(|c| !c.needs_uuid());
+        let mut identity_errors: HashMap<String, String> = HashMap::new();
+        let firsts = join_all(first.iter().map(|c| self.run_collector(ac, *c, &all))).await;
+        for (collector, (decoded, retry_after)) in first.iter().zip(firsts) {
+            outcome.retry_after = outcome.retry_after.max(retry_after);
+            for d in decoded {
+                if let Some(meta) = d.meta {
+                    metas.insert(d.org_id.clone(), meta);
+                } else if let Err(error) = &d.result {
+                    identity_errors.insert(d.org_id.clone(), error.clone());
+                }
+                outcome.outcomes.push(Outcome {
+                    org_id: d.org_id,
+                    collector: collector.name(),
+                    stale_after: collector.schedule().stale_after,
+                    result: d.result,
+                });
             }
         }
 
-        // Stage 2: AI credits (by uuid) and tokens (by id), concurrently.
-        let uuids: Vec<(String, String)> = ids
-            .iter()
-            .filter_map(|id| known_uuid(id, &metas).map(|u| (u, id.clone())))
-            .collect();
-        let uuid_list: Vec<String> = uuids.iter().map(|(u, _)| u.clone()).collect();
-        let id_of_uuid: HashMap<String, String> = uuids.into_iter().collect();
-        let ai_future = async {
-            if collectors.ai_credits {
-                Some(
-                    self.batches::<AiCreditUsageStats>(
-                        &ac.client,
-                        operation::AI_CREDITS,
-                        &uuid_list,
-                        queries::ai_credits,
-                    )
-                    .await,
-                )
-            } else {
-                None
+        if !then.is_empty() {
+            // Identity only for organizations whose uuid is still unknown.
+            let unknown: Vec<&str> = ids
+                .iter()
+                .filter(|id| metas.get(*id).and_then(|m| m.uuid.as_ref()).is_none())
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                let (found, errors, retry_after) = self.identify(ac, &unknown).await;
+                outcome.retry_after = outcome.retry_after.max(retry_after);
+                metas.extend(found.into_iter().map(|m| (m.id.clone(), m)));
+                identity_errors.extend(errors);
             }
-        };
-        let token_future = async {
-            match &collectors.token_attribution {
-                Some(t) => Some(
-                    self.batches::<OrganizationTokens>(
-                        &ac.client,
-                        operation::TOKEN_ATTRIBUTION,
-                        &ids,
-                        |ids| queries::token_attribution(ids, &t.selection),
-                    )
-                    .await,
-                ),
-                None => None,
-            }
-        };
-        let (ai, tokens) = tokio::join!(ai_future, token_future);
-        let mut ai_by_id: Option<Outcomes<AiCreditUsageStats>> = ai.map(|(by_uuid, retry)| {
-            outcome.retry_after = outcome.retry_after.max(retry);
-            by_uuid
-                .into_iter()
-                .filter_map(|(uuid, r)| id_of_uuid.get(&uuid).map(|id| (id.clone(), r)))
-                .collect()
-        });
-        let mut tokens_by_id: Option<Outcomes<OrganizationTokens>> = tokens.map(|(t, retry)| {
-            outcome.retry_after = outcome.retry_after.max(retry);
-            t
-        });
-
-        for id in ids {
-            let ai_credits = ai_by_id.as_mut().map(|by_id| match by_id.remove(&id) {
-                Some(Ok(stats)) => Ok(stats.map(|s| s.to_snapshot())),
-                Some(Err(e)) => Err(e),
+            let with_uuid: Vec<Target> = ids
+                .iter()
+                .filter_map(|id| {
+                    let uuid = metas.get(id)?.uuid.clone()?;
+                    Some(Target {
+                        id: id.clone(),
+                        uuid: Some(uuid),
+                    })
+                })
+                .collect();
+            let runs = join_all(then.iter().map(|c| self.run_collector(ac, *c, &with_uuid))).await;
+            for (collector, (decoded, retry_after)) in then.iter().zip(runs) {
+                outcome.retry_after = outcome.retry_after.max(retry_after);
+                let mut missing: HashSet<&String> = ids.iter().collect();
+                for d in decoded {
+                    missing.remove(&d.org_id);
+                    outcome.outcomes.push(Outcome {
+                        org_id: d.org_id,
+                        collector: collector.name(),
+                        stale_after: collector.schedule().stale_after,
+                        result: d.result,
+                    });
+                }
                 // No uuid, so it could not be asked.
-                None => Err(format!(
-                    "organization uuid unknown: {}",
-                    stage1_errors
-                        .get(&id)
+                outcome.outcomes.extend(missing.into_iter().map(|id| {
+                    let why = identity_errors
+                        .get(id)
                         .map(String::as_str)
-                        .unwrap_or("not returned")
-                )),
-            });
-            let tokens = tokens_by_id.as_mut().map(|by_id| match by_id.remove(&id) {
-                Some(Ok(Some(t))) => Ok(t.to_snapshot()),
-                Some(Ok(None)) => Err("organization not returned (null)".to_owned()),
-                Some(Err(e)) => Err(e),
-                None => Err("missing from the response".to_owned()),
-            });
-            outcome.results.push(OrgResult {
+                        .unwrap_or("not returned");
+                    failed(id, *collector, format!("organization uuid unknown: {why}"))
+                }));
+            }
+        }
+
+        outcome.orgs = ids
+            .into_iter()
+            .map(|id| OrgEntry {
                 meta: metas.remove(&id),
                 account: account.to_owned(),
-                limits: if collectors.subscription_limits {
-                    limits.remove(&id)
-                } else {
-                    None
-                },
-                ai_credits,
-                tokens,
                 id,
-            });
-        }
+            })
+            .collect();
         outcome
+    }
+
+    /// One collector over `orgs`: its root fields, batched, then decoded.
+    async fn run_collector(
+        &self,
+        ac: &AccountClient,
+        collector: &dyn Collector,
+        orgs: &[Target],
+    ) -> (Vec<crate::collectors::Decoded>, Option<Duration>) {
+        if orgs.is_empty() {
+            return (Vec::new(), None);
+        }
+        let fields = collector.fields(orgs);
+        let fetched = ac
+            .client
+            .fetch(
+                collector.operation(),
+                &fields,
+                self.config.max_orgs_per_request,
+                &self.permits,
+            )
+            .await;
+        (collector.decode(orgs, &fetched.answers), fetched.retry_after)
+    }
+
+    /// Identity (uuid, name, plan) of organizations nothing has told yet.
+    async fn identify(
+        &self,
+        ac: &AccountClient,
+        ids: &[&str],
+    ) -> (Vec<OrgMeta>, HashMap<String, String>, Option<Duration>) {
+        let fields: Vec<RootField> = ids
+            .iter()
+            .map(|id| RootField::new(*id, IDENTITY).var("id", "ID!", serde_json::json!(id)))
+            .collect();
+        let fetched = ac
+            .client
+            .fetch(
+                operation::ORGANIZATION_INFO,
+                &fields,
+                self.config.max_orgs_per_request,
+                &self.permits,
+            )
+            .await;
+        let mut found = Vec::new();
+        let mut errors = HashMap::new();
+        for id in ids {
+            match crate::collectors::answer::<Organization>(&fetched.answers, id) {
+                Ok(org) => found.push(org.meta()),
+                Err(error) => {
+                    errors.insert((*id).to_owned(), error);
+                }
+            }
+        }
+        (found, errors, fetched.retry_after)
     }
 
     async fn discover(&self, client: &PipefyClient) -> Result<Vec<OrgMeta>, ApiError> {
         #[derive(Deserialize)]
         struct Data {
-            organizations: Vec<Organization>,
+            a0: Vec<Organization>,
         }
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| ApiError::Transport("shutting down".into()))?;
+        let document = query::document(operation::ORGANIZATIONS, &[RootField::new("all", DISCOVERY)]);
         let response = client
-            .execute(
-                operation::ORGANIZATIONS,
-                queries::ORGANIZATIONS,
-                &serde_json::json!({}),
-            )
+            .execute(operation::ORGANIZATIONS, &document.text, &document.variables)
             .await?;
         if let Some(error) = response.errors.first() {
             return Err(ApiError::Decode(format!(
@@ -515,60 +531,16 @@ impl Refresher {
         let data = serde_json::Value::Object(response.data.unwrap_or_default());
         let data: Data = serde_json::from_value(data)
             .map_err(|e| ApiError::Decode(format!("unexpected organizations response: {e}")))?;
-        Ok(data.organizations.iter().map(Organization::meta).collect())
+        Ok(data.a0.iter().map(Organization::meta).collect())
     }
+}
 
-    /// Runs `keys` in batches, at most `max_concurrent_requests` at once across the
-    /// process, and returns one outcome per key. A failed request fails its batch only.
-    async fn batches<T: for<'de> Deserialize<'de>>(
-        &self,
-        client: &PipefyClient,
-        operation: &'static str,
-        keys: &[String],
-        build: impl Fn(&[&str]) -> Batch,
-    ) -> (Outcomes<T>, Option<Duration>) {
-        let requests = keys.chunks(self.config.max_orgs_per_request).map(|chunk| {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let batch = build(&refs);
-            async move {
-                let response = match self.permits.acquire().await {
-                    Ok(_permit) => {
-                        client
-                            .execute(operation, &batch.text, &batch.variables)
-                            .await
-                    }
-                    Err(_) => Err(ApiError::Transport("shutting down".into())),
-                };
-                (batch, response)
-            }
-        });
-        let mut outcomes = HashMap::with_capacity(keys.len());
-        let mut retry_after = None;
-        for (batch, response) in join_all(requests).await {
-            match response {
-                Ok(response) => {
-                    for (key, result) in model::split::<T>(&response, &batch.aliases) {
-                        if let Err(error) = &result {
-                            // `key` is the organization id, or its uuid for AI credits.
-                            tracing::warn!(operation, organization = %key, %error, "Pipefy returned an error for one organization");
-                        }
-                        outcomes.insert(key, result);
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(operation, organizations = batch.aliases.len(), %error, "Pipefy request failed");
-                    retry_after = retry_after.max(error.retry_after());
-                    let message = error.to_string();
-                    outcomes.extend(
-                        batch
-                            .aliases
-                            .into_iter()
-                            .map(|(_, key)| (key, Err(message.clone()))),
-                    );
-                }
-            }
-        }
-        (outcomes, retry_after)
+fn failed(id: &str, collector: &dyn Collector, error: String) -> Outcome {
+    Outcome {
+        org_id: id.to_owned(),
+        collector: collector.name(),
+        stale_after: collector.schedule().stale_after,
+        result: Err(error),
     }
 }
 

@@ -1,39 +1,36 @@
 //! What the exporter knows: the last good values per organization and collector,
-//! and the pure rules that merge one refresh cycle into it.
+//! and the pure rules that merge one refresh into it.
 //!
-//! Nothing here does I/O, so the stale-value rules are unit-tested directly.
+//! Each collector owns its slice of an organization's snapshot: a value of a type the
+//! collector defines in its own file (limits, AI credits, API calls, ...), stored here as
+//! [`Slice`] and read back with [`OrgSnapshot::fresh`]. The snapshot therefore never
+//! changes when a collector is added. Nothing here does I/O, so the stale-value rules
+//! are unit-tested directly.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// The three things fetched per organization; each fails or succeeds on its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Collector {
-    SubscriptionLimits,
-    AiCredits,
-    TokenAttribution,
-}
+/// One collector's value for one organization, typed by the collector that made it.
+#[derive(Clone)]
+pub struct Slice(Arc<dyn Any + Send + Sync>);
 
-impl Collector {
-    pub const ALL: [Collector; 3] = [
-        Collector::SubscriptionLimits,
-        Collector::AiCredits,
-        Collector::TokenAttribution,
-    ];
+impl Slice {
+    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
+        Slice(Arc::new(value))
+    }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Collector::SubscriptionLimits => "subscription_limits",
-            Collector::AiCredits => "ai_credits",
-            Collector::TokenAttribution => "token_attribution",
-        }
+    /// The value, if it is a `T` (it always is for the collector that stored it).
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
     }
 }
 
-impl fmt::Display for Collector {
+impl fmt::Debug for Slice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str("Slice(..)")
     }
 }
 
@@ -47,85 +44,65 @@ pub struct OrgMeta {
     pub plan: Option<String>,
 }
 
-/// One plan limit. `limit` is `+Inf` when the plan has none.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Limit {
-    /// Lower case, e.g. `pipes`, `ai_credits`, or a value Pipefy added later.
-    pub resource: String,
-    pub limit: f64,
-    pub used: f64,
-}
-
-/// AI-credit usage this month. `limit` is `+Inf` for an uncapped plan.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AiCredits {
-    pub used: f64,
-    pub limit: f64,
-    pub free_used: f64,
-    pub free_limit: f64,
-    pub addon_enabled: bool,
-}
-
-/// A personal access token and whether it names a billing organization.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Token {
-    pub id: String,
-    pub name: String,
-    pub assigned: bool,
-}
-
 /// What one collector knows about one organization.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Series<T> {
-    /// Whether the last cycle succeeded.
+    /// Whether the last refresh succeeded.
     pub up: bool,
     /// The last good value and when it was fetched.
     pub value: Option<T>,
     pub last_success: Option<SystemTime>,
-    /// Why the last cycle failed, for the landing page and logs.
+    /// How long a value is exported after `last_success` (the collector's stale_after).
+    pub stale_after: Duration,
+    /// Why the last refresh failed, for the landing page and logs.
     pub last_error: Option<String>,
 }
 
-impl<T> Default for Series<T> {
-    fn default() -> Self {
+impl<T> Series<T> {
+    fn new(stale_after: Duration) -> Self {
         Series {
             up: false,
             value: None,
             last_success: None,
+            stale_after,
             last_error: None,
         }
     }
-}
 
-impl<T> Series<T> {
     /// The value if it is still young enough to export.
-    pub fn fresh(&self, now: SystemTime, stale_after: Duration) -> Option<&T> {
-        let last = self.last_success?;
-        let age = now.duration_since(last).unwrap_or(Duration::ZERO);
-        if age > stale_after {
-            None
-        } else {
-            self.value.as_ref()
-        }
+    pub fn fresh(&self, now: SystemTime) -> Option<&T> {
+        self.is_fresh(now).then_some(self.value.as_ref()).flatten()
     }
 
-    /// Applies one cycle's outcome: a success replaces the value, a failure keeps the
-    /// last good one until it is older than `stale_after`.
+    /// Whether the last success is recent enough for its value to be exported.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.last_success.is_some_and(|last| {
+            now.duration_since(last).unwrap_or(Duration::ZERO) <= self.stale_after
+        })
+    }
+
+    /// Applies one refresh: a success replaces the value, a failure keeps the last good
+    /// one until it is older than `stale_after`.
     fn merge(self, outcome: Result<T, String>, now: SystemTime, stale_after: Duration) -> Self {
         match outcome {
             Ok(value) => Series {
                 up: true,
                 value: Some(value),
                 last_success: Some(now),
+                stale_after,
                 last_error: None,
             },
             Err(error) => {
-                let keep = self.fresh(now, stale_after).is_some();
+                let keep = Series {
+                    stale_after,
+                    ..self
+                };
+                let fresh = keep.is_fresh(now);
                 Series {
                     up: false,
-                    value: if keep { self.value } else { None },
-                    last_success: self.last_success,
+                    value: if fresh { keep.value } else { None },
                     last_error: Some(error),
+                    ..keep
                 }
             }
         }
@@ -133,155 +110,105 @@ impl<T> Series<T> {
 }
 
 /// Everything known about one organization.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct OrgSnapshot {
     pub meta: OrgMeta,
     /// Which account's credential watches it.
     pub account: String,
-    /// `None` when the collector is disabled.
-    pub limits: Option<Series<Vec<Limit>>>,
-    /// The inner `None` means Pipefy returned no AI-credit statistics for it.
-    pub ai_credits: Option<Series<Option<AiCredits>>>,
-    pub tokens: Option<Series<Vec<Token>>>,
+    /// One series per enabled collector that has run for it, by collector name.
+    pub collectors: BTreeMap<&'static str, Series<Slice>>,
 }
 
 impl OrgSnapshot {
-    /// `(collector, up, last_success)` for each enabled collector.
-    pub fn health(&self) -> Vec<(Collector, bool, Option<SystemTime>)> {
-        let mut out = Vec::with_capacity(3);
-        if let Some(s) = &self.limits {
-            out.push((Collector::SubscriptionLimits, s.up, s.last_success));
-        }
-        if let Some(s) = &self.ai_credits {
-            out.push((Collector::AiCredits, s.up, s.last_success));
-        }
-        if let Some(s) = &self.tokens {
-            out.push((Collector::TokenAttribution, s.up, s.last_success));
-        }
-        out
+    /// A collector's value, if it is fresh and of type `T`.
+    pub fn fresh<T: Any>(&self, collector: &str, now: SystemTime) -> Option<&T> {
+        self.collectors
+            .get(collector)
+            .and_then(|s| s.fresh(now))
+            .and_then(Slice::get)
     }
 
-    /// The subscription limits, if fresh (empty otherwise).
-    pub fn fresh_limits(&self, now: SystemTime, stale_after: Duration) -> &[Limit] {
-        self.limits
-            .as_ref()
-            .and_then(|s| s.fresh(now, stale_after))
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-    }
-
-    /// The AI-credit statistics, if fresh and returned by Pipefy.
-    pub fn fresh_ai_credits(&self, now: SystemTime, stale_after: Duration) -> Option<&AiCredits> {
-        self.ai_credits
-            .as_ref()
-            .and_then(|s| s.fresh(now, stale_after))
-            .and_then(Option::as_ref)
-    }
-
-    /// The personal access tokens, if fresh (`None` when unknown, unlike "no tokens").
-    pub fn fresh_tokens(&self, now: SystemTime, stale_after: Duration) -> Option<&[Token]> {
-        self.tokens
-            .as_ref()
-            .and_then(|s| s.fresh(now, stale_after))
-            .map(Vec::as_slice)
-    }
-
-    /// The first error of the last cycle, if any collector failed.
+    /// The first error of the last refresh of each collector, if any failed.
     pub fn last_error(&self) -> Option<&str> {
-        let errors = [
-            self.limits.as_ref().and_then(|s| s.last_error.as_deref()),
-            self.ai_credits
-                .as_ref()
-                .and_then(|s| s.last_error.as_deref()),
-            self.tokens.as_ref().and_then(|s| s.last_error.as_deref()),
-        ];
-        errors.into_iter().flatten().next()
+        self.collectors
+            .values()
+            .find_map(|s| s.last_error.as_deref())
     }
 }
 
-/// The latest state, published to the HTTP side after every cycle.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The latest state, published to the HTTP side after every refresh.
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub orgs: BTreeMap<String, OrgSnapshot>,
-    /// Cycles finished since start; 0 means not ready.
+    /// Refreshes finished since start; 0 means not ready.
     pub cycles: u64,
     pub last_cycle: Option<SystemTime>,
 }
 
-/// One cycle's outcome for one organization. A `None` collector field means the
-/// collector is disabled; `Some(Err)` that it failed this cycle.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct OrgResult {
+/// An organization taking part in a refresh, with what this refresh learned of its
+/// identity (if anything).
+#[derive(Clone, Debug, Default)]
+pub struct OrgEntry {
     pub id: String,
     pub account: String,
-    /// What this cycle learned of the organization's identity, if anything.
     pub meta: Option<OrgMeta>,
-    pub limits: Option<Result<Vec<Limit>, String>>,
-    pub ai_credits: Option<Result<Option<AiCredits>, String>>,
-    pub tokens: Option<Result<Vec<Token>, String>>,
 }
 
-impl OrgResult {
-    /// (succeeded, failed) collector counts.
-    pub fn tally(&self) -> (usize, usize) {
-        let outcomes = [
-            self.limits.as_ref().map(Result::is_ok),
-            self.ai_credits.as_ref().map(Result::is_ok),
-            self.tokens.as_ref().map(Result::is_ok),
-        ];
-        outcomes
-            .into_iter()
-            .flatten()
-            .fold((0, 0), |(ok, err), success| {
-                if success {
-                    (ok + 1, err)
-                } else {
-                    (ok, err + 1)
-                }
-            })
-    }
+/// One collector's outcome for one organization.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub org_id: String,
+    pub collector: &'static str,
+    pub stale_after: Duration,
+    pub result: Result<Slice, String>,
 }
 
-/// Merges one cycle into the previous snapshot. Organizations absent from `results`
-/// (no longer configured or discovered) are dropped; the others keep their last good
-/// values through failures until `stale_after`.
+/// Merges one refresh into the previous snapshot. `orgs` is every organization watched
+/// now: the others (no longer configured or discovered) are dropped. Collectors that did
+/// not run in this refresh keep their series untouched; the ones that ran keep their last
+/// good value through a failure until `stale_after`.
 pub fn merge(
     previous: &Snapshot,
-    results: Vec<OrgResult>,
+    orgs: Vec<OrgEntry>,
+    outcomes: Vec<Outcome>,
     now: SystemTime,
-    stale_after: Duration,
 ) -> Snapshot {
-    let mut orgs = BTreeMap::new();
-    for result in results {
-        let prev = previous.orgs.get(&result.id).cloned().unwrap_or_default();
-        let meta = match result.meta {
-            Some(meta) => meta,
-            // Keep the identity learned earlier so labels do not flap on failures.
-            None if !prev.meta.id.is_empty() => prev.meta,
-            None => OrgMeta {
-                id: result.id.clone(),
-                ..OrgMeta::default()
-            },
+    let mut next: BTreeMap<String, OrgSnapshot> = orgs
+        .into_iter()
+        .map(|entry| {
+            let prev = previous.orgs.get(&entry.id).cloned().unwrap_or_default();
+            let meta = match entry.meta {
+                Some(meta) => meta,
+                // Keep the identity learned earlier so labels do not flap on failures.
+                None if !prev.meta.id.is_empty() => prev.meta,
+                None => OrgMeta {
+                    id: entry.id.clone(),
+                    ..OrgMeta::default()
+                },
+            };
+            let org = OrgSnapshot {
+                meta,
+                account: entry.account,
+                collectors: prev.collectors,
+            };
+            (entry.id, org)
+        })
+        .collect();
+    for outcome in outcomes {
+        let Some(org) = next.get_mut(&outcome.org_id) else {
+            continue;
         };
-        let org = OrgSnapshot {
-            meta,
-            account: result.account,
-            limits: result
-                .limits
-                .map(|r| prev.limits.unwrap_or_default().merge(r, now, stale_after)),
-            ai_credits: result.ai_credits.map(|r| {
-                prev.ai_credits
-                    .unwrap_or_default()
-                    .merge(r, now, stale_after)
-            }),
-            tokens: result
-                .tokens
-                .map(|r| prev.tokens.unwrap_or_default().merge(r, now, stale_after)),
-        };
-        orgs.insert(result.id, org);
+        let series = org
+            .collectors
+            .remove(outcome.collector)
+            .unwrap_or_else(|| Series::new(outcome.stale_after));
+        org.collectors.insert(
+            outcome.collector,
+            series.merge(outcome.result, now, outcome.stale_after),
+        );
     }
     Snapshot {
-        orgs,
+        orgs: next,
         cycles: previous.cycles + 1,
         last_cycle: Some(now),
     }
@@ -296,82 +223,125 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
-    fn limits(used: f64) -> Vec<Limit> {
-        vec![Limit {
-            resource: "pipes".into(),
-            limit: 5.0,
-            used,
-        }]
-    }
+    const STALE: Duration = Duration::from_secs(900);
 
-    fn result(limits: Result<Vec<Limit>, String>) -> OrgResult {
-        OrgResult {
+    fn entry(meta: Option<OrgMeta>) -> OrgEntry {
+        OrgEntry {
             id: "2".into(),
             account: "default".into(),
-            meta: None,
-            limits: Some(limits),
-            ai_credits: None,
-            tokens: None,
+            meta,
         }
     }
 
-    const STALE: Duration = Duration::from_secs(900);
+    fn outcome(collector: &'static str, result: Result<u32, &str>) -> Outcome {
+        Outcome {
+            org_id: "2".into(),
+            collector,
+            stale_after: STALE,
+            result: result.map(Slice::new).map_err(str::to_owned),
+        }
+    }
+
+    fn value(s: &Snapshot, collector: &str, now: SystemTime) -> Option<u32> {
+        s.orgs["2"].fresh::<u32>(collector, now).copied()
+    }
 
     #[test]
     fn failure_keeps_last_good_value_until_stale_after() {
-        let mut meta_result = result(Ok(limits(3.0)));
-        meta_result.meta = Some(OrgMeta {
+        let meta = OrgMeta {
             id: "2".into(),
             uuid: Some("u".into()),
             name: "Vandeley Industries".into(),
             plan: None,
-        });
-        let s1 = merge(&Snapshot::default(), vec![meta_result], at(1000), STALE);
+        };
+        let s1 = merge(
+            &Snapshot::default(),
+            vec![entry(Some(meta))],
+            vec![outcome("limits", Ok(3))],
+            at(1000),
+        );
         assert_eq!(s1.cycles, 1);
 
-        let s2 = merge(&s1, vec![result(Err("boom".into()))], at(1300), STALE);
+        let s2 = merge(
+            &s1,
+            vec![entry(None)],
+            vec![outcome("limits", Err("boom"))],
+            at(1300),
+        );
         let org = &s2.orgs["2"];
         assert_eq!(
             org.meta.name, "Vandeley Industries",
             "identity survives the failure"
         );
-        let series = org.limits.as_ref().unwrap();
+        let series = &org.collectors["limits"];
         assert!(!series.up);
         assert_eq!(series.last_success, Some(at(1000)));
-        assert_eq!(series.fresh(at(1300), STALE), Some(&limits(3.0)));
-        assert_eq!(series.fresh(at(1901), STALE), None, "stale at scrape time");
+        assert_eq!(value(&s2, "limits", at(1300)), Some(3));
+        assert_eq!(value(&s2, "limits", at(1901)), None, "stale at scrape time");
         assert_eq!(org.last_error(), Some("boom"));
 
-        // A cycle after stale_after drops the value itself.
-        let s3 = merge(&s2, vec![result(Err("boom".into()))], at(1901), STALE);
-        let series = s3.orgs["2"].limits.as_ref().unwrap();
-        assert_eq!(series.value, None);
+        // A refresh after stale_after drops the value itself.
+        let s3 = merge(
+            &s2,
+            vec![entry(None)],
+            vec![outcome("limits", Err("boom"))],
+            at(1901),
+        );
+        let series = &s3.orgs["2"].collectors["limits"];
+        assert!(series.value.is_none());
         assert_eq!(series.last_success, Some(at(1000)));
 
         // Recovery replaces everything.
-        let s4 = merge(&s3, vec![result(Ok(limits(4.0)))], at(2000), STALE);
-        let series = s4.orgs["2"].limits.as_ref().unwrap();
-        assert!(series.up);
-        assert_eq!(series.fresh(at(2000), STALE), Some(&limits(4.0)));
+        let s4 = merge(
+            &s3,
+            vec![entry(None)],
+            vec![outcome("limits", Ok(4))],
+            at(2000),
+        );
+        assert!(s4.orgs["2"].collectors["limits"].up);
+        assert_eq!(value(&s4, "limits", at(2000)), Some(4));
         assert_eq!(s4.cycles, 4);
+    }
+
+    #[test]
+    fn collectors_that_did_not_run_keep_their_series() {
+        let s1 = merge(
+            &Snapshot::default(),
+            vec![entry(None)],
+            vec![outcome("limits", Ok(1)), outcome("tokens", Ok(7))],
+            at(0),
+        );
+        // Only `limits` is due in the second refresh; `tokens` (a longer interval) is not.
+        let s2 = merge(&s1, vec![entry(None)], vec![outcome("limits", Ok(2))], at(60));
+        assert_eq!(value(&s2, "limits", at(60)), Some(2));
+        assert_eq!(value(&s2, "tokens", at(60)), Some(7));
+        assert_eq!(
+            s2.orgs["2"].collectors["tokens"].last_success,
+            Some(at(0)),
+            "not refreshed, so not re-stamped"
+        );
     }
 
     #[test]
     fn organizations_no_longer_listed_are_dropped() {
         let s1 = merge(
             &Snapshot::default(),
-            vec![result(Ok(limits(1.0)))],
+            vec![entry(None)],
+            vec![outcome("limits", Ok(1))],
             at(0),
-            STALE,
         );
-        let s2 = merge(&s1, vec![], at(10), STALE);
-        assert!(s2.orgs.is_empty());
+        let s2 = merge(&s1, vec![], vec![outcome("limits", Ok(1))], at(10));
+        assert!(s2.orgs.is_empty(), "an outcome for an unlisted org is ignored");
     }
 
     #[test]
-    fn tally_counts_enabled_collectors_only() {
-        let mut r = result(Ok(limits(1.0)));
-        r.tokens = Some(Err("denied".into()));
-        assert_eq!(r.tally(), (1, 1));
+    fn a_value_of_another_type_is_not_returned() {
+        let s = merge(
+            &Snapshot::default(),
+            vec![entry(None)],
+            vec![outcome("limits", Ok(1))],
+            at(0),
+        );
+        assert_eq!(s.orgs["2"].fresh::<String>("limits", at(0)), None);
     }
 }

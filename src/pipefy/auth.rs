@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use super::ApiError;
 use crate::config::{Credential, Secret};
-use crate::metrics::SelfMetrics;
+use crate::self_metrics::SelfMetrics;
 
 /// Operation label of token requests in `pipefy_api_requests_total`.
 pub const OAUTH_OPERATION: &str = "oauth_token";

@@ -1,25 +1,45 @@
-//! The Pipefy GraphQL client: one HTTP POST per batch, bearer auth, bounded bodies,
-//! and every request counted in the self-metrics (each one is a paid API call).
+//! The Pipefy GraphQL client: batching of root fields into aliased requests
+//! ([`query`]), one HTTP POST per batch, bearer auth, bounded bodies, per-alias
+//! decoding ([`model::split`]), and every request counted in the self-metrics (each one
+//! is a paid API call).
 //!
 //! It retries only one thing: a 401 with a service account, once, with a fresh
-//! access token. Everything else (429, 5xx, timeouts) fails the batch; the refresh
-//! loop keeps the last good values and tries again next cycle, so a flaky upstream
-//! never multiplies the calls it is billed for.
+//! access token. Everything else (429, 5xx, timeouts) fails the batch; the scheduler
+//! keeps the last good values and tries again at the collector's next interval, so a
+//! flaky upstream never multiplies the calls it is billed for.
 
 pub mod auth;
 pub mod model;
-pub mod queries;
+pub mod query;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use crate::config::{Credential, Secret};
-use crate::metrics::SelfMetrics;
+use crate::self_metrics::SelfMetrics;
 use auth::Auth;
 pub use model::GraphQlResponse;
+use query::RootField;
+
+/// Each key's answer: the aliased field's JSON (`None` when Pipefy answered `null`
+/// without an error), or why it failed.
+pub type Answers = HashMap<String, Result<Option<Value>, String>>;
+
+/// What a batched fetch returned.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub answers: Answers,
+    /// The longest `Retry-After` Pipefy sent, if it throttled a request.
+    pub retry_after: Option<Duration>,
+}
 
 /// Upper bound of a GraphQL response body: a batch of 500 organizations with their
 /// tokens stays far below this; anything larger is an upstream fault, not data.
@@ -93,6 +113,57 @@ impl PipefyClient {
             .map(|_| ())
     }
 
+    /// Asks for `fields` in requests of at most `per_request` aliased root fields, at
+    /// most as many in flight as `permits` allows (a process-wide budget), and returns
+    /// one answer per field key. A failed request fails its own fields only; an alias
+    /// error with a `path` fails that alias only.
+    pub async fn fetch(
+        &self,
+        operation: &'static str,
+        fields: &[RootField],
+        per_request: usize,
+        permits: &Semaphore,
+    ) -> Fetched {
+        let requests = fields.chunks(per_request.max(1)).map(|chunk| {
+            let document = query::document(operation, chunk);
+            async move {
+                let response = match permits.acquire().await {
+                    Ok(_permit) => {
+                        self.execute(operation, &document.text, &document.variables)
+                            .await
+                    }
+                    Err(_) => Err(ApiError::Transport("shutting down".into())),
+                };
+                (document, response)
+            }
+        });
+        let mut fetched = Fetched::default();
+        for (document, response) in join_all(requests).await {
+            match response {
+                Ok(response) => {
+                    for (key, result) in model::split::<Value>(&response, &document.aliases) {
+                        if let Err(error) = &result {
+                            tracing::warn!(operation, key = %key, %error, "Pipefy returned an error for one field");
+                        }
+                        fetched.answers.insert(key, result);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(operation, fields = document.aliases.len(), %error, "Pipefy request failed");
+                    fetched.retry_after = fetched.retry_after.max(error.retry_after());
+                    let message = error.to_string();
+                    fetched.answers.extend(
+                        document
+                            .aliases
+                            .into_iter()
+                            .map(|(_, key)| (key, Err(message.clone()))),
+                    );
+                }
+            }
+        }
+        fetched
+    }
+
     /// Sends one GraphQL request. `operation` labels the self-metrics.
     pub async fn execute(
         &self,
@@ -100,7 +171,11 @@ impl PipefyClient {
         query: &str,
         variables: &serde_json::Value,
     ) -> Result<GraphQlResponse, ApiError> {
-        let body = serde_json::json!({ "query": query, "variables": variables });
+        let body = serde_json::json!({
+            "query": query,
+            "variables": variables,
+            "operationName": operation,
+        });
         let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
         match self.send(operation, &body, bearer.as_ref()).await {
             Err(ApiError::Unauthorized) if self.auth.invalidate(bearer.as_ref()).await => {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::snapshot::{AiCredits, Limit, OrgMeta, Token};
+use crate::snapshot::OrgMeta;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct GraphQlResponse {
@@ -79,7 +79,7 @@ pub(crate) fn truncate(message: &str) -> String {
 }
 
 /// GraphQL `ID`s are strings, but some servers send numbers.
-fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
@@ -89,6 +89,7 @@ fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     }
 }
 
+/// An organization's identity, as `organizations` and `organization(id:)` answer it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Organization {
@@ -100,8 +101,6 @@ pub struct Organization {
     pub name: Option<String>,
     #[serde(default)]
     pub plan_name: Option<String>,
-    #[serde(default)]
-    pub active_subscription: Option<ActiveSubscription>,
 }
 
 impl Organization {
@@ -113,101 +112,11 @@ impl Organization {
             plan: self.plan_name.clone(),
         }
     }
-
-    /// The subscription limits, resource names lower-cased; a null limit is `+Inf`.
-    /// An organization without an active subscription has no limits.
-    pub fn limits(&self) -> Vec<Limit> {
-        self.active_subscription
-            .iter()
-            .flat_map(|s| &s.limits)
-            .map(|l| Limit {
-                resource: l.resource.to_ascii_lowercase(),
-                limit: l.limit.unwrap_or(f64::INFINITY),
-                used: l.used.unwrap_or(0.0),
-            })
-            .collect()
-    }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ActiveSubscription {
-    #[serde(default)]
-    pub limits: Vec<SubscriptionLimit>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SubscriptionLimit {
-    pub resource: String,
-    pub limit: Option<f64>,
-    pub used: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AiCreditUsageStats {
-    pub usage: f64,
-    pub limit: f64,
-    #[serde(default)]
-    pub has_addon: bool,
-    #[serde(default)]
-    pub free_ai_credit: Option<FreeAiCredit>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct FreeAiCredit {
-    pub limit: f64,
-    pub usage: f64,
-}
-
-impl AiCreditUsageStats {
-    /// A limit of 0 means an uncapped plan: exported as `+Inf`.
-    pub fn to_snapshot(&self) -> AiCredits {
-        let free = self.free_ai_credit.as_ref();
-        AiCredits {
-            used: self.usage,
-            limit: if self.limit == 0.0 {
-                f64::INFINITY
-            } else {
-                self.limit
-            },
-            free_used: free.map_or(0.0, |f| f.usage),
-            free_limit: free.map_or(0.0, |f| f.limit),
-            addon_enabled: self.has_addon,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrganizationTokens {
-    pub personal_access_tokens: Vec<PersonalAccessToken>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PersonalAccessToken {
-    #[serde(deserialize_with = "de_id")]
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub billing_organization: Option<Value>,
-}
-
-impl OrganizationTokens {
-    pub fn to_snapshot(&self) -> Vec<Token> {
-        self.personal_access_tokens
-            .iter()
-            .map(|t| Token {
-                id: t.id.clone(),
-                name: t.name.clone().unwrap_or_default(),
-                assigned: t
-                    .billing_organization
-                    .as_ref()
-                    .is_some_and(|b| !b.is_null()),
-            })
-            .collect()
-    }
+/// Decodes one aliased answer into `T`, with an error message fit for a log line.
+pub fn decode<T: for<'de> Deserialize<'de>>(value: &Value) -> Result<T, String> {
+    T::deserialize(value).map_err(|e| format!("unexpected response shape: {e}"))
 }
 
 #[cfg(test)]
@@ -237,26 +146,7 @@ mod tests {
         assert_eq!(out[1].0, "7");
         assert_eq!(out[1].1.as_ref().unwrap_err(), "Permission denied");
         let org = out[0].1.as_ref().unwrap().as_ref().unwrap();
-        assert_eq!(
-            org.limits(),
-            vec![
-                Limit {
-                    resource: "pipes".into(),
-                    limit: 5.0,
-                    used: 3.0
-                },
-                Limit {
-                    resource: "records".into(),
-                    limit: f64::INFINITY,
-                    used: 45.0
-                },
-                Limit {
-                    resource: "automations".into(),
-                    limit: 10.0,
-                    used: 1.0
-                },
-            ]
-        );
+        assert_eq!(org.meta().name, "Vandeley");
     }
 
     #[test]
@@ -285,59 +175,52 @@ mod tests {
     }
 
     #[test]
-    fn ai_limit_zero_is_uncapped_and_tokens_are_classified() {
-        let ai: AiCreditUsageStats = serde_json::from_value(json!(
-            {"active": true, "usage": 900.5, "limit": 0, "hasAddon": true, "freeAiCredit": {"limit": 50, "usage": 50}}
-        ))
-        .unwrap();
-        assert_eq!(
-            ai.to_snapshot(),
-            AiCredits {
-                used: 900.5,
-                limit: f64::INFINITY,
-                free_used: 50.0,
-                free_limit: 50.0,
-                addon_enabled: true
+    fn arbitrary_responses_never_panic() {
+        let mut rng = super::arbitrary::Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..5_000 {
+            let body = json!({ "data": rng.value(4), "errors": rng.value(3) });
+            // Whatever the shape: a response, or a decode error, never a panic.
+            let Ok(response) = serde_json::from_value::<GraphQlResponse>(body) else {
+                continue;
+            };
+            for (_, outcome) in split::<Organization>(&response, &aliases()) {
+                if let Ok(Some(org)) = outcome {
+                    let _ = org.meta();
+                }
             }
-        );
-        let tokens: OrganizationTokens = serde_json::from_value(json!({"personalAccessTokens": [
-            {"id": 201, "name": "Zapier", "billingOrganization": null},
-            {"id": "203", "name": "Reporting", "billingOrganization": {"id": "2"}}
-        ]}))
-        .unwrap();
-        assert_eq!(
-            tokens.to_snapshot(),
-            vec![
-                Token {
-                    id: "201".into(),
-                    name: "Zapier".into(),
-                    assigned: false
-                },
-                Token {
-                    id: "203".into(),
-                    name: "Reporting".into(),
-                    assigned: true
-                },
-            ]
-        );
+        }
     }
 
+    #[test]
+    fn long_upstream_messages_are_cut_on_a_char_boundary() {
+        let message = "é".repeat(400);
+        let cut = truncate(&message);
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut.chars().count(), 151);
+    }
+}
+
+/// Arbitrary JSON for robustness tests of every decoder.
+#[cfg(test)]
+pub(crate) mod arbitrary {
+    use serde_json::{json, Map, Value};
+
     /// A tiny deterministic generator, enough to throw many shapes at the parser.
-    struct Rng(u64);
+    pub(crate) struct Rng(pub(crate) u64);
 
     impl Rng {
-        fn next(&mut self) -> u64 {
+        pub(crate) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0
         }
 
-        fn below(&mut self, n: u64) -> u64 {
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
 
-        fn value(&mut self, depth: u32) -> Value {
+        pub(crate) fn value(&mut self, depth: u32) -> Value {
             let keys = [
                 "id",
                 "uuid",
@@ -353,6 +236,22 @@ mod tests {
                 "freeAiCredit",
                 "personalAccessTokens",
                 "billingOrganization",
+                "byOrganization",
+                "organizationUuid",
+                "partial",
+                "data",
+                "dimension",
+                "metric",
+                "aiAutomation",
+                "assistants",
+                "enabled",
+                "tasksConsumed",
+                "activeFlows",
+                "total0",
+                "ai0",
+                "jobs0",
+                "token:2",
+                "2",
                 "o0",
                 "o1",
                 "path",
@@ -378,40 +277,5 @@ mod tests {
                 _ => Value::Array((0..self.below(4)).map(|_| self.value(depth - 1)).collect()),
             }
         }
-    }
-
-    #[test]
-    fn arbitrary_responses_never_panic() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for _ in 0..5_000 {
-            let body = json!({ "data": rng.value(4), "errors": rng.value(3) });
-            // Whatever the shape: a response, or a decode error, never a panic.
-            let Ok(response) = serde_json::from_value::<GraphQlResponse>(body) else {
-                continue;
-            };
-            for (_, outcome) in split::<Organization>(&response, &aliases()) {
-                if let Ok(Some(org)) = outcome {
-                    let _ = (org.meta(), org.limits());
-                }
-            }
-            for (_, outcome) in split::<AiCreditUsageStats>(&response, &aliases()) {
-                if let Ok(Some(stats)) = outcome {
-                    let _ = stats.to_snapshot();
-                }
-            }
-            for (_, outcome) in split::<OrganizationTokens>(&response, &aliases()) {
-                if let Ok(Some(tokens)) = outcome {
-                    let _ = tokens.to_snapshot();
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn long_upstream_messages_are_cut_on_a_char_boundary() {
-        let message = "é".repeat(400);
-        let cut = truncate(&message);
-        assert!(cut.ends_with('…'));
-        assert_eq!(cut.chars().count(), 151);
     }
 }

@@ -1,0 +1,300 @@
+//! API calls billed to each organization in the period, and its quota: the totals from
+//! `apiUsageStatsCombined` (25 organizations per root field), and with `by_token` (on by
+//! default) or `by_operation` (off) the complete breakdown from one
+//! `apiUsageStats(dimension:)` root field per organization. The combined form's
+//! `topItems` lists only the top consumers, which is why it is not used for breakdowns.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{combined, Collector, Context, Decoded, Period, Schedule, Target};
+use crate::exposition::{org_family, Encoder};
+use crate::pipefy::query::RootField;
+use crate::pipefy::Answers;
+use crate::snapshot::{OrgSnapshot, Snapshot};
+
+pub(crate) const NAME: &str = "api_usage";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+const TOTALS: &str = "apiUsageStatsCombined(organizationUuids: $uuids, period: $period) { byOrganization { organizationUuid organizationName usage limit } partial }";
+const BREAKDOWN: &str = "apiUsageStats(organizationUuid: $uuid, period: $period, dimension: $dimension) { data { dimension metric } limit }";
+/// How Pipefy labels calls it cannot attribute (unnamed operations).
+const NOT_SPECIFIED: &str = "Not specified";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    interval: Option<Duration>,
+    #[serde(default)]
+    period: Period,
+    #[serde(default)]
+    by_token: Option<bool>,
+    #[serde(default)]
+    by_operation: Option<bool>,
+}
+
+pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<ApiUsage>, super::BuildError> {
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let mut dimensions = Vec::new();
+    if raw.by_token.unwrap_or(true) {
+        dimensions.push(Dimension::Token);
+    }
+    if raw.by_operation.unwrap_or(false) {
+        dimensions.push(Dimension::OperationName);
+    }
+    Ok(Some(ApiUsage {
+        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
+        period: raw.period,
+        dimensions,
+    }))
+}
+
+/// Pipefy's `GroupedAPIDimension`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dimension {
+    Token,
+    OperationName,
+}
+
+impl Dimension {
+    fn value(self) -> &'static str {
+        match self {
+            Dimension::Token => "token",
+            Dimension::OperationName => "operation_name",
+        }
+    }
+    /// The key prefix of its per-organization fields.
+    fn prefix(self) -> &'static str {
+        match self {
+            Dimension::Token => "token:",
+            Dimension::OperationName => "operation:",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiUsage {
+    schedule: Schedule,
+    period: Period,
+    dimensions: Vec<Dimension>,
+}
+
+/// This collector's slice of an organization.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Calls {
+    pub used: f64,
+    /// `+Inf` when the organization has no quota.
+    pub limit: f64,
+    /// Calls per token name (with `by_token`), names as Pipefy gives them.
+    pub by_token: BTreeMap<String, f64>,
+    /// Calls per GraphQL operation name (with `by_operation`).
+    pub by_operation: BTreeMap<String, f64>,
+}
+
+/// The fresh API usage of an organization.
+pub fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Calls> {
+    org.fresh::<Calls>(NAME, now)
+}
+
+/// An item of the combined answer's `byOrganization`.
+#[derive(Deserialize)]
+struct Total {
+    usage: f64,
+    limit: Option<f64>,
+}
+
+/// `apiUsageStats` with a dimension: `data` is a list of `MetricItem`.
+#[derive(Deserialize)]
+struct Breakdown {
+    data: Vec<MetricItem>,
+}
+
+#[derive(Deserialize)]
+struct MetricItem {
+    dimension: Option<String>,
+    metric: f64,
+}
+
+/// Sums per name: two tokens may share a name, and one series per label set is a must.
+fn grouped(items: Vec<MetricItem>) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let name = item.dimension.unwrap_or_else(|| NOT_SPECIFIED.to_owned());
+        *out.entry(name).or_insert(0.0) += item.metric;
+    }
+    out
+}
+
+impl Collector for ApiUsage {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn operation(&self) -> &'static str {
+        "PipefyApiUsage"
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
+        let mut fields = combined::fields("total", TOTALS, self.period, orgs);
+        for dimension in &self.dimensions {
+            fields.extend(
+                combined::per_org(dimension.prefix(), orgs, BREAKDOWN, Some(self.period))
+                    .into_iter()
+                    .map(|f| f.var("dimension", "GroupedAPIDimension", json!(dimension.value()))),
+            );
+        }
+        fields
+    }
+
+    fn decode(&self, orgs: &[Target], answers: &Answers) -> Vec<Decoded> {
+        let totals = combined::by_organization::<Total>("total", orgs, answers);
+        orgs.iter()
+            .zip(totals)
+            .map(|(org, (_, total))| {
+                let calls = total.and_then(|total| {
+                    let mut calls = Calls {
+                        used: total.usage,
+                        limit: total.limit.unwrap_or(f64::INFINITY),
+                        ..Calls::default()
+                    };
+                    for dimension in &self.dimensions {
+                        let key = format!("{}{}", dimension.prefix(), org.id);
+                        let breakdown: Breakdown = combined::answer(answers, &key)
+                            .map_err(|e| format!("{} breakdown: {e}", dimension.value()))?;
+                        let grouped = grouped(breakdown.data);
+                        match dimension {
+                            Dimension::Token => calls.by_token = grouped,
+                            Dimension::OperationName => calls.by_operation = grouped,
+                        }
+                    }
+                    Ok(calls)
+                });
+                Decoded::new(&org.id, calls)
+            })
+            .collect()
+    }
+
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+        org_family(
+            enc,
+            snapshot,
+            "pipefy_api_calls_used",
+            "API calls billed to the organization in the period (this month by default).",
+            |org, emit| {
+                if let Some(calls) = of(org, now) {
+                    emit(&[], calls.used);
+                }
+            },
+        );
+        org_family(
+            enc,
+            snapshot,
+            "pipefy_api_calls_limit",
+            "API-call quota of the organization in the period; +Inf when it has none.",
+            |org, emit| {
+                if let Some(calls) = of(org, now) {
+                    emit(&[], calls.limit);
+                }
+            },
+        );
+        type Breakdown = fn(&Calls) -> &BTreeMap<String, f64>;
+        let breakdowns: [(&str, &str, &str, Breakdown); 2] = [
+            (
+                "pipefy_api_calls_used_by_token",
+                "token_name",
+                "API calls billed to the organization in the period, by token (personal access token or service account name).",
+                |c| &c.by_token,
+            ),
+            (
+                "pipefy_api_calls_used_by_operation",
+                "operation_name",
+                "API calls billed to the organization in the period, by GraphQL operation name (\"Not specified\": unnamed).",
+                |c| &c.by_operation,
+            ),
+        ];
+        for (name, label, help, breakdown) in breakdowns {
+            org_family(enc, snapshot, name, help, |org, emit| {
+                for (value, calls) in of(org, now).map(breakdown).into_iter().flatten() {
+                    emit(&[(label, value)], *calls);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(id: &str) -> Target {
+        Target {
+            id: id.into(),
+            uuid: Some(format!("u{id}")),
+        }
+    }
+
+    #[test]
+    fn totals_and_breakdowns_make_one_value_per_organization() {
+        let collector = build(
+            Raw {
+                by_operation: Some(true),
+                ..Raw::default()
+            },
+            &Context::default(),
+        )
+        .unwrap()
+        .unwrap();
+        let orgs = [target("2"), target("300")];
+        let keys: Vec<String> = collector.fields(&orgs).into_iter().map(|f| f.key).collect();
+        assert_eq!(
+            keys,
+            ["total0", "token:2", "token:300", "operation:2", "operation:300"]
+        );
+        let mut answers = Answers::new();
+        answers.insert(
+            "total0".into(),
+            Ok(Some(json!({"byOrganization": [
+                {"organizationUuid": "u2", "organizationName": "V", "usage": 5200, "limit": 20000},
+                {"organizationUuid": "u300", "organizationName": "K", "usage": 10.5, "limit": null}
+            ], "partial": false}))),
+        );
+        answers.insert(
+            "token:2".into(),
+            Ok(Some(json!({"data": [
+                {"dimension": "Nightly ETL", "metric": 4000},
+                {"dimension": "Zapier", "metric": 1000},
+                {"dimension": "Zapier", "metric": 200}
+            ], "limit": 20000}))),
+        );
+        answers.insert("operation:2".into(), Ok(Some(json!({"data": [{"dimension": null, "metric": 5200}]}))));
+        answers.insert("token:300".into(), Err("Permission denied".into()));
+        answers.insert("operation:300".into(), Ok(Some(json!({"data": []}))));
+
+        let decoded = collector.decode(&orgs, &answers);
+        let calls = decoded[0].result.as_ref().unwrap().get::<Calls>().unwrap();
+        assert_eq!(calls.used, 5200.0);
+        assert_eq!(calls.limit, 20000.0);
+        assert_eq!(
+            calls.by_token,
+            BTreeMap::from([("Nightly ETL".into(), 4000.0), ("Zapier".into(), 1200.0)])
+        );
+        assert_eq!(calls.by_operation, BTreeMap::from([("Not specified".into(), 5200.0)]));
+        assert_eq!(
+            decoded[1].result.as_ref().unwrap_err(),
+            "token breakdown: Permission denied"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Integration tasks consumed in the period, their quota and the active flows, from one
+//! `integrationsUsageStats` root field per organization (Pipefy documents no combined
+//! form for integrations).
+
+use std::any::Any;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use super::{combined, Collector, Context, Decoded, Period, Schedule, Target};
+use crate::exposition::{org_family, Encoder};
+use crate::pipefy::query::RootField;
+use crate::pipefy::Answers;
+use crate::snapshot::Snapshot;
+
+pub(crate) const NAME: &str = "integrations";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60 * 60);
+const FIELD: &str = "integrationsUsageStats(organizationUuid: $uuid, period: $period) { tasksConsumed { usage limit } activeFlows }";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    interval: Option<Duration>,
+    #[serde(default)]
+    period: Period,
+}
+
+pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<Integrations>, super::BuildError> {
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    Ok(Some(Integrations {
+        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
+        period: raw.period,
+    }))
+}
+
+#[derive(Debug)]
+pub struct Integrations {
+    schedule: Schedule,
+    period: Period,
+}
+
+/// This collector's slice of an organization.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tasks {
+    pub used: f64,
+    /// `+Inf` when Pipefy answers a null limit.
+    pub limit: f64,
+    pub active_flows: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    tasks_consumed: TasksConsumed,
+    #[serde(default)]
+    active_flows: f64,
+}
+
+#[derive(Deserialize)]
+struct TasksConsumed {
+    usage: f64,
+    limit: Option<f64>,
+}
+
+impl Collector for Integrations {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn operation(&self) -> &'static str {
+        "PipefyIntegrations"
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
+        combined::per_org("", orgs, FIELD, Some(self.period))
+    }
+
+    fn decode(&self, orgs: &[Target], answers: &Answers) -> Vec<Decoded> {
+        combined::per_org_answers::<Answer>("", orgs, answers)
+            .map(|(org, answer)| {
+                let tasks = answer.map(|a| Tasks {
+                    used: a.tasks_consumed.usage,
+                    limit: a.tasks_consumed.limit.unwrap_or(f64::INFINITY),
+                    active_flows: a.active_flows,
+                });
+                Decoded::new(&org.id, tasks)
+            })
+            .collect()
+    }
+
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+        type Field = fn(&Tasks) -> f64;
+        let families: [(&str, &str, Field); 3] = [
+            (
+                "pipefy_integration_tasks_used",
+                "Integration tasks consumed in the period (this month by default).",
+                |t| t.used,
+            ),
+            (
+                "pipefy_integration_tasks_limit",
+                "Integration tasks included in the period; +Inf when unlimited.",
+                |t| t.limit,
+            ),
+            (
+                "pipefy_integration_active_flows",
+                "Integration flows currently active.",
+                |t| t.active_flows,
+            ),
+        ];
+        for (name, help, field) in families {
+            org_family(enc, snapshot, name, help, |org, emit| {
+                if let Some(tasks) = org.fresh::<Tasks>(NAME, now) {
+                    emit(&[], field(tasks));
+                }
+            });
+        }
+    }
+}

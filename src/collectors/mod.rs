@@ -1,0 +1,210 @@
+//! One file per collector, the way node_exporter's `collector/` directory is laid out.
+//! Each file holds everything about one thing the exporter watches: its configuration
+//! (`collectors.<name>` in the config file), the GraphQL root fields it asks Pipefy for,
+//! the decoding of the answers into its slice of the snapshot, and the metric families
+//! it renders from that slice.
+//!
+//! The scheduler ([`crate::refresh`]) drives any collector through [`Collector`]; the
+//! config parser reaches them through [`RawCollectors`]. Both come from the one
+//! `registry!` line at the bottom of this file, so adding a collector is its own file
+//! plus one name there.
+
+mod combined;
+mod schedule;
+
+mod ai_credits;
+mod api_usage;
+mod automation_jobs;
+mod integrations;
+mod subscription_limits;
+mod token_attribution;
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use crate::exposition::Encoder;
+use crate::pipefy::query::RootField;
+use crate::pipefy::Answers;
+use crate::snapshot::{OrgMeta, Slice, Snapshot};
+
+pub(crate) use combined::answer;
+pub use schedule::{Context, Period, Schedule};
+pub use ai_credits::{AiCredits, Credits};
+pub use api_usage::{ApiUsage, Calls};
+pub use automation_jobs::{AutomationJobs, Jobs};
+pub use integrations::{Integrations, Tasks};
+pub use subscription_limits::{Limit, Limits, SubscriptionLimits};
+pub use token_attribution::{Token, TokenAttribution, Tokens, DEFAULT_TOKEN_SELECTION};
+
+/// Typed read access to each collector's slice, for the landing page and tests.
+pub mod slices {
+    pub use super::ai_credits::of as ai_credits;
+    pub use super::api_usage::of as api_usage;
+    pub use super::subscription_limits::of as subscription_limits;
+    pub use super::token_attribution::of as token_attribution;
+}
+
+/// An organization a collector is asked about. Collectors that address organizations
+/// by uuid (the usage-statistics queries) are only given organizations whose uuid is
+/// known: the scheduler learns it first, and fails the others itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub id: String,
+    pub uuid: Option<String>,
+}
+
+impl Target {
+    /// The uuid, or "" for a collector that does not need one.
+    pub fn uuid(&self) -> &str {
+        self.uuid.as_deref().unwrap_or("")
+    }
+}
+
+/// One organization's outcome of one collector.
+#[derive(Debug)]
+pub struct Decoded {
+    pub org_id: String,
+    /// Identity learned from the answer, for collectors whose answers carry it.
+    pub meta: Option<OrgMeta>,
+    pub result: Result<Slice, String>,
+}
+
+impl Decoded {
+    pub(crate) fn new<T: Any + Send + Sync>(org_id: &str, result: Result<T, String>) -> Self {
+        Decoded {
+            org_id: org_id.to_owned(),
+            meta: None,
+            result: result.map(Slice::new),
+        }
+    }
+}
+
+/// A thing the exporter refreshes on its own schedule and renders on every scrape.
+pub trait Collector: Send + Sync + Debug + Any {
+    /// Its key under `collectors:` and its `collector` label value.
+    fn name(&self) -> &'static str;
+    /// The GraphQL operation name of its requests (what Pipefy reports in
+    /// `apiUsageStats(dimension: operation_name)`, and the `operation` label of
+    /// `pipefy_exporter_api_requests_total`).
+    fn operation(&self) -> &'static str;
+    fn schedule(&self) -> &Schedule;
+    /// Whether it addresses organizations by uuid.
+    fn needs_uuid(&self) -> bool {
+        true
+    }
+    /// The root fields to ask for these organizations (all with a uuid when
+    /// [`Collector::needs_uuid`]).
+    fn fields(&self, orgs: &[Target]) -> Vec<RootField>;
+    /// One outcome per organization of `orgs`, from the answers to [`Collector::fields`].
+    fn decode(&self, orgs: &[Target], answers: &Answers) -> Vec<Decoded>;
+    /// Writes its metric families from the snapshot. Called on every scrape: reads only.
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder);
+    /// For typed look-ups such as [`find`].
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The configured collector of type `T`, if enabled.
+pub fn find<T: Collector>(collectors: &[Arc<dyn Collector>]) -> Option<&T> {
+    collectors.iter().find_map(|c| c.as_any().downcast_ref::<T>())
+}
+
+/// Either `name: true|false` or `name: {keys...}` in the config file. Written by hand
+/// rather than as an untagged enum so that a wrong key inside the table is reported as
+/// such (with its line), not as "data did not match any variant".
+#[derive(Debug)]
+pub(crate) enum Toggle<T> {
+    Switch(bool),
+    Table(T),
+}
+
+impl<T: Default> Default for Toggle<T> {
+    fn default() -> Self {
+        Toggle::Table(T::default())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Toggle<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false, or a table of settings")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Toggle::Switch(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Toggle::Table)
+            }
+        }
+        d.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// A configuration error inside `collectors.<name>`: the key below it and the message.
+pub(crate) type BuildError = (String, String);
+
+macro_rules! registry {
+    ($($name:ident),* $(,)?) => {
+        /// `collectors:` exactly as written in the config file.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct RawCollectors {
+            $( #[serde(default)] $name: Option<Toggle<$name::Raw>>, )*
+        }
+
+        /// Every collector name, in the order they are scheduled and rendered.
+        pub const NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        impl RawCollectors {
+            /// The enabled collectors, validated. The error's key is relative to
+            /// `collectors`, e.g. `api_usage.interval`.
+            pub(crate) fn build(self, ctx: &Context) -> Result<Vec<Arc<dyn Collector>>, BuildError> {
+                let mut enabled: Vec<Arc<dyn Collector>> = Vec::new();
+                $(
+                    let raw = match self.$name.unwrap_or_default() {
+                        Toggle::Switch(false) => None,
+                        Toggle::Switch(true) => Some(Default::default()),
+                        Toggle::Table(raw) => Some(raw),
+                    };
+                    if let Some(raw) = raw {
+                        let built = $name::build(raw, ctx).map_err(|(key, message)| {
+                            (join_key(stringify!($name), &key), message)
+                        })?;
+                        if let Some(collector) = built {
+                            enabled.push(Arc::new(collector));
+                        }
+                    }
+                )*
+                Ok(enabled)
+            }
+        }
+    };
+}
+
+fn join_key(name: &str, key: &str) -> String {
+    if key.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}.{key}")
+    }
+}
+
+// Subscription limits first: its answers carry each organization's identity (uuid,
+// name), which the usage-statistics collectors after it need.
+registry!(
+    subscription_limits,
+    ai_credits,
+    api_usage,
+    automation_jobs,
+    integrations,
+    token_attribution,
+);
+
+#[cfg(test)]
+mod tests;

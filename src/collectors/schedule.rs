@@ -1,0 +1,138 @@
+//! The settings every collector shares: whether it runs, how often, how long its values
+//! stay exported after a failure, and which usage-statistics period it reads.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::format_duration;
+
+/// Values are kept this long after a failure unless `stale_after` says otherwise.
+const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Staleness never comes sooner than this many intervals: one missed refresh must not
+/// blank a series.
+const MIN_INTERVALS_BEFORE_STALE: u32 = 3;
+
+/// What the top level of the config file says about every collector.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context {
+    /// `refresh_interval`: the interval of every collector that sets none of its own.
+    pub refresh_interval: Option<Duration>,
+    /// `stale_after`, raised per collector to at least three of its intervals.
+    pub stale_after: Option<Duration>,
+}
+
+/// When a collector runs and how long its values outlive a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub interval: Duration,
+    pub stale_after: Duration,
+}
+
+impl Schedule {
+    /// `interval` as configured for the collector, else `refresh_interval`, else the
+    /// collector's own default.
+    pub(crate) fn resolve(
+        interval: Option<Duration>,
+        default: Duration,
+        ctx: &Context,
+    ) -> Result<Schedule, super::BuildError> {
+        let interval = interval.or(ctx.refresh_interval).unwrap_or(default);
+        if interval.is_zero() {
+            return Err(("interval".into(), "must be greater than 0".into()));
+        }
+        let floor = interval.saturating_mul(MIN_INTERVALS_BEFORE_STALE);
+        let stale_after = ctx.stale_after.unwrap_or(DEFAULT_STALE_AFTER).max(floor);
+        Ok(Schedule {
+            interval,
+            stale_after,
+        })
+    }
+
+    /// Paid calls per day at this interval, for `requests` per refresh.
+    pub fn calls_per_day(&self, requests: usize) -> u64 {
+        let per_day = 86_400_000 / self.interval.as_millis().max(1);
+        (per_day as u64).saturating_mul(requests as u64)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "every {}, stale after {}",
+            format_duration(self.interval),
+            format_duration(self.stale_after)
+        )
+    }
+}
+
+/// The window the usage-statistics queries read (`period: PeriodFilter!`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    #[default]
+    CurrentMonth,
+    LastMonth,
+    #[serde(rename = "last_3_months")]
+    Last3Months,
+}
+
+impl Period {
+    /// Pipefy's spelling of the enum value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::CurrentMonth => "current_month",
+            Period::LastMonth => "last_month",
+            Period::Last3Months => "last_3_months",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn own_interval_then_refresh_interval_then_default() {
+        let ctx = Context::default();
+        assert_eq!(
+            Schedule::resolve(None, 15 * MINUTE, &ctx).unwrap().interval,
+            15 * MINUTE
+        );
+        let ctx = Context {
+            refresh_interval: Some(2 * MINUTE),
+            stale_after: None,
+        };
+        assert_eq!(
+            Schedule::resolve(None, 15 * MINUTE, &ctx).unwrap().interval,
+            2 * MINUTE
+        );
+        assert_eq!(
+            Schedule::resolve(Some(60 * MINUTE), 15 * MINUTE, &ctx)
+                .unwrap()
+                .interval,
+            60 * MINUTE
+        );
+    }
+
+    #[test]
+    fn stale_after_is_at_least_three_intervals() {
+        let ctx = Context {
+            refresh_interval: None,
+            stale_after: Some(10 * MINUTE),
+        };
+        let hourly = Schedule::resolve(Some(60 * MINUTE), MINUTE, &ctx).unwrap();
+        assert_eq!(hourly.stale_after, 180 * MINUTE);
+        let quick = Schedule::resolve(Some(MINUTE), MINUTE, &ctx).unwrap();
+        assert_eq!(quick.stale_after, 10 * MINUTE);
+        let default = Schedule::resolve(Some(MINUTE), MINUTE, &Context::default()).unwrap();
+        assert_eq!(default.stale_after, 15 * MINUTE);
+    }
+
+    #[test]
+    fn calls_per_day() {
+        let s = Schedule::resolve(Some(30 * Duration::from_secs(1)), MINUTE, &Context::default())
+            .unwrap();
+        assert_eq!(s.calls_per_day(3), 2880 * 3);
+    }
+}

@@ -1,0 +1,252 @@
+//! Personal access tokens per organization and whether each names a billing
+//! organization, plus the countdown to the date Pipefy assigns one automatically.
+//!
+//! **Assumption**: Pipefy's public schema documents no field that lists tokens (see
+//! `../shared/pipefy-api.md`), so the selection inside `organization(id:)` is the
+//! configurable `selection`, which must produce
+//! `personalAccessTokens { id name billingOrganization { id } }` (aliases let an operator
+//! map a differently named real field onto that shape). It is sent in requests of its
+//! own, so that if the field does not exist only this collector fails.
+
+use std::any::Any;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{combined, Collector, Context, Decoded, Schedule, Target};
+use crate::exposition::{org_family, Encoder, MetricType};
+use crate::pipefy::model::de_id;
+use crate::pipefy::query::RootField;
+use crate::pipefy::Answers;
+use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::timefmt::unix_seconds;
+
+pub(crate) const NAME: &str = "token_attribution";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The default token selection (see the module comment).
+pub const DEFAULT_TOKEN_SELECTION: &str =
+    "personalAccessTokens { id name billingOrganization { id } }";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "crate::config::de_date")]
+    deadline: Option<i64>,
+    #[serde(default)]
+    selection: Option<String>,
+}
+
+pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<TokenAttribution>, super::BuildError> {
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let selection = raw
+        .selection
+        .unwrap_or_else(|| DEFAULT_TOKEN_SELECTION.into());
+    if selection.trim().is_empty() || !balanced_braces(&selection) {
+        return Err((
+            "selection".into(),
+            "must be a non-empty GraphQL selection with balanced braces".into(),
+        ));
+    }
+    Ok(Some(TokenAttribution {
+        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
+        deadline: raw.deadline,
+        field: format!("organization(id: $id) {{ id {selection} }}"),
+    }))
+}
+
+#[derive(Debug)]
+pub struct TokenAttribution {
+    schedule: Schedule,
+    /// Unix time (seconds, UTC midnight) of the automatic assignment, if configured.
+    pub deadline: Option<i64>,
+    field: String,
+}
+
+/// A personal access token and whether it names a billing organization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub assigned: bool,
+}
+
+/// This collector's slice of an organization.
+pub type Tokens = Vec<Token>;
+
+/// The fresh tokens of an organization (`None` when unknown, unlike "no tokens").
+pub fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&[Token]> {
+    org.fresh::<Tokens>(NAME, now).map(Vec::as_slice)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    personal_access_tokens: Vec<PersonalAccessToken>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PersonalAccessToken {
+    #[serde(deserialize_with = "de_id")]
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    billing_organization: Option<Value>,
+}
+
+fn tokens(answer: Answer) -> Tokens {
+    answer
+        .personal_access_tokens
+        .into_iter()
+        .map(|t| Token {
+            id: t.id,
+            name: t.name.unwrap_or_default(),
+            assigned: t.billing_organization.is_some_and(|b| !b.is_null()),
+        })
+        .collect()
+}
+
+fn balanced_braces(text: &str) -> bool {
+    let mut depth = 0i32;
+    for c in text.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    depth == 0
+}
+
+impl Collector for TokenAttribution {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn operation(&self) -> &'static str {
+        "PipefyTokenAttribution"
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    fn needs_uuid(&self) -> bool {
+        false
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
+        combined::per_org("", orgs, &self.field, None)
+    }
+
+    fn decode(&self, orgs: &[Target], answers: &Answers) -> Vec<Decoded> {
+        combined::per_org_answers::<Answer>("", orgs, answers)
+            .map(|(org, answer)| Decoded::new(&org.id, answer.map(tokens)))
+            .collect()
+    }
+
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+        org_family(
+            enc,
+            snapshot,
+            "pipefy_tokens",
+            "Personal access tokens by billing attribution (assigned: names a billing organization).",
+            |org, emit| {
+                if let Some(tokens) = of(org, now) {
+                    let assigned = tokens.iter().filter(|t| t.assigned).count();
+                    emit(&[("billing", "assigned")], assigned as f64);
+                    emit(&[("billing", "unassigned")], (tokens.len() - assigned) as f64);
+                }
+            },
+        );
+        org_family(
+            enc,
+            snapshot,
+            "pipefy_token_unassigned_info",
+            "1 for each personal access token that has no billing organization yet.",
+            |org, emit| {
+                for t in of(org, now).unwrap_or_default() {
+                    if !t.assigned {
+                        emit(&[("token_id", &t.id), ("token_name", &t.name)], 1.0);
+                    }
+                }
+            },
+        );
+        if let Some(deadline) = self.deadline {
+            enc.family(
+                "pipefy_token_attribution_deadline_timestamp_seconds",
+                "Configured date (Unix time, UTC midnight) on which Pipefy assigns a billing organization to tokens that still have none.",
+                MetricType::Gauge,
+            );
+            enc.sample(
+                "pipefy_token_attribution_deadline_timestamp_seconds",
+                &[],
+                deadline as f64,
+            );
+            // Seconds, not days: Prometheus base units (promtool check metrics rejects a
+            // `_days` name). The rules file records the days.
+            enc.family(
+                "pipefy_token_attribution_deadline_remaining_seconds",
+                "Time left until the token-attribution deadline, computed at scrape time; negative once passed.",
+                MetricType::Gauge,
+            );
+            enc.sample(
+                "pipefy_token_attribution_deadline_remaining_seconds",
+                &[],
+                deadline as f64 - unix_seconds(now),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tokens_are_classified_and_ids_may_be_numbers() {
+        let answer: Answer = serde_json::from_value(json!({"personalAccessTokens": [
+            {"id": 201, "name": "Zapier", "billingOrganization": null},
+            {"id": "203", "name": "Reporting", "billingOrganization": {"id": "2"}}
+        ]}))
+        .unwrap();
+        assert_eq!(
+            tokens(answer),
+            vec![
+                Token { id: "201".into(), name: "Zapier".into(), assigned: false },
+                Token { id: "203".into(), name: "Reporting".into(), assigned: true },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_selection_is_configurable() {
+        let raw = Raw {
+            selection: Some("personalAccessTokens: accessTokens { id name billingOrganization { id } }".into()),
+            ..Raw::default()
+        };
+        let collector = build(raw, &Context::default()).unwrap().unwrap();
+        let fields = collector.fields(&[Target { id: "2".into(), uuid: None }]);
+        assert_eq!(
+            fields[0].text,
+            "organization(id: $id) { id personalAccessTokens: accessTokens { id name billingOrganization { id } } }"
+        );
+        let bad = Raw {
+            selection: Some("personalAccessTokens { id".into()),
+            ..Raw::default()
+        };
+        assert_eq!(build(bad, &Context::default()).unwrap_err().0, "selection");
+    }
+}

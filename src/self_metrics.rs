@@ -1,0 +1,196 @@
+//! The exporter's own counters and histograms (`pipefy_exporter_*`): what refreshing
+//! cost and how it went. Written by the scheduler and the Pipefy client, read by scrapes.
+//!
+//! The prefix keeps them apart from Pipefy's own figures about the organizations
+//! (`pipefy_api_calls_used` is what Pipefy bills; `pipefy_exporter_api_requests_total`
+//! is what this process sent).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::exposition::{Encoder, Histogram, MetricType};
+
+const REFRESH_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Up to Pipefy's documented 33 s per query.
+const REQUEST_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 33.0];
+
+/// How one collector's refresh went over all its organizations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshResult {
+    /// Every organization succeeded.
+    Success,
+    /// Some succeeded, some failed.
+    Partial,
+    /// Nothing succeeded.
+    Failure,
+}
+
+impl RefreshResult {
+    pub const ALL: [RefreshResult; 3] = [
+        RefreshResult::Success,
+        RefreshResult::Partial,
+        RefreshResult::Failure,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshResult::Success => "success",
+            RefreshResult::Partial => "partial",
+            RefreshResult::Failure => "failure",
+        }
+    }
+
+    pub fn from_tally(succeeded: usize, failed: usize) -> Self {
+        match (succeeded, failed) {
+            (_, 0) => RefreshResult::Success,
+            (0, _) => RefreshResult::Failure,
+            _ => RefreshResult::Partial,
+        }
+    }
+}
+
+/// One short-lived lock: updates happen a few times per refresh, so contention is not
+/// a concern.
+#[derive(Debug, Default)]
+pub struct SelfMetrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Per collector: duration histogram and counts by result.
+    refreshes: BTreeMap<&'static str, (Histogram, [u64; 3])>,
+    api_requests: BTreeMap<(&'static str, String), u64>,
+    api_duration: BTreeMap<&'static str, Histogram>,
+}
+
+impl SelfMetrics {
+    /// Starts the counters at 0 for the collectors and operations this configuration
+    /// uses, so that `increase()` sees the first refresh and the first calls.
+    pub fn new(collectors: &[&'static str], operations: &[&'static str]) -> Self {
+        let metrics = SelfMetrics::default();
+        {
+            let mut inner = metrics.lock();
+            for collector in collectors {
+                inner.refreshes.insert(collector, refresh_entry());
+            }
+            for operation in operations {
+                inner.api_requests.insert((operation, "200".to_owned()), 0);
+            }
+        }
+        metrics
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves plain numbers behind: still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn observe_refresh(
+        &self,
+        collector: &'static str,
+        duration: Duration,
+        result: RefreshResult,
+    ) {
+        let mut inner = self.lock();
+        let (histogram, counts) = inner
+            .refreshes
+            .entry(collector)
+            .or_insert_with(refresh_entry);
+        histogram.observe(duration.as_secs_f64());
+        let i = RefreshResult::ALL
+            .iter()
+            .position(|r| *r == result)
+            .unwrap_or(2);
+        counts[i] += 1;
+    }
+
+    /// Counts one request to Pipefy. `status` is the HTTP status code, or `error` when
+    /// no response arrived.
+    pub fn observe_request(&self, operation: &'static str, status: &str, duration: Duration) {
+        let mut inner = self.lock();
+        *inner
+            .api_requests
+            .entry((operation, status.to_owned()))
+            .or_insert(0) += 1;
+        inner
+            .api_duration
+            .entry(operation)
+            .or_insert_with(|| Histogram::new(REQUEST_BUCKETS))
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Requests counted so far for `operation`, whatever their status.
+    pub fn requests(&self, operation: &str) -> u64 {
+        self.lock()
+            .api_requests
+            .iter()
+            .filter(|((op, _), _)| *op == operation)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn encode(&self, enc: &mut Encoder) {
+        let inner = self.lock();
+        enc.family(
+            "pipefy_exporter_refresh_duration_seconds",
+            "Duration of background refreshes, per collector (all organizations).",
+            MetricType::Histogram,
+        );
+        for (collector, (histogram, _)) in &inner.refreshes {
+            enc.histogram(
+                "pipefy_exporter_refresh_duration_seconds",
+                &[("collector", collector)],
+                histogram,
+            );
+        }
+
+        enc.family(
+            "pipefy_exporter_refreshes_total",
+            "Background refreshes per collector by result: success (every organization), partial, failure (none).",
+            MetricType::Counter,
+        );
+        for (collector, (_, counts)) in &inner.refreshes {
+            for (result, count) in RefreshResult::ALL.iter().zip(counts) {
+                enc.sample(
+                    "pipefy_exporter_refreshes_total",
+                    &[("collector", collector), ("result", result.as_str())],
+                    *count as f64,
+                );
+            }
+        }
+
+        enc.family(
+            "pipefy_exporter_api_requests_total",
+            "HTTP requests this exporter sent to Pipefy, by GraphQL operation name and status code (\"error\": no response). Every operation but oauth_token is a GraphQL API call; Pipefy bills 2xx, 3xx, 404, 408 and 422.",
+            MetricType::Counter,
+        );
+        for ((operation, status), count) in &inner.api_requests {
+            enc.sample(
+                "pipefy_exporter_api_requests_total",
+                &[("operation", operation), ("status", status)],
+                *count as f64,
+            );
+        }
+
+        enc.family(
+            "pipefy_exporter_api_request_duration_seconds",
+            "Duration of HTTP requests to Pipefy by operation, to the end of the body.",
+            MetricType::Histogram,
+        );
+        for (operation, histogram) in &inner.api_duration {
+            enc.histogram(
+                "pipefy_exporter_api_request_duration_seconds",
+                &[("operation", operation)],
+                histogram,
+            );
+        }
+    }
+}
+
+fn refresh_entry() -> (Histogram, [u64; 3]) {
+    (Histogram::new(REFRESH_BUCKETS), [0; 3])
+}
