@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use pipefy_exporter::collectors::TokenAttribution;
 use pipefy_exporter::config::{Config, ENV_TOKEN};
 
 fn parse(yaml: &str, name: &str) -> Config {
@@ -39,8 +40,24 @@ fn the_readme_configuration_reference_is_valid() {
         Some(vec!["2".to_string(), "300".to_string()])
     );
     assert_eq!(config.max_orgs_per_request, 50);
-    let tokens = config.collectors.token_attribution.unwrap();
+    let tokens = config.collector::<TokenAttribution>().unwrap();
     assert_eq!(tokens.deadline, Some(1_799_107_200));
+    let intervals: Vec<(&str, u64)> = config
+        .collectors
+        .iter()
+        .map(|c| (c.name(), c.schedule().interval.as_secs()))
+        .collect();
+    assert_eq!(
+        intervals,
+        [
+            ("subscription_limits", 300),
+            ("ai_credits", 900),
+            ("api_usage", 900),
+            ("automation_jobs", 900),
+            ("integrations", 3600),
+            ("token_attribution", 3600),
+        ]
+    );
 }
 
 #[test]
