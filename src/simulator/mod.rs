@@ -16,6 +16,8 @@ mod http;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod usage;
+mod window;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -24,7 +26,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 
-pub use data::{demo_data, Resource, SimAiCredits, SimData, SimLimit, SimOrg, SimToken};
+pub use data::{
+    demo_data, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,
+    SimIntegrations, SimLimit, SimOrg, SimToken,
+};
 
 /// How many raw query texts [`SimStats::recent_queries`] keeps.
 const RECENT_QUERIES: usize = 1000;
@@ -57,9 +62,13 @@ pub struct SimStats {
     /// Requests that reached the GraphQL engine, by operation name (`operationName`,
     /// else the name in the document, else `"anonymous"`).
     pub operations: BTreeMap<String, u64>,
-    /// Resolved root fields: `organization`, `organizations`, `aiCreditUsageStats`.
-    /// An aliased field counts once per alias.
+    /// Resolved root fields by name (`organization`, `apiUsageStats`, ...). An aliased
+    /// field counts once per alias.
     pub root_fields: BTreeMap<String, u64>,
+    /// The most organization uuids received in one combined usage-statistics field
+    /// (`apiUsageStatsCombined`, ...), including refused ones: Pipefy takes at most 25,
+    /// and tests assert an exporter never sends more.
+    pub max_combined_uuids: usize,
     /// Every `POST /oauth/token`.
     pub token_requests: u64,
     pub tokens_issued: u64,
@@ -94,6 +103,8 @@ struct State {
     fail_next: VecDeque<Failure>,
     fail_all: Option<Failure>,
     latency: Duration,
+    /// Ticks so far, which drive the oscillation of [`SimData::tick`].
+    ticks: u64,
 }
 
 struct Inner {
@@ -135,6 +146,7 @@ impl Simulator {
                     fail_next: VecDeque::new(),
                     fail_all: None,
                     latency: Duration::ZERO,
+                    ticks: 0,
                 }),
             }),
         }
@@ -249,9 +261,15 @@ impl Simulator {
     }
 
     /// A step of fake activity so that demo graphs move: every organization gets one
-    /// more card, three more records and half an AI credit spent. Limits never change.
+    /// more card and three more records, and its usage statistics (API calls,
+    /// automation jobs, integration tasks, AI credits) rise and fall back in a bounded
+    /// oscillation. Limits never change.
     pub fn tick(&self) {
-        self.update(SimData::tick);
+        let mut st = self.lock();
+        st.ticks += 1;
+        let step = st.ticks;
+        st.data.tick(step);
+        st.updated_at = rfc3339(SystemTime::now());
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -262,6 +280,22 @@ impl Simulator {
     fn read<R>(&self, f: impl FnOnce(&SimData, &str) -> R) -> R {
         let st = self.lock();
         f(&st.data, &st.updated_at)
+    }
+
+    fn record_combined_uuids(&self, count: usize) {
+        let mut st = self.lock();
+        st.stats.max_combined_uuids = st.stats.max_combined_uuids.max(count);
+    }
+
+    /// Whether `/graphql` requests are billed to an organization
+    /// ([`SimData::bill_requests_to`]).
+    fn bills_requests(&self) -> bool {
+        self.lock().data.bill_requests_to.is_some()
+    }
+
+    /// Bills one API call made by `operation` (see [`SimData::bill_requests_to`]).
+    fn bill(&self, operation: &str) {
+        self.update(|data| data.bill(operation));
     }
 
     fn count_root_field(&self, name: &str) {

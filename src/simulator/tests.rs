@@ -696,7 +696,7 @@ async fn tick_moves_usage_but_not_limits() {
             ("CARDS", json!(50), 14),
             ("RECORDS", json!(500), 51),
             ("INTERFACES", json!(2), 1),
-            ("AI_CREDITS", json!(100), 25),
+            ("AI_CREDITS", json!(100), 27),
         ])
     );
     assert_eq!(
@@ -707,7 +707,7 @@ async fn tick_moves_usage_but_not_limits() {
             ("CARDS", Value::Null, 3202),
             ("RECORDS", json!(100000), 52006),
             ("INTERFACES", json!(20), 4),
-            ("AI_CREDITS", Value::Null, 900),
+            ("AI_CREDITS", Value::Null, 902),
         ])
     );
     let usage = sim.update(|d| {
@@ -716,7 +716,7 @@ async fn tick_moves_usage_but_not_limits() {
             .map(|o| o.ai.as_ref().map_or(-1.0, |ai| ai.usage))
             .collect::<Vec<f64>>()
     });
-    assert_eq!(usage, [26.0, 901.0, 42.0]);
+    assert_eq!(usage, [27.0, 902.0, 43.0]);
 }
 
 #[test]
