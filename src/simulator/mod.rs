@@ -7,8 +7,28 @@
 //! through [`Simulator`]: change the data, deny organizations, inject HTTP failures and
 //! latency, revoke issued tokens, and read back what the exporter asked.
 //!
+//! The GraphQL schema is the part of Pipefy's that the project's API notes document:
+//! organizations with their subscription limits, and the *Usage Stats* API
+//! (`myUsageStatsOrganizations`, `apiUsageStats`, `apiUsageStatsDaily`,
+//! `aiCreditUsageStats`, `automationsUsageDetails`, `integrationsUsageStats` and the
+//! `...Combined` forms over 1 to 25 organization uuids). Documented type names are used
+//! as documented and every other type has an unguessable `Sim_<Name>_<xyz>` name, so
+//! that a query typed with a guessed name fails here as it would against Pipefy.
+//!
+//! The data ([`SimData`]) is plain Rust values. Per organization ([`SimOrg`]):
+//! subscription `limits`, `ai` credits split between the `ai_automation` and
+//! `assistants` features, `tokens` with their billing organization, `api` calls by token
+//! and operation name with the quota ([`SimApiUsage`]), `automation_jobs`, and
+//! `integrations` tasks and flows ([`SimIntegrations`]). Across organizations: `denied`
+//! (unreadable organizations), `usage_stats_denied` (readable, but without the *Usage
+//! Stats* permission) and `bill_requests_to`, which bills the simulator's own billable
+//! requests to an organization the way Pipefy would, so that the demo shows what
+//! monitoring costs. The simulator keeps no history: every period answers the same
+//! numbers, only the echoed `filterDate` window follows the question.
+//!
 //! Layout: this file holds the public API and the shared state, `data.rs` the data
-//! model and demo data, `schema.rs` the GraphQL types and resolvers, `http.rs` the
+//! model and demo data, `schema.rs` the root fields and the organization types,
+//! `usage.rs` the Usage Stats types, `window.rs` periods and date windows, `http.rs` the
 //! routes.
 
 mod data;
@@ -188,7 +208,7 @@ impl Simulator {
         Ok(SimServer { addr, stop, task })
     }
 
-    /// Changes the data (organizations, denied set) under the lock.
+    /// Changes the data (organizations, denied sets, billing) under the lock.
     pub fn update<R>(&self, f: impl FnOnce(&mut SimData) -> R) -> R {
         let mut st = self.lock();
         let r = f(&mut st.data);

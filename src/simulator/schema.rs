@@ -240,7 +240,8 @@ fn combined<T>(
 
 pub(super) struct QueryRoot;
 
-#[Object]
+/// Pipefy does not document its root type's name either.
+#[Object(name = "Sim_Query_z0q")]
 impl QueryRoot {
     /// One organization by numeric id; null plus an error (with the alias as `path`)
     /// when it is denied or unknown.
