@@ -403,6 +403,7 @@ impl QueryRoot {
         filter_date: Option<DateRange>,
     ) -> async_graphql::Result<Option<AutomationsUsageDetails>> {
         resolve(ctx, "automationsUsageDetails", |sim| {
+            // Checked like every other window, though this answer does not echo it.
             asked_window(period, filter_date)?;
             per_organization(sim, &organization_uuid, |org, _| {
                 Some(usage::automations_usage(org))
