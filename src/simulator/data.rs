@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// async-graphql renames the variants to SCREAMING_SNAKE_CASE (`AiCredits` →
 /// `AI_CREDITS`), which is exactly how Pipefy spells them on the wire.
 #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[graphql(name = "SubscriptionResource")]
+// Pipefy does not document this enum's name (only its values): an unguessable name makes
+// a fragment or variable typed with a guessed name fail here as it would in production.
+#[graphql(name = "Sim_SubscriptionResource_r2m")]
 pub enum Resource {
     Pipes,
     Users,
@@ -35,6 +37,17 @@ pub struct SimData {
     /// Organization ids the credential is not allowed to read. They answer "Permission
     /// denied" and are left out of `organizations`.
     pub denied: BTreeSet<String>,
+    /// Organization ids where the credential lacks the *Usage Stats* permission: it can
+    /// read the organization, but its usage-statistics fields answer "Permission denied"
+    /// and the combined forms leave it out (with `partial: true`). Pipefy grants that
+    /// permission per organization, so an exporter meets this mix in practice.
+    pub usage_stats_denied: BTreeSet<String>,
+    /// `(organization id, token name)` billed for every `/graphql` request Pipefy would
+    /// bill (answered 2xx, 3xx, 404, 408 or 422; not 401, 403 or 5xx): one call is added
+    /// to that organization's [`SimApiUsage::calls`] under that token name and the
+    /// request's operation name (`"Not specified"` when unnamed). With it the demo shows
+    /// what monitoring itself costs. `None`: nothing is billed.
+    pub bill_requests_to: Option<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +62,42 @@ pub struct SimOrg {
     /// `None` makes `aiCreditUsageStats` answer null (without an error) for this org.
     pub ai: Option<SimAiCredits>,
     pub tokens: Vec<SimToken>,
+    /// API calls billed to the organization this period (`apiUsageStats`).
+    pub api: SimApiUsage,
+    /// Automation jobs run this period (`automationsUsageDetails`). Fractional values
+    /// exist in Pipefy's answers, so this is a float like `usage` there.
+    pub automation_jobs: f64,
+    pub integrations: SimIntegrations,
+}
+
+/// API calls billed to an organization, itemized the way `apiUsageStats` groups them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimApiUsage {
+    /// The organization's quota; `None` = no quota (`limit: null`).
+    pub limit: Option<f64>,
+    /// The total is the sum of `count`; `dimension: token` and `dimension:
+    /// operation_name` are sums grouped by `token` and `operation`.
+    pub calls: Vec<SimApiCall>,
+}
+
+/// Calls made with one token (or service account) name and one GraphQL operation name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimApiCall {
+    /// Token or service-account name, as Pipefy reports it under `dimension: token`.
+    pub token: String,
+    /// GraphQL operation name; unnamed operations are `"Not specified"`, as in Pipefy
+    /// (an empty string is reported that way too).
+    pub operation: String,
+    pub count: f64,
+}
+
+/// Integration (connector) usage: `integrationsUsageStats`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimIntegrations {
+    pub tasks_used: f64,
+    /// `None` = no task quota (`limit: null`).
+    pub tasks_limit: Option<f64>,
+    pub active_flows: i32,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +117,18 @@ pub struct SimAiCredits {
     pub has_addon: bool,
     pub free_limit: f64,
     pub free_usage: f64,
+    /// Credits spent by AI agents and automations. In the canned data sets
+    /// `usage == ai_automation.usage + assistants.usage`, as on Pipefy's *Usage Stats* page.
+    pub ai_automation: SimAiResource,
+    /// Credits spent by AI assistants.
+    pub assistants: SimAiResource,
+}
+
+/// One AI feature of an organization (Pipefy's `AiResource`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SimAiResource {
+    pub enabled: bool,
+    pub usage: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -78,25 +139,110 @@ pub struct SimToken {
     pub billing_organization: Option<String>,
 }
 
+/// The operation name Pipefy reports for calls made by unnamed GraphQL operations.
+pub(super) const NOT_SPECIFIED: &str = "Not specified";
+
+/// What `apiUsageStats` can group calls by (`GroupedAPIDimension`, and
+/// `APIUsageDimension` for `topItems`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CallDimension {
+    Token,
+    Operation,
+}
+
+impl SimApiCall {
+    fn key(&self, dimension: CallDimension) -> &str {
+        match dimension {
+            CallDimension::Token => &self.token,
+            CallDimension::Operation if self.operation.is_empty() => NOT_SPECIFIED,
+            CallDimension::Operation => &self.operation,
+        }
+    }
+}
+
+impl SimApiUsage {
+    /// Every call billed to the organization: what `apiUsageStats` answers without a
+    /// dimension.
+    pub fn total(&self) -> f64 {
+        self.calls.iter().map(|c| c.count).sum()
+    }
+
+    /// Calls summed by token or operation name, largest first (ties by name, so answers
+    /// are stable).
+    pub(super) fn grouped(&self, dimension: CallDimension) -> Vec<(String, f64)> {
+        let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
+        for call in &self.calls {
+            *sums.entry(call.key(dimension)).or_default() += call.count;
+        }
+        let mut grouped: Vec<(String, f64)> =
+            sums.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // Stable sort: equal sums keep the name order of the BTreeMap.
+        grouped.sort_by(|a, b| b.1.total_cmp(&a.1));
+        grouped
+    }
+
+    /// Adds one call made with `token` by `operation`.
+    fn record(&mut self, token: &str, operation: &str) {
+        let existing = self
+            .calls
+            .iter_mut()
+            .find(|c| c.token == token && c.operation == operation);
+        match existing {
+            Some(call) => call.count += 1.0,
+            None => self.calls.push(api_call(token, operation, 1.0)),
+        }
+    }
+}
+
+/// Ticks per half period of the oscillation [`SimData::tick`] applies to usage: usage
+/// rises for this many ticks, then falls back for as many. Eight ticks (two minutes at
+/// the demo's 15 s tick) make the graphs visibly move while keeping every organization
+/// where the demo puts it (4242 near its quotas, 2 comfortably inside them).
+const TICK_HALF_PERIOD: u64 = 8;
+/// Per tick: calls for each (token, operation) entry, automation jobs, integration
+/// tasks and AI credits. The AI step is a whole credit so that the integer AI_CREDITS
+/// subscription `used` can follow `ai.usage` exactly.
+const TICK_API_CALLS: f64 = 10.0;
+const TICK_AUTOMATION_JOBS: f64 = 2.0;
+const TICK_INTEGRATION_TASKS: f64 = 1.0;
+const TICK_AI_CREDITS: f64 = 1.0;
+
+/// `+1.0` while usage rises, `-1.0` while it falls; `step` counts ticks from 1.
+fn tick_direction(step: u64) -> f64 {
+    if (step.saturating_sub(1) / TICK_HALF_PERIOD) % 2 == 0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
+/// `value + delta`, never below zero (a test may start an entry at a small value in
+/// the middle of a falling half period).
+fn moved(value: f64, delta: f64) -> f64 {
+    (value + delta).max(0.0)
+}
+
 impl SimData {
     /// Builds a data set from a list of organizations, keyed by their ids.
     pub fn from_orgs(orgs: impl IntoIterator<Item = SimOrg>) -> SimData {
         SimData {
             orgs: orgs.into_iter().map(|o| (o.id.clone(), o)).collect(),
-            denied: BTreeSet::new(),
+            ..SimData::default()
         }
     }
 
     /// `n` look-alike organizations for scale tests (batching, complexity budgets):
     /// ids `"1000"`, `"1001"`, …, names `"Org 1000"`, …, unique uuids, the six documented
-    /// limits, AI credits, and two tokens each, the first unassigned and the second billed
-    /// to the organization itself.
+    /// limits, AI credits split between both features, two tokens each (the first
+    /// unassigned, the second billed to the organization itself) that both made API
+    /// calls under a quota, automation jobs and integration tasks.
     pub fn generated(n: usize) -> SimData {
         SimData::from_orgs((0..n).map(|i| {
             let num = 1000 + i;
             // Vary the numbers a little with the index so that a mix-up between orgs in
             // a batched answer shows up as a wrong value, not as an identical one.
             let k = (i % 10) as i32;
+            let kf = f64::from(k);
             let id = num.to_string();
             SimOrg {
                 uuid: format!("00000000-0000-4000-8000-{num:012}"),
@@ -112,24 +258,57 @@ impl SimData {
                 ],
                 ai: Some(SimAiCredits {
                     active: true,
-                    usage: f64::from(20 + k),
+                    usage: 20.0 + kf,
                     limit: 200.0,
                     has_addon: false,
                     free_limit: 20.0,
                     free_usage: 20.0,
+                    ai_automation: ai_resource(true, 15.0 + kf),
+                    assistants: ai_resource(true, 5.0),
                 }),
                 tokens: vec![
                     token(&format!("t-{num}-1"), "Unassigned token", None),
                     token(&format!("t-{num}-2"), "Assigned token", Some(&id)),
                 ],
+                api: SimApiUsage {
+                    limit: Some(20_000.0),
+                    calls: vec![
+                        api_call("Unassigned token", "SyncCards", 1000.0 + 100.0 * kf),
+                        api_call("Assigned token", NOT_SPECIFIED, 50.0 + kf),
+                    ],
+                },
+                automation_jobs: 500.0 + 10.0 * kf,
+                integrations: SimIntegrations {
+                    tasks_used: 100.0 + kf,
+                    tasks_limit: Some(1000.0),
+                    active_flows: 1 + k % 3,
+                },
                 id,
             }
         }))
     }
 
-    /// One step of fake activity so that demo graphs move: cards and records are
-    /// created and AI credits are spent. Limits never change.
-    pub(super) fn tick(&mut self) {
+    /// Adds one call to [`SimData::bill_requests_to`], if set, under `operation`.
+    pub(super) fn bill(&mut self, operation: &str) {
+        let Some((org_id, token)) = &self.bill_requests_to else {
+            return;
+        };
+        if let Some(org) = self.orgs.get_mut(org_id) {
+            org.api.record(token, operation);
+        }
+    }
+
+    /// Tick number `step` (from 1) of fake activity so that demo graphs move: cards and
+    /// records are created, as before, and the usage-statistics figures (API calls,
+    /// automation jobs, integration tasks, AI credits) oscillate above their starting
+    /// values, so they stay bounded however long the demo runs. Limits never change.
+    ///
+    /// The AI credits move on one feature and on the total alike, and the AI_CREDITS
+    /// subscription `used` with them, so that figures that agree keep agreeing. The calls
+    /// billed to [`SimData::bill_requests_to`] are left alone: they show what the
+    /// exporter's own requests cost, and must stay exact.
+    pub(super) fn tick(&mut self, step: u64) {
+        let direction = tick_direction(step);
         for org in self.orgs.values_mut() {
             for l in &mut org.limits {
                 match l.resource {
@@ -138,10 +317,58 @@ impl SimData {
                     _ => {}
                 }
             }
-            if let Some(ai) = &mut org.ai {
-                ai.usage += 0.5;
+            let billing_token = match &self.bill_requests_to {
+                Some((org_id, token)) if *org_id == org.id => Some(token.as_str()),
+                _ => None,
+            };
+            org.tick_usage(direction, billing_token);
+        }
+    }
+}
+
+impl SimOrg {
+    /// Moves this organization's usage statistics one step in `direction`.
+    fn tick_usage(&mut self, direction: f64, billing_token: Option<&str>) {
+        for call in &mut self.api.calls {
+            if Some(call.token.as_str()) != billing_token {
+                call.count = moved(call.count, direction * TICK_API_CALLS);
             }
         }
+        self.automation_jobs = moved(self.automation_jobs, direction * TICK_AUTOMATION_JOBS);
+        let tasks = &mut self.integrations.tasks_used;
+        *tasks = moved(*tasks, direction * TICK_INTEGRATION_TASKS);
+        let spent = self
+            .ai
+            .as_mut()
+            .map_or(0.0, |ai| ai.spend(direction * TICK_AI_CREDITS));
+        if let Some(l) = self
+            .limits
+            .iter_mut()
+            .find(|l| l.resource == Resource::AiCredits)
+        {
+            // `spent` is a whole number of credits (see TICK_AI_CREDITS).
+            l.used = l.used.saturating_add(spent as i32).max(0);
+        }
+    }
+}
+
+impl SimAiCredits {
+    /// Spends `delta` credits (negative: gives them back) on the first enabled feature
+    /// and on the total, and returns what the total actually moved by (less than asked
+    /// near zero; nothing when no feature is enabled, since nothing can spend credits).
+    fn spend(&mut self, delta: f64) -> f64 {
+        let feature = if self.ai_automation.enabled {
+            &mut self.ai_automation
+        } else if self.assistants.enabled {
+            &mut self.assistants
+        } else {
+            return 0.0;
+        };
+        // Both move by the same amount, so their difference (zero in canned data) holds.
+        let applied = delta.max(-feature.usage).max(-self.usage);
+        feature.usage += applied;
+        self.usage += applied;
+        applied
     }
 }
 
@@ -161,14 +388,34 @@ fn token(id: &str, name: &str, billing_organization: Option<&str>) -> SimToken {
     }
 }
 
+fn api_call(token: &str, operation: &str, count: f64) -> SimApiCall {
+    SimApiCall {
+        token: token.to_string(),
+        operation: operation.to_string(),
+        count,
+    }
+}
+
+fn ai_resource(enabled: bool, usage: f64) -> SimAiResource {
+    SimAiResource { enabled, usage }
+}
+
 /// The demo data set. Its values are asserted by tests: change them only together.
 ///
-/// Three organizations cover the interesting cases: one comfortably inside its plan
-/// with unassigned tokens (`2`), one with unlimited resources, an uncapped AI plan and
-/// every token assigned (`300`), and one at or near its limits (`4242`).
+/// Three organizations cover the interesting cases:
+/// - `2`, comfortably inside its plan, with unassigned tokens, one of which ("Nightly
+///   ETL") makes thousands of API calls; the simulator bills its own `/graphql`
+///   requests here, under the service-account name "pipefy-exporter";
+/// - `300`, with unlimited resources, an uncapped AI plan, no API or integration quota
+///   and every token assigned;
+/// - `4242`, at or near its limits, including 93 % of its API quota, with a fractional
+///   number of automation jobs.
+///
+/// Token names in `api.calls` are the names in `tokens`, so that a PromQL join on
+/// `token_name` between calls per token and unassigned tokens finds them.
 pub fn demo_data() -> SimData {
     use Resource::*;
-    SimData::from_orgs([
+    let mut data = SimData::from_orgs([
         SimOrg {
             id: "2".to_string(),
             uuid: "1f1c6d2e-0002-4a00-9000-000000000002".to_string(),
@@ -189,12 +436,29 @@ pub fn demo_data() -> SimData {
                 has_addon: false,
                 free_limit: 20.0,
                 free_usage: 20.0,
+                ai_automation: ai_resource(true, 18.0),
+                assistants: ai_resource(true, 7.0),
             }),
             tokens: vec![
                 token("t-201", "Zapier integration", None),
                 token("t-202", "Nightly ETL", None),
                 token("t-203", "Reporting", Some("2")),
             ],
+            api: SimApiUsage {
+                limit: Some(50_000.0),
+                calls: vec![
+                    api_call("Nightly ETL", "ExportCards", 4200.0),
+                    api_call("Nightly ETL", NOT_SPECIFIED, 1830.0),
+                    api_call("Zapier integration", "CreateCard", 1480.0),
+                    api_call("Reporting", "PipeReport", 620.0),
+                ],
+            },
+            automation_jobs: 3420.0,
+            integrations: SimIntegrations {
+                tasks_used: 1150.0,
+                tasks_limit: Some(5000.0),
+                active_flows: 5,
+            },
         },
         SimOrg {
             id: "300".to_string(),
@@ -216,8 +480,23 @@ pub fn demo_data() -> SimData {
                 has_addon: true,
                 free_limit: 50.0,
                 free_usage: 50.0,
+                ai_automation: ai_resource(true, 640.0),
+                assistants: ai_resource(true, 260.0),
             }),
             tokens: vec![token("t-301", "ERP sync", Some("300"))],
+            api: SimApiUsage {
+                limit: None,
+                calls: vec![
+                    api_call("ERP sync", "SyncOrders", 18_250.0),
+                    api_call("ERP sync", NOT_SPECIFIED, 2310.0),
+                ],
+            },
+            automation_jobs: 15_880.0,
+            integrations: SimIntegrations {
+                tasks_used: 4210.0,
+                tasks_limit: None,
+                active_flows: 12,
+            },
         },
         SimOrg {
             id: "4242".to_string(),
@@ -239,11 +518,29 @@ pub fn demo_data() -> SimData {
                 has_addon: false,
                 free_limit: 10.0,
                 free_usage: 10.0,
+                ai_automation: ai_resource(true, 41.0),
+                assistants: ai_resource(false, 0.0),
             }),
             tokens: vec![
                 token("t-4201", "Legacy import script", None),
                 token("t-4202", "Café \"Monk's\" bot", Some("4242")),
             ],
+            api: SimApiUsage {
+                limit: Some(10_000.0),
+                calls: vec![
+                    api_call("Legacy import script", "ImportCards", 6100.0),
+                    api_call("Café \"Monk's\" bot", "CreateComment", 2900.0),
+                    api_call("Legacy import script", NOT_SPECIFIED, 300.0),
+                ],
+            },
+            automation_jobs: 1234.5,
+            integrations: SimIntegrations {
+                tasks_used: 480.0,
+                tasks_limit: Some(500.0),
+                active_flows: 2,
+            },
         },
-    ])
+    ]);
+    data.bill_requests_to = Some(("2".to_string(), "pipefy-exporter".to_string()));
+    data
 }

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::json;
 
+use super::data::NOT_SPECIFIED;
 use super::{Admission, Simulator};
 
 pub(super) fn router(sim: Simulator) -> Router {
@@ -33,12 +34,41 @@ struct GraphqlBody {
     operation_name: Option<String>,
 }
 
-/// `POST /graphql`. The order of the checks matters to the exporter's tests: a request
-/// is counted first, then authenticated (401), then subject to injected failures, then
-/// delayed, and only then is its body parsed. GraphQL errors of any kind (parse,
-/// validation, resolver) are HTTP 200, like Pipefy.
+/// `POST /graphql`, then the bill for it, if the data asks for one
+/// ([`SimData::bill_requests_to`](super::SimData::bill_requests_to)).
 async fn graphql(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    match sim.admit(&headers) {
+    let response = answer_graphql(&sim, &headers, &body).await;
+    // Parsing the body a second time costs only when billing is on (the demo), and
+    // keeps billing out of every early return below.
+    if billable(response.status()) && sim.bills_requests() {
+        sim.bill(&billed_operation(&body));
+    }
+    response
+}
+
+/// Whether Pipefy bills a request answered with `status` (its "Consumption Guide"):
+/// 2xx, 3xx, 404, 408 and 422 are billed; 401, 403, other 4xx and 5xx are not.
+pub(super) fn billable(status: StatusCode) -> bool {
+    status.is_success() || status.is_redirection() || matches!(status.as_u16(), 404 | 408 | 422)
+}
+
+/// The operation name Pipefy bills a request under: `operationName`, else the name of
+/// the document's only operation, else "Not specified".
+pub(super) fn billed_operation(body: &[u8]) -> String {
+    let Ok(body) = serde_json::from_slice::<GraphqlBody>(body) else {
+        return NOT_SPECIFIED.to_string();
+    };
+    let given = body.operation_name.as_deref().filter(|n| !n.is_empty());
+    let doc = async_graphql::parser::parse_query(&body.query).ok();
+    named_operation(doc.as_ref(), given).unwrap_or_else(|| NOT_SPECIFIED.to_string())
+}
+
+/// Answers a `POST /graphql`. The order of the checks matters to the exporter's tests:
+/// a request is counted first, then authenticated (401), then subject to injected
+/// failures, then delayed, and only then is its body parsed. GraphQL errors of any kind
+/// (parse, validation, resolver) are HTTP 200, like Pipefy.
+async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Response {
+    match sim.admit(headers) {
         Admission::Unauthorized => {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -71,7 +101,7 @@ async fn graphql(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) 
         }
     }
 
-    let body: GraphqlBody = match serde_json::from_slice(&body) {
+    let body: GraphqlBody = match serde_json::from_slice(body) {
         Ok(body) => body,
         Err(err) => {
             return (
@@ -108,16 +138,21 @@ async fn graphql(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) 
 /// The name a request is counted under: `operationName` if given, else the name of the
 /// document's only operation, else `"anonymous"` (also for documents that do not parse).
 pub(super) fn operation_name(doc: Option<&ExecutableDocument>, given: Option<&str>) -> String {
+    named_operation(doc, given).unwrap_or_else(|| "anonymous".to_string())
+}
+
+/// `operationName` if given, else the name of the document's only operation.
+fn named_operation(doc: Option<&ExecutableDocument>, given: Option<&str>) -> Option<String> {
     if let Some(name) = given {
-        return name.to_string();
+        return Some(name.to_string());
     }
     // Named operations are always stored as `Multiple`, even when alone.
-    if let Some(DocumentOperations::Multiple(ops)) = doc.map(|d| &d.operations) {
-        if let (1, Some(name)) = (ops.len(), ops.keys().next()) {
-            return name.to_string();
+    match doc.map(|d| &d.operations) {
+        Some(DocumentOperations::Multiple(ops)) if ops.len() == 1 => {
+            ops.keys().next().map(ToString::to_string)
         }
+        _ => None,
     }
-    "anonymous".to_string()
 }
 
 /// Errors for required variables (`$x: T!` without a default) that the request did not

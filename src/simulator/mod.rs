@@ -7,8 +7,28 @@
 //! through [`Simulator`]: change the data, deny organizations, inject HTTP failures and
 //! latency, revoke issued tokens, and read back what the exporter asked.
 //!
+//! The GraphQL schema is the part of Pipefy's that the project's API notes document:
+//! organizations with their subscription limits, and the *Usage Stats* API
+//! (`myUsageStatsOrganizations`, `apiUsageStats`, `apiUsageStatsDaily`,
+//! `aiCreditUsageStats`, `automationsUsageDetails`, `integrationsUsageStats` and the
+//! `...Combined` forms over 1 to 25 organization uuids). Documented type names are used
+//! as documented and every other type has an unguessable `Sim_<Name>_<xyz>` name, so
+//! that a query typed with a guessed name fails here as it would against Pipefy.
+//!
+//! The data ([`SimData`]) is plain Rust values. Per organization ([`SimOrg`]):
+//! subscription `limits`, `ai` credits split between the `ai_automation` and
+//! `assistants` features, `tokens` with their billing organization, `api` calls by token
+//! and operation name with the quota ([`SimApiUsage`]), `automation_jobs`, and
+//! `integrations` tasks and flows ([`SimIntegrations`]). Across organizations: `denied`
+//! (unreadable organizations), `usage_stats_denied` (readable, but without the *Usage
+//! Stats* permission) and `bill_requests_to`, which bills the simulator's own billable
+//! requests to an organization the way Pipefy would, so that the demo shows what
+//! monitoring costs. The simulator keeps no history: every period answers the same
+//! numbers, only the echoed `filterDate` window follows the question.
+//!
 //! Layout: this file holds the public API and the shared state, `data.rs` the data
-//! model and demo data, `schema.rs` the GraphQL types and resolvers, `http.rs` the
+//! model and demo data, `schema.rs` the root fields and the organization types,
+//! `usage.rs` the Usage Stats types, `window.rs` periods and date windows, `http.rs` the
 //! routes.
 
 mod data;
@@ -16,6 +36,8 @@ mod http;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod usage;
+mod window;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -24,7 +46,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 
-pub use data::{demo_data, Resource, SimAiCredits, SimData, SimLimit, SimOrg, SimToken};
+pub use data::{
+    demo_data, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,
+    SimIntegrations, SimLimit, SimOrg, SimToken,
+};
 
 /// How many raw query texts [`SimStats::recent_queries`] keeps.
 const RECENT_QUERIES: usize = 1000;
@@ -57,9 +82,13 @@ pub struct SimStats {
     /// Requests that reached the GraphQL engine, by operation name (`operationName`,
     /// else the name in the document, else `"anonymous"`).
     pub operations: BTreeMap<String, u64>,
-    /// Resolved root fields: `organization`, `organizations`, `aiCreditUsageStats`.
-    /// An aliased field counts once per alias.
+    /// Resolved root fields by name (`organization`, `apiUsageStats`, ...). An aliased
+    /// field counts once per alias.
     pub root_fields: BTreeMap<String, u64>,
+    /// The most organization uuids received in one combined usage-statistics field
+    /// (`apiUsageStatsCombined`, ...), including refused ones: Pipefy takes at most 25,
+    /// and tests assert an exporter never sends more.
+    pub max_combined_uuids: usize,
     /// Every `POST /oauth/token`.
     pub token_requests: u64,
     pub tokens_issued: u64,
@@ -94,6 +123,8 @@ struct State {
     fail_next: VecDeque<Failure>,
     fail_all: Option<Failure>,
     latency: Duration,
+    /// Ticks so far, which drive the oscillation of [`SimData::tick`].
+    ticks: u64,
 }
 
 struct Inner {
@@ -135,6 +166,7 @@ impl Simulator {
                     fail_next: VecDeque::new(),
                     fail_all: None,
                     latency: Duration::ZERO,
+                    ticks: 0,
                 }),
             }),
         }
@@ -176,7 +208,7 @@ impl Simulator {
         Ok(SimServer { addr, stop, task })
     }
 
-    /// Changes the data (organizations, denied set) under the lock.
+    /// Changes the data (organizations, denied sets, billing) under the lock.
     pub fn update<R>(&self, f: impl FnOnce(&mut SimData) -> R) -> R {
         let mut st = self.lock();
         let r = f(&mut st.data);
@@ -249,9 +281,15 @@ impl Simulator {
     }
 
     /// A step of fake activity so that demo graphs move: every organization gets one
-    /// more card, three more records and half an AI credit spent. Limits never change.
+    /// more card and three more records, and its usage statistics (API calls,
+    /// automation jobs, integration tasks, AI credits) rise and fall back in a bounded
+    /// oscillation. Limits never change.
     pub fn tick(&self) {
-        self.update(SimData::tick);
+        let mut st = self.lock();
+        st.ticks += 1;
+        let step = st.ticks;
+        st.data.tick(step);
+        st.updated_at = rfc3339(SystemTime::now());
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -262,6 +300,22 @@ impl Simulator {
     fn read<R>(&self, f: impl FnOnce(&SimData, &str) -> R) -> R {
         let st = self.lock();
         f(&st.data, &st.updated_at)
+    }
+
+    fn record_combined_uuids(&self, count: usize) {
+        let mut st = self.lock();
+        st.stats.max_combined_uuids = st.stats.max_combined_uuids.max(count);
+    }
+
+    /// Whether `/graphql` requests are billed to an organization
+    /// ([`SimData::bill_requests_to`]).
+    fn bills_requests(&self) -> bool {
+        self.lock().data.bill_requests_to.is_some()
+    }
+
+    /// Bills one API call made by `operation` (see [`SimData::bill_requests_to`]).
+    fn bill(&self, operation: &str) {
+        self.update(|data| data.bill(operation));
     }
 
     fn count_root_field(&self, name: &str) {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::*;
+use super::{usage, window};
 
 async fn start(sim: &Simulator) -> SimServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -170,6 +171,14 @@ async fn organizations_lists_the_demo_orgs_and_hides_denied_ones() {
         a.body,
         json!({"data": {"organizations": [{"id": "2"}, {"id": "4242"}]}})
     );
+    // `ids` picks among them; unknown and denied ids are silently absent.
+    let a = query(
+        &server,
+        r#"{ organizations(ids: ["4242", "300", "999", null]) { id } }"#,
+        json!(null),
+    )
+    .await;
+    assert_eq!(a.body, json!({"data": {"organizations": [{"id": "4242"}]}}));
     sim.deny("300", false);
     let a = query(&server, "{ organizations { id } }", json!(null)).await;
     assert_eq!(
@@ -696,7 +705,7 @@ async fn tick_moves_usage_but_not_limits() {
             ("CARDS", json!(50), 14),
             ("RECORDS", json!(500), 51),
             ("INTERFACES", json!(2), 1),
-            ("AI_CREDITS", json!(100), 25),
+            ("AI_CREDITS", json!(100), 27),
         ])
     );
     assert_eq!(
@@ -707,7 +716,7 @@ async fn tick_moves_usage_but_not_limits() {
             ("CARDS", Value::Null, 3202),
             ("RECORDS", json!(100000), 52006),
             ("INTERFACES", json!(20), 4),
-            ("AI_CREDITS", Value::Null, 900),
+            ("AI_CREDITS", Value::Null, 902),
         ])
     );
     let usage = sim.update(|d| {
@@ -716,7 +725,7 @@ async fn tick_moves_usage_but_not_limits() {
             .map(|o| o.ai.as_ref().map_or(-1.0, |ai| ai.usage))
             .collect::<Vec<f64>>()
     });
-    assert_eq!(usage, [26.0, 901.0, 42.0]);
+    assert_eq!(usage, [27.0, 902.0, 43.0]);
 }
 
 #[test]
@@ -742,6 +751,26 @@ fn generated_data() {
         data.orgs.values().map(|o| o.uuid.as_str()).collect();
     assert_eq!(uuids.len(), 3);
     assert!(data.denied.is_empty());
+    assert!(data.usage_stats_denied.is_empty());
+    assert_eq!(data.bill_requests_to, None);
+
+    // Usage statistics: calls under both token names, two operations, AI split.
+    let names: Vec<&str> = org.tokens.iter().map(|t| t.name.as_str()).collect();
+    let callers: Vec<&str> = org.api.calls.iter().map(|c| c.token.as_str()).collect();
+    assert_eq!(callers, names);
+    assert_eq!(org.api.total(), 1100.0 + 51.0);
+    assert_eq!(org.api.limit, Some(20_000.0));
+    assert_eq!(org.automation_jobs, 510.0);
+    assert_eq!(
+        org.integrations,
+        SimIntegrations {
+            tasks_used: 101.0,
+            tasks_limit: Some(1000.0),
+            active_flows: 2,
+        }
+    );
+    let ai = org.ai.as_ref().expect("AI credits");
+    assert_eq!(ai.usage, ai.ai_automation.usage + ai.assistants.usage);
 }
 
 #[tokio::test]
@@ -815,4 +844,651 @@ async fn dropping_the_server_keeps_it_running_and_shutdown_stops_it() {
     // A fresh client, so no pooled connection can hide the stop.
     let result = reqwest::Client::new().post(&url).json(&body).send().await;
     assert!(result.is_err(), "server still answering after shutdown");
+}
+
+// ---- Usage Stats API ------------------------------------------------------------
+
+const UUID_2: &str = "1f1c6d2e-0002-4a00-9000-000000000002";
+const UUID_300: &str = "1f1c6d2e-0300-4a00-9000-000000000300";
+const UUID_4242: &str = "1f1c6d2e-4242-4a00-9000-000000004242";
+
+/// The demo data without billing, so that figures of organization 2 do not move with
+/// every request a test makes.
+fn quiet_demo() -> Simulator {
+    let sim = Simulator::demo();
+    sim.update(|d| d.bill_requests_to = None);
+    sim
+}
+
+/// `filterDate` of `current_month` today, as the simulator answers it.
+fn current_month() -> Value {
+    let w = window::Window::of_period(window::PeriodFilter::CurrentMonth, window::today());
+    json!({"from": w.from, "to": w.to})
+}
+
+/// The errors of an answer as (path, message), sorted by path.
+fn errors_by_path(body: &Value) -> Vec<(Value, String)> {
+    let mut errors: Vec<(Value, String)> = body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    let message = e["message"].as_str().unwrap_or_default().to_string();
+                    (e["path"].clone(), message)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    errors.sort_by_key(|(path, _)| path.to_string());
+    errors
+}
+
+/// Every documented example query (`tests/fixtures/pipefy-api/`) validates and answers
+/// without errors, each root field non-null.
+#[tokio::test]
+async fn documented_example_queries_answer() {
+    const FIXTURES: [&str; 12] = [
+        "ai_credit_usage_stats",
+        "ai_credit_usage_stats_combined",
+        "api_usage_stats",
+        "api_usage_stats_combined",
+        "api_usage_stats_daily",
+        "automations_usage_details",
+        "automations_usage_details_combined",
+        "integrations_usage_stats",
+        "my_usage_stats_organizations",
+        "organization",
+        "organizations",
+        "token_attribution",
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipefy-api");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixture directory")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".graphql")?.to_string())
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found, FIXTURES, "fixtures in {}", dir.display());
+
+    // A value for every variable the documented queries declare.
+    let values = json!({
+        "id": "4242",
+        "uuid": UUID_4242,
+        "uuids": [UUID_2, UUID_300, UUID_4242],
+        "period": "current_month",
+        "dimension": "token",
+        "filterDate": current_month(),
+    });
+    let sim = Simulator::demo();
+    let server = start(&sim).await;
+    for name in FIXTURES {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.graphql"))).expect("read");
+        let doc = async_graphql::parser::parse_query(&text).expect("fixture parses");
+        let declared: Vec<String> = doc
+            .operations
+            .iter()
+            .flat_map(|(_, op)| op.node.variable_definitions.clone())
+            .map(|def| def.node.name.node.to_string())
+            .collect();
+        let variables: serde_json::Map<String, Value> = declared
+            .iter()
+            .map(|var| (var.clone(), values[var.as_str()].clone()))
+            .collect();
+        let a = query(&server, &text, Value::Object(variables)).await;
+        assert_eq!(a.status, 200, "{name}");
+        assert!(a.body.get("errors").is_none(), "{name}: {}", a.body);
+        let data = a.body["data"].as_object().expect("data");
+        assert!(!data.is_empty(), "{name}");
+        for (field, value) in data {
+            assert!(!value.is_null(), "{name}: {field} is null");
+        }
+    }
+}
+
+#[tokio::test]
+async fn guessed_type_names_fail_validation_documented_ones_pass() {
+    let sim = quiet_demo();
+    let server = start(&sim).await;
+    let guessed = r#"query Ai($u: ID!) {
+        a: aiCreditUsageStats(organizationUuid: $u, period: current_month) { ...X } }
+        fragment X on AiCreditUsageStats { usage }"#;
+    let a = query(&server, guessed, json!({"u": UUID_2})).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["data"], Value::Null);
+    assert_eq!(
+        a.body["errors"][0]["message"],
+        r#"Unknown type "AiCreditUsageStats""#
+    );
+    assert_eq!(sim.stats().root_fields, BTreeMap::new());
+
+    let documented = r#"query Ai($u: ID!) {
+        a: aiCreditUsageStats(organizationUuid: $u, period: current_month) {
+            ... on UsageStatsAiCreditDetails { usage aiAutomation { usage } } } }"#;
+    let a = query(&server, documented, json!({"u": UUID_2})).await;
+    assert_eq!(
+        a.body,
+        json!({"data": {"a": {"usage": 25.0, "aiAutomation": {"usage": 18.0}}}})
+    );
+}
+
+/// Every type is either named as Pipefy documents it, a GraphQL built-in, or
+/// unguessable: a new undocumented type with a plausible name fails here.
+#[tokio::test]
+async fn type_names_are_documented_or_unguessable() {
+    const DOCUMENTED: [&str; 12] = [
+        "Organization",
+        "UsageStatsAiCreditDetails",
+        "AiResource",
+        "FilterDate",
+        "MetricItem",
+        "DailyAPIUsage",
+        "DailyAPIUsageItem",
+        "PeriodFilter",
+        "GroupedAPIDimension",
+        "APIUsageDimension",
+        "DateRange",
+        "ID",
+    ];
+    const BUILT_IN: [&str; 4] = ["String", "Float", "Int", "Boolean"];
+    let sim = quiet_demo();
+    let server = start(&sim).await;
+    let a = query(&server, "{ __schema { types { name } } }", json!(null)).await;
+    let names: Vec<&str> = a.body["data"]["__schema"]["types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    for name in &names {
+        let unguessable =
+            name.starts_with("Sim_") && name.rsplit('_').next().map(str::len) == Some(3);
+        assert!(
+            DOCUMENTED.contains(name)
+                || BUILT_IN.contains(name)
+                || name.starts_with("__")
+                || unguessable,
+            "type {name} is neither documented nor unguessable"
+        );
+    }
+    for name in DOCUMENTED {
+        assert!(names.contains(&name), "{name} missing");
+    }
+}
+
+#[tokio::test]
+async fn api_usage_stats_total_by_token_and_by_operation() {
+    let sim = quiet_demo();
+    let server = start(&sim).await;
+    let q = r#"query PipefyApiUsage($u: ID!, $p: PeriodFilter!, $t: GroupedAPIDimension) {
+        total: apiUsageStats(organizationUuid: $u, period: $p) {
+            data { dimension metric } filterDate { from to } limit }
+        byToken: apiUsageStats(organizationUuid: $u, period: $p, dimension: $t) {
+            data { dimension metric } }
+        byOperation: apiUsageStats(organizationUuid: $u, period: $p, dimension: operation_name) {
+            data { dimension metric } }
+        kramerica: apiUsageStats(organizationUuid: "1f1c6d2e-0300-4a00-9000-000000000300",
+                                 period: last_month) { data { metric } limit }
+    }"#;
+    let a = query(
+        &server,
+        q,
+        json!({"u": UUID_4242, "p": "current_month", "t": "token"}),
+    )
+    .await;
+    assert_eq!(
+        a.body,
+        json!({"data": {
+            "total": {
+                "data": [{"dimension": null, "metric": 9300.0}],
+                "filterDate": current_month(),
+                "limit": 10000.0,
+            },
+            "byToken": {"data": [
+                {"dimension": "Legacy import script", "metric": 6400.0},
+                {"dimension": "Café \"Monk's\" bot", "metric": 2900.0},
+            ]},
+            "byOperation": {"data": [
+                {"dimension": "ImportCards", "metric": 6100.0},
+                {"dimension": "CreateComment", "metric": 2900.0},
+                {"dimension": "Not specified", "metric": 300.0},
+            ]},
+            // No quota; every period answers the same numbers.
+            "kramerica": {"data": [{"metric": 20560.0}], "limit": null},
+        }})
+    );
+}
+
+#[test]
+fn demo_token_names_of_api_calls_are_the_tokens_names() {
+    let data = demo_data();
+    for org in data.orgs.values() {
+        let tokens: Vec<&str> = org.tokens.iter().map(|t| t.name.as_str()).collect();
+        for call in &org.api.calls {
+            assert!(tokens.contains(&call.token.as_str()), "{}", call.token);
+        }
+        if let Some(ai) = &org.ai {
+            assert_eq!(ai.usage, ai.ai_automation.usage + ai.assistants.usage);
+        }
+    }
+    // The unassigned "Nightly ETL" token of org 2 calls a lot; 4242 is near its quota.
+    let nightly: f64 = data.orgs["2"]
+        .api
+        .calls
+        .iter()
+        .filter(|c| c.token == "Nightly ETL")
+        .map(|c| c.count)
+        .sum();
+    assert!(nightly >= 1000.0);
+    let pendant = &data.orgs["4242"].api;
+    assert!(pendant.total() / pendant.limit.unwrap_or(f64::INFINITY) >= 0.9);
+}
+
+#[tokio::test]
+async fn api_usage_daily_adds_up_to_the_period() {
+    let sim = quiet_demo();
+    let server = start(&sim).await;
+    let q = format!(
+        r#"{{ d: apiUsageStatsDaily(organizationUuid: "{UUID_4242}", period: current_month) {{
+            data {{ date metric }} }} }}"#
+    );
+    let a = query(&server, &q, json!(null)).await;
+    let days = a.body["data"]["d"]["data"].as_array().expect("days");
+    let month = current_month();
+    assert_eq!(days.first().map(|d| &d["date"]), Some(&month["from"]));
+    assert_eq!(days.last().map(|d| &d["date"]), Some(&month["to"]));
+    let sum: f64 = days.iter().filter_map(|d| d["metric"].as_f64()).sum();
+    assert_eq!(sum, 9300.0);
+}
+
+#[test]
+fn daily_split_is_whole_weighted_and_exact() {
+    // 2025-05-01 (Thursday) to 2025-05-05 (Monday): Sat 3 and Sun 4 weigh 1, others 3.
+    let w = window::Window::asked(
+        None,
+        Some(window::DateRange {
+            from: "2025-05-01".to_string(),
+            to: "2025-05-05".to_string(),
+        }),
+        crate::timefmt::days_from_civil(2025, 5, 5),
+    )
+    .expect("window");
+    let split: Vec<f64> = usage::split_by_day(1100.5, &w)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(split, [300.0, 300.0, 100.0, 100.0, 300.5]);
+}
+
+#[tokio::test]
+async fn combined_forms_take_1_to_25_uuids() {
+    let sim = quiet_demo();
+    let server = start(&sim).await;
+    let q = r#"query C($many: [ID!]!, $few: [ID!]!, $none: [ID!]!) {
+        many: apiUsageStatsCombined(organizationUuids: $many, period: current_month) { partial }
+        none: aiCreditUsageStatsCombined(organizationUuids: $none, period: current_month) { partial }
+        few: automationsUsageDetailsCombined(organizationUuids: $few, period: current_month) {
+            total { usage } byOrganization { organizationUuid usage } partial }
+    }"#;
+    let many: Vec<String> = std::iter::once(UUID_4242.to_string())
+        .chain((1..26).map(|i| format!("unknown-{i}")))
+        .collect();
+    assert_eq!(many.len(), 26);
+    let a = query(
+        &server,
+        q,
+        json!({"many": many, "few": [UUID_4242], "none": []}),
+    )
+    .await;
+    assert_eq!(
+        a.body["data"],
+        json!({
+            "many": null,
+            "none": null,
+            "few": {"total": {"usage": 1234.5},
+                    "byOrganization": [{"organizationUuid": UUID_4242, "usage": 1234.5}],
+                    "partial": false},
+        })
+    );
+    assert_eq!(
+        errors_by_path(&a.body),
+        [
+            (
+                json!(["many"]),
+                "organizationUuids must hold 1 to 25 uuids, got 26".to_string()
+            ),
+            (
+                json!(["none"]),
+                "organizationUuids must hold 1 to 25 uuids, got 0".to_string()
+            ),
+        ]
+    );
+    assert_eq!(
+        a.body["errors"][0]["extensions"]["code"],
+        "INVALID_ARGUMENT"
+    );
+    let stats = sim.stats();
+    assert_eq!(stats.max_combined_uuids, 26);
+    assert_eq!(
+        stats.root_fields,
+        counts(&[
+            ("apiUsageStatsCombined", 1),
+            ("aiCreditUsageStatsCombined", 1),
+            ("automationsUsageDetailsCombined", 1),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn combined_forms_drop_unknown_uuids_and_say_partial() {
+    let sim = quiet_demo();
+    let server = start(&sim).await;
+    let q = r#"query C($u: [ID!]!) {
+        api: apiUsageStatsCombined(organizationUuids: $u, period: current_month) {
+            total { usage limit }
+            byOrganization { organizationUuid organizationName usage limit }
+            topItems(dimension: token) { dimension metric organizationUuid }
+            filterDate { from to }
+            partial }
+        ai: aiCreditUsageStatsCombined(organizationUuids: $u, period: last_month) {
+            total { usage limit aiAutomationUsage assistantsUsage }
+            byOrganization { organizationUuid usage limit hasAddon
+                             aiAutomation { usage enabled } assistants { usage enabled } }
+            topAgents { organizationUuid creditsProcessed }
+            partial }
+        complete: apiUsageStatsCombined(organizationUuids: ["1f1c6d2e-4242-4a00-9000-000000004242"],
+                                        period: current_month) { total { limit } partial }
+    }"#;
+    let a = query(
+        &server,
+        q,
+        json!({"u": [UUID_300, "nope", UUID_4242, UUID_300]}),
+    )
+    .await;
+    assert!(a.body.get("errors").is_none(), "{}", a.body);
+    assert_eq!(
+        a.body["data"],
+        json!({
+            "api": {
+                // Kramerica has no quota, so neither has the total.
+                "total": {"usage": 29860.0, "limit": null},
+                "byOrganization": [
+                    {"organizationUuid": UUID_300, "organizationName": "Kramerica Industries",
+                     "usage": 20560.0, "limit": null},
+                    {"organizationUuid": UUID_4242, "organizationName": "Pendant Publishing",
+                     "usage": 9300.0, "limit": 10000.0},
+                ],
+                "topItems": [
+                    {"dimension": "ERP sync", "metric": 20560.0, "organizationUuid": UUID_300},
+                    {"dimension": "Legacy import script", "metric": 6400.0,
+                     "organizationUuid": UUID_4242},
+                    {"dimension": "Café \"Monk's\" bot", "metric": 2900.0,
+                     "organizationUuid": UUID_4242},
+                ],
+                "filterDate": current_month(),
+                "partial": true,
+            },
+            "ai": {
+                "total": {"usage": 941.0, "limit": 50.0, "aiAutomationUsage": 681.0,
+                          "assistantsUsage": 260.0},
+                "byOrganization": [
+                    {"organizationUuid": UUID_300, "usage": 900.0, "limit": 0.0, "hasAddon": true,
+                     "aiAutomation": {"usage": 640.0, "enabled": true},
+                     "assistants": {"usage": 260.0, "enabled": true}},
+                    {"organizationUuid": UUID_4242, "usage": 41.0, "limit": 50.0,
+                     "hasAddon": false,
+                     "aiAutomation": {"usage": 41.0, "enabled": true},
+                     "assistants": {"usage": 0.0, "enabled": false}},
+                ],
+                "topAgents": [
+                    {"organizationUuid": UUID_300, "creditsProcessed": 640.0},
+                    {"organizationUuid": UUID_4242, "creditsProcessed": 41.0},
+                ],
+                "partial": true,
+            },
+            "complete": {"total": {"limit": 10000.0}, "partial": false},
+        })
+    );
+    assert_eq!(sim.stats().max_combined_uuids, 4);
+}
+
+#[tokio::test]
+async fn organizations_without_the_usage_stats_permission() {
+    let sim = quiet_demo();
+    sim.update(|d| {
+        d.usage_stats_denied.insert("300".to_string());
+    });
+    let server = start(&sim).await;
+    let q = r#"query U($all: [ID!]!, $k: ID!) {
+        mine: myUsageStatsOrganizations { name }
+        org: organization(id: "300") { name }
+        api: apiUsageStats(organizationUuid: $k, period: current_month) { limit }
+        ai: aiCreditUsageStats(organizationUuid: $k, period: current_month) { usage }
+        jobs: automationsUsageDetails(organizationUuid: $k, period: current_month) { usage }
+        tasks: integrationsUsageStats(organizationUuid: $k, period: current_month) { activeFlows }
+        daily: apiUsageStatsDaily(organizationUuid: $k, period: current_month) { data { date } }
+        combined: automationsUsageDetailsCombined(organizationUuids: $all, period: current_month) {
+            byOrganization { organizationName } partial }
+    }"#;
+    let a = query(
+        &server,
+        q,
+        json!({"all": [UUID_2, UUID_300, UUID_4242], "k": UUID_300}),
+    )
+    .await;
+    assert_eq!(
+        a.body["data"],
+        json!({
+            // Sorted by name, Kramerica left out; the organization itself stays readable.
+            "mine": [{"name": "Pendant Publishing"}, {"name": "Vandeley Industries"}],
+            "org": {"name": "Kramerica Industries"},
+            "api": null, "ai": null, "jobs": null, "tasks": null, "daily": null,
+            "combined": {
+                "byOrganization": [{"organizationName": "Vandeley Industries"},
+                                   {"organizationName": "Pendant Publishing"}],
+                "partial": true,
+            },
+        })
+    );
+    let denied = |alias: &str| (json!([alias]), "Permission denied".to_string());
+    assert_eq!(
+        errors_by_path(&a.body),
+        [
+            denied("ai"),
+            denied("api"),
+            denied("daily"),
+            denied("jobs"),
+            denied("tasks")
+        ]
+    );
+    assert_eq!(
+        a.body["errors"][0]["extensions"],
+        json!({"code": "PERMISSION_DENIED"})
+    );
+}
+
+#[tokio::test]
+async fn integrations_float_usage_and_period_arguments() {
+    let sim = quiet_demo();
+    sim.update(|d| {
+        if let Some(ai) = d.orgs.get_mut("2").and_then(|o| o.ai.as_mut()) {
+            ai.usage = 25.5;
+            ai.assistants.usage = 7.5;
+        }
+    });
+    let server = start(&sim).await;
+    let q = format!(
+        r#"query I($range: DateRange!) {{
+        kramerica: integrationsUsageStats(organizationUuid: "{UUID_300}", period: current_month) {{
+            tasksConsumed {{ usage limit }} activeFlows }}
+        pendant: integrationsUsageStats(organizationUuid: "{UUID_4242}", filterDate: $range) {{
+            tasksConsumed {{ usage limit }} activeFlows filterDate {{ from to }} }}
+        jobs: automationsUsageDetails(organizationUuid: "{UUID_4242}", filterDate: $range) {{ usage }}
+        ai: aiCreditUsageStats(organizationUuid: "{UUID_2}", period: last_3_months) {{
+            usage aiAutomation {{ usage }} assistants {{ usage }} }}
+        neither: integrationsUsageStats(organizationUuid: "{UUID_300}") {{ activeFlows }}
+    }}"#
+    );
+    let range = current_month();
+    let a = query(&server, &q, json!({ "range": range })).await;
+    assert_eq!(
+        a.body["data"],
+        json!({
+            "kramerica": {"tasksConsumed": {"usage": 4210.0, "limit": null}, "activeFlows": 12},
+            "pendant": {"tasksConsumed": {"usage": 480.0, "limit": 500.0}, "activeFlows": 2,
+                        "filterDate": range},
+            "jobs": {"usage": 1234.5},
+            "ai": {"usage": 25.5, "aiAutomation": {"usage": 18.0}, "assistants": {"usage": 7.5}},
+            "neither": null,
+        })
+    );
+    assert_eq!(
+        errors_by_path(&a.body),
+        [(
+            json!(["neither"]),
+            "Either period or filterDate is required".to_string()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn billable_requests_are_billed_to_the_configured_organization() {
+    let sim = Simulator::new(
+        demo_data(),
+        SimAuth {
+            static_tokens: vec!["pat".to_string()],
+            ..SimAuth::default()
+        },
+    );
+    let server = start(&sim).await;
+    let named = json!({"query": "query PipefyApiUsage { organizations { id } }"});
+    let chosen = json!({
+        "query": "query A { organizations { id } } query B { organizations { id } }",
+        "operationName": "B",
+    });
+    let unnamed = json!({"query": "{ organizations { id } }"});
+    let invalid = json!({"query": "query PipefyApiUsage { bogus }"});
+
+    assert_eq!(post(&server, Some("pat"), named.clone()).await.status, 200);
+    assert_eq!(post(&server, Some("pat"), chosen).await.status, 200);
+    assert_eq!(
+        post(&server, Some("pat"), unnamed.clone()).await.status,
+        200
+    );
+    // A validation error is an HTTP 200: billed.
+    assert_eq!(post(&server, Some("pat"), invalid).await.status, 200);
+    // 401, 403 and 5xx are not billed; 404 is.
+    assert_eq!(
+        post(&server, Some("wrong"), named.clone()).await.status,
+        401
+    );
+    for status in [503, 403, 404] {
+        sim.fail_next(1, status, None);
+        assert_eq!(
+            post(&server, Some("pat"), named.clone()).await.status,
+            status
+        );
+    }
+
+    let billed: Vec<(String, f64)> = sim.update(|d| {
+        d.orgs["2"]
+            .api
+            .calls
+            .iter()
+            .filter(|c| c.token == "pipefy-exporter")
+            .map(|c| (c.operation.clone(), c.count))
+            .collect()
+    });
+    assert_eq!(
+        billed,
+        [
+            ("PipefyApiUsage".to_string(), 3.0),
+            ("B".to_string(), 1.0),
+            ("Not specified".to_string(), 1.0),
+        ]
+    );
+
+    // And Pipefy's figures show it, under the token and operation names.
+    let q = json!({"query": format!(
+        r#"query PipefyApiUsage {{ a: apiUsageStats(organizationUuid: "{UUID_2}",
+            period: current_month, dimension: token) {{ data {{ dimension metric }} }} }}"#
+    )});
+    let a = post(&server, Some("pat"), q).await;
+    assert_eq!(
+        a.body["data"]["a"]["data"],
+        json!([
+            {"dimension": "Nightly ETL", "metric": 6030.0},
+            {"dimension": "Zapier integration", "metric": 1480.0},
+            {"dimension": "Reporting", "metric": 620.0},
+            {"dimension": "pipefy-exporter", "metric": 5.0},
+        ])
+    );
+}
+
+#[test]
+fn billable_statuses() {
+    use axum::http::StatusCode;
+    let billed: Vec<u16> = [200, 204, 304, 400, 401, 403, 404, 408, 422, 429, 500, 503]
+        .into_iter()
+        .filter(|&s| StatusCode::from_u16(s).is_ok_and(super::http::billable))
+        .collect();
+    assert_eq!(billed, [200, 204, 304, 404, 408, 422]);
+}
+
+#[test]
+fn tick_oscillates_and_keeps_ai_figures_in_step() {
+    let sim = quiet_demo();
+    sim.update(|d| {
+        d.bill_requests_to = Some(("4242".to_string(), "Café \"Monk's\" bot".to_string()))
+    });
+    let start = demo_data();
+    let figures = |d: &SimData| -> Vec<(f64, f64, f64)> {
+        d.orgs
+            .values()
+            .map(|o| (o.api.total(), o.automation_jobs, o.integrations.tasks_used))
+            .collect()
+    };
+    let mut seen_higher = false;
+    for _ in 0..16 {
+        sim.tick();
+        sim.update(|d| {
+            for org in d.orgs.values() {
+                let ai = org.ai.as_ref().expect("demo orgs have AI credits");
+                assert_eq!(ai.usage, ai.ai_automation.usage + ai.assistants.usage);
+                let used = org
+                    .limits
+                    .iter()
+                    .find(|l| l.resource == Resource::AiCredits)
+                    .map(|l| f64::from(l.used));
+                assert_eq!(used, Some(ai.usage), "org {}", org.id);
+                // Never below the starting figures, 4242 above 90 % of its quota, 2 far
+                // from its own.
+                let api = org.api.total();
+                assert!(api >= start.orgs[&org.id].api.total());
+                if let Some(limit) = org.api.limit {
+                    assert!(api < limit, "org {}", org.id);
+                }
+            }
+            let pendant = &d.orgs["4242"];
+            assert!(pendant.api.total() >= 9300.0);
+            // The billed token's calls are left alone.
+            let billed = pendant
+                .api
+                .calls
+                .iter()
+                .find(|c| c.token.starts_with("Café"));
+            assert_eq!(billed.map(|c| c.count), Some(2900.0));
+            seen_higher |= figures(d) != figures(&start);
+        });
+    }
+    assert!(seen_higher, "tick moved nothing");
+    // After a whole period, back where it started.
+    let (ai, features) = sim.update(|d| {
+        let ai = d.orgs["2"].ai.clone().expect("AI");
+        (ai.usage, ai.ai_automation.usage + ai.assistants.usage)
+    });
+    assert_eq!((ai, features), (25.0, 25.0));
+    assert_eq!(sim.update(|d| figures(d)), figures(&start));
 }
