@@ -1600,3 +1600,106 @@ mod tests {
         assert_eq!(subject_alt_names(b"\x30\x05junk"), None);
     }
 }
+
+/// Characterization of the subject-alternative-name reader on a hand-encoded extension:
+/// the name kinds it keeps, how it prints IPs, and what it skips without failing.
+#[cfg(test)]
+mod san_edge_cases {
+    use super::subject_alt_names;
+    use rcgen::{CertificateParams, CustomExtension, KeyPair};
+
+    /// A DER element; lengths up to 255 bytes are all these tests need.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = match u8::try_from(content.len()).unwrap() {
+            len @ 0..0x80 => vec![tag, len],
+            len => vec![tag, 0x81, len],
+        };
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// A self-signed certificate whose only SAN extensions are `contents` (each the DER
+    /// GeneralNames), marked critical when asked.
+    fn cert_with_sans(contents: &[(Vec<u8>, bool)]) -> Vec<u8> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for (content, critical) in contents {
+            let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 17], content.clone());
+            ext.set_criticality(*critical);
+            params.custom_extensions.push(ext);
+        }
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn general_names(names: &[Vec<u8>]) -> Vec<u8> {
+        tlv(0x30, &names.concat())
+    }
+
+    #[test]
+    fn kept_printed_and_skipped_names() {
+        let mapped: [u8; 16] = std::net::Ipv4Addr::new(192, 0, 2, 1)
+            .to_ipv6_mapped()
+            .octets();
+        let v6: [u8; 16] = "2001:db8::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        let names = general_names(&[
+            tlv(0x82, b"a.example"),
+            // A universal-class element among GeneralNames: not a name, skipped.
+            tlv(0x0c, b"utf8"),
+            // A constructed [2]: not a dNSName encoding, skipped.
+            tlv(0xa2, &tlv(0x16, b"c.example")),
+            tlv(0x81, b"ops@example.com"),
+            tlv(0x86, b"spiffe://example/scraper"),
+            tlv(0x87, &[10, 0, 0, 1]),
+            tlv(0x87, &mapped),
+            tlv(0x87, &v6),
+            // Neither 4 nor 16 octets (an address with a mask, as in name constraints).
+            tlv(0x87, &[10, 0, 0, 0, 255, 0, 0, 0]),
+            tlv(0x87, &[1, 2, 3, 4, 5]),
+            // Not UTF-8: skipped, not an error.
+            tlv(0x82, &[0xff, b'a']),
+            // otherName, directoryName, registeredID: not compared.
+            tlv(
+                0xa0,
+                &[tlv(0x06, &[0x2b, 0x06, 0x01]), tlv(0xa0, &tlv(0x0c, b"A"))].concat(),
+            ),
+            tlv(0xa4, &tlv(0x30, &[])),
+            tlv(0x88, &[0x2b, 0x06, 0x01]),
+            tlv(0x82, b"z.example"),
+        ]);
+        let cert = cert_with_sans(&[(names.clone(), false)]);
+        let expected = [
+            "a.example",
+            "ops@example.com",
+            "spiffe://example/scraper",
+            "10.0.0.1",
+            "192.0.2.1",
+            "2001:db8::1",
+            "z.example",
+        ];
+        assert_eq!(subject_alt_names(&cert).unwrap(), expected);
+        // A critical SAN extension reads the same.
+        let cert = cert_with_sans(&[(names, true)]);
+        assert_eq!(subject_alt_names(&cert).unwrap(), expected);
+    }
+
+    #[test]
+    fn several_san_extensions_are_read_in_turn() {
+        let cert = cert_with_sans(&[
+            (general_names(&[tlv(0x82, b"one.example")]), false),
+            (general_names(&[tlv(0x82, b"two.example")]), false),
+        ]);
+        assert_eq!(
+            subject_alt_names(&cert).unwrap(),
+            ["one.example", "two.example"]
+        );
+    }
+
+    #[test]
+    fn a_san_extension_that_is_not_a_sequence_is_an_error() {
+        let cert = cert_with_sans(&[(tlv(0x04, b"x"), false)]);
+        assert_eq!(subject_alt_names(&cert), None);
+    }
+}
