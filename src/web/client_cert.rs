@@ -1,14 +1,21 @@
 //! Client-certificate verifiers: [`AnyClientCert`] for the policies that ask for a
 //! certificate without checking its issuer, and [`AllowedSans`] for
-//! `client_allowed_sans`, which reads subject alternative names.
+//! `client_allowed_sans`, which reads subject alternative names with `x509-parser`.
+//!
+//! Why a parser at all: webpki checks the chain but exposes no SANs of a client
+//! certificate other than DNS names (`EndEntityCert::valid_dns_names`), while the
+//! toolkit also compares emails, IPs and URIs.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use x509_parser::asn1_rs::{Any, Class, FromDer as _, Sequence};
+use x509_parser::extensions::GeneralName;
+use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME;
 
 /// `RequestClientCert` / `RequireAnyClientCert`: ask for a client certificate (and, when
 /// mandatory, insist on one) without checking who issued it. The handshake signature is
@@ -131,118 +138,141 @@ impl ClientCertVerifier for AllowedSans {
     }
 }
 
-/// One DER element: (tag, contents, rest). Single-byte tags and definite lengths only,
-/// which is all DER allows for the structures read here.
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        first as usize
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        rest = &rest[n..];
-        len
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
 /// The subject alternative names of an X.509 certificate, formatted as Go formats them
 /// for the toolkit's comparison: DNS names, email addresses, IP addresses and URIs.
-/// `None`: the certificate could not be parsed.
+/// `None`: the certificate, or one of its SAN extensions, could not be parsed.
+///
+/// The certificate structure is x509-parser's, but the GeneralNames are walked one
+/// element at a time rather than through `X509Certificate::subject_alternative_name`,
+/// because that fails the whole extension on one odd element, where Go (and the
+/// hand-written reader this replaced) skip what they do not compare: elements that are
+/// not context-specific primitives, otherName, directoryName, registeredID, names that
+/// are not UTF-8 and addresses that are neither 4 nor 16 octets. Several SAN extensions
+/// are read in turn, as before; webpki has already refused such a certificate by then.
 pub(crate) fn subject_alt_names(cert: &[u8]) -> Option<Vec<String>> {
-    const SEQUENCE: u8 = 0x30;
-    const OID: u8 = 0x06;
-    const BOOLEAN: u8 = 0x01;
-    const OCTET_STRING: u8 = 0x04;
-    const EXTENSIONS: u8 = 0xa3; // [3] EXPLICIT
-    const SAN: &[u8] = &[0x55, 0x1d, 0x11]; // 2.5.29.17
-
-    let (tag, certificate, _) = der(cert)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, mut tbs, _) = der(certificate)?;
-    if tag != SEQUENCE {
-        return None;
-    }
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).ok()?;
     let mut names = Vec::new();
-    while !tbs.is_empty() {
-        let (tag, value, rest) = der(tbs)?;
-        tbs = rest;
-        if tag != EXTENSIONS {
-            continue;
-        }
-        let (tag, mut extensions, _) = der(value)?;
-        if tag != SEQUENCE {
-            return None;
-        }
-        while !extensions.is_empty() {
-            let (tag, extension, rest) = der(extensions)?;
-            extensions = rest;
-            if tag != SEQUENCE {
-                return None;
-            }
-            let (tag, oid, mut rest) = der(extension)?;
-            if tag != OID || oid != SAN {
+    let sans = cert
+        .extensions()
+        .iter()
+        .filter(|extension| extension.oid == OID_X509_EXT_SUBJECT_ALT_NAME);
+    for extension in sans {
+        // GeneralNames ::= SEQUENCE SIZE (1..MAX) OF GeneralName
+        let (_, general_names) = Sequence::from_der(extension.value).ok()?;
+        let mut elements: &[u8] = &general_names.content;
+        while !elements.is_empty() {
+            let (rest, element) = Any::from_der(elements).ok()?;
+            elements = rest;
+            // Every name compared here is an IMPLICIT primitive ([1], [2], [6], [7]).
+            if element.class() != Class::ContextSpecific || element.header.is_constructed() {
                 continue;
             }
-            let (mut tag, mut value, after) = der(rest)?;
-            if tag == BOOLEAN {
-                rest = after;
-                (tag, value, _) = der(rest)?;
-            }
-            if tag != OCTET_STRING {
-                return None;
-            }
-            let (tag, mut general_names, _) = der(value)?;
-            if tag != SEQUENCE {
-                return None;
-            }
-            while !general_names.is_empty() {
-                let (tag, name, rest) = der(general_names)?;
-                general_names = rest;
-                let text = || String::from_utf8(name.to_vec()).ok();
-                match tag {
-                    // [1] rfc822Name, [2] dNSName, [6] uniformResourceIdentifier (IA5String)
-                    0x81 | 0x82 | 0x86 => names.extend(text()),
-                    // [7] iPAddress: 4 or 16 octets
-                    0x87 => {
-                        let ip = match name.len() {
-                            4 => IpAddr::from(<[u8; 4]>::try_from(name).ok()?),
-                            16 => {
-                                let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(name).ok()?);
-                                // Go prints IPv4-mapped addresses in dotted form.
-                                match v6.to_ipv4_mapped() {
-                                    Some(v4) => IpAddr::V4(v4),
-                                    None => IpAddr::V6(v6),
-                                }
-                            }
-                            _ => continue,
-                        };
-                        names.push(ip.to_string());
-                    }
-                    _ => {}
+            match GeneralName::try_from(element) {
+                Ok(
+                    GeneralName::RFC822Name(text)
+                    | GeneralName::DNSName(text)
+                    | GeneralName::URI(text),
+                ) => names.push(text.to_owned()),
+                Ok(GeneralName::IPAddress(octets)) => {
+                    names.extend(ip(octets).map(|ip| ip.to_string()))
                 }
+                // Invalid (such as a name that is not UTF-8) and the kinds not compared.
+                _ => {}
             }
         }
     }
     Some(names)
 }
 
+/// An `iPAddress` as Go's `net.IP` prints it: 4 or 16 octets, IPv4-mapped IPv6
+/// addresses in dotted form. Other lengths are no address.
+fn ip(octets: &[u8]) -> Option<IpAddr> {
+    if let Ok(v4) = <[u8; 4]>::try_from(octets) {
+        return Some(IpAddr::from(v4));
+    }
+    let v6 = Ipv6Addr::from(<[u8; 16]>::try_from(octets).ok()?);
+    Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+}
+
 #[cfg(test)]
 mod tests {
-    use rcgen::{CertificateParams, CustomExtension, KeyPair, SanType};
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
 
-    use super::subject_alt_names;
+    use rcgen::{CertificateParams, CustomExtension, KeyPair, SanType};
+    use rustls::crypto::ring as provider;
+    use rustls::pki_types::{CertificateDer, UnixTime};
+    use rustls::server::danger::ClientCertVerifier;
+    use rustls::{CertificateError, Error};
+
+    use super::{subject_alt_names, AllowedSans, AnyClientCert};
+
+    /// `client_allowed_sans` at the verifier, over a certificate made by rcgen with every
+    /// kind of name compared: any one listed name admits it, compared as exact strings
+    /// (no case folding, wildcards or address normalization), as the toolkit compares.
+    #[test]
+    fn allowed_sans_admit_any_listed_name_compared_exactly() {
+        let mut params = CertificateParams::new(vec![
+            "scraper.example".to_string(),
+            "10.1.2.3".to_string(),
+            "2001:db8::7".to_string(),
+        ])
+        .unwrap();
+        params.subject_alt_names.extend([
+            SanType::Rfc822Name("ops@example.com".try_into().unwrap()),
+            SanType::URI("spiffe://example/scraper".try_into().unwrap()),
+            SanType::IpAddress(Ipv4Addr::new(192, 0, 2, 9).to_ipv6_mapped().into()),
+        ]);
+        let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+        let verify = |cert: &CertificateDer<'_>, allowed: &str| {
+            AllowedSans {
+                // Accepts any certificate, so that only the SAN check decides.
+                inner: Arc::new(AnyClientCert {
+                    mandatory: true,
+                    hints: Vec::new(),
+                    algorithms: provider::default_provider().signature_verification_algorithms,
+                }),
+                sans: vec!["unrelated.example".to_string(), allowed.to_string()],
+            }
+            .verify_client_cert(cert, &[], UnixTime::now())
+            .map(|_| ())
+        };
+        for admitted in [
+            "scraper.example",
+            "10.1.2.3",
+            "2001:db8::7",
+            "ops@example.com",
+            "spiffe://example/scraper",
+            "192.0.2.9",
+        ] {
+            assert_eq!(verify(cert.der(), admitted), Ok(()), "{admitted}");
+        }
+        for refused in [
+            "Scraper.example",
+            "*.example",
+            "scraper.example.",
+            "2001:db8:0:0:0:0:0:7",
+            "::ffff:192.0.2.9",
+            "mailto:ops@example.com",
+            "spiffe://example/scraper/",
+            "scraper",
+        ] {
+            assert_eq!(
+                verify(cert.der(), refused),
+                Err(Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure
+                )),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            verify(
+                &CertificateDer::from(&b"\x30\x05junk"[..]),
+                "scraper.example"
+            ),
+            Err(Error::InvalidCertificate(CertificateError::BadEncoding))
+        );
+    }
 
     #[test]
     fn subject_alt_names_are_read_like_go() {
