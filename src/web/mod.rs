@@ -15,11 +15,12 @@
 //! Password hashes are bcrypt, kept in [`Secret`](crate::config::Secret) (redacted
 //! `Debug`) and never printed.
 //!
-//! - [`raw`]: the file's serde shapes and their validation into [`WebConfig`].
-//! - [`tls`]: the rustls server configuration: certificate, key, versions, suites,
-//!   curves and the client-certificate policy of `client_auth_type`.
-//! - [`client_cert`]: the client-certificate verifiers, `client_allowed_sans` included.
-//! - [`basic_auth`]: [`BasicAuth`] and the axum middleware that enforces it.
+//! Submodules (private: the crate sees what is re-exported here):
+//! - `raw`: the file's serde shapes and their validation into [`WebConfig`].
+//! - `tls`: the rustls server configuration: certificate, key, versions, suites, curves
+//!   and the client-certificate policy of `client_auth_type`.
+//! - `client_cert`: the client-certificate verifiers, `client_allowed_sans` included.
+//! - `basic_auth`: [`BasicAuth`] and the axum middleware that enforces it.
 
 mod basic_auth;
 mod client_cert;
