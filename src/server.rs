@@ -1,7 +1,7 @@
 //! Serving the router: plain HTTP through `axum::serve`, or HTTPS through our own accept
 //! loop (rustls handshake, then hyper's HTTP/1.1), both with graceful shutdown. The
 //! basic-auth and extra-headers middleware of `--web.config.file` is
-//! [`crate::web::protect`].
+//! `web::protect`.
 
 use std::future::Future;
 use std::io;
