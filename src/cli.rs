@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::logging::{LogFormat, LogLevel};
 use crate::simulator::Simulator;
-use crate::webconfig::WebConfig;
+use crate::web::WebConfig;
 
 /// The default port, registered nowhere else: the 9100–9999 exporter range of the
 /// Prometheus default-port-allocations page is full, and 10151 is unclaimed above it.

@@ -4,7 +4,7 @@
 //! Data flows one way: [`config`] → [`refresh`] (which runs the [`collectors`] through
 //! [`pipefy`]) → [`snapshot`] → [`metrics`]/[`http`]. The HTTP side only ever reads the latest snapshot, so a
 //! scrape never reaches Pipefy. [`server`] serves it, over TLS and behind basic
-//! authentication when [`webconfig`] (`--web.config.file`) asks for them.
+//! authentication when [`web`] (`--web.config.file`) asks for them.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -22,7 +22,7 @@ pub mod server;
 pub mod simulator;
 pub mod snapshot;
 pub mod timefmt;
-pub mod webconfig;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ use crate::metrics::ExpositionInfo;
 use crate::self_metrics::SelfMetrics;
 use crate::refresh::Refresher;
 use crate::snapshot::Snapshot;
-use crate::webconfig::WebConfig;
+use crate::web::WebConfig;
 
 /// Runs the refresh loop and the HTTP server on `listener` until `shutdown`
 /// resolves; then stops refreshing and lets in-flight scrapes finish. Plain HTTP
@@ -101,7 +101,7 @@ pub async fn serve_with(
         }),
         telemetry_path,
     };
-    let router = server::protect(app(state), &web);
+    let router = crate::web::protect(app(state), &web);
     let server = server::run(listener, router, web.tls.clone(), wait(stopped));
     tokio::pin!(server);
     let mut refresh = refresh;

@@ -1,6 +1,7 @@
 //! Serving the router: plain HTTP through `axum::serve`, or HTTPS through our own accept
-//! loop (rustls handshake, then hyper's HTTP/1.1), both with graceful shutdown; plus the
-//! basic-auth and extra-headers middleware of `--web.config.file`.
+//! loop (rustls handshake, then hyper's HTTP/1.1), both with graceful shutdown. The
+//! basic-auth and extra-headers middleware of `--web.config.file` is
+//! `web::protect`.
 
 use std::future::Future;
 use std::io;
@@ -8,10 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -22,7 +19,7 @@ use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::webconfig::{BasicAuth, WebConfig};
+use crate::web::WebConfig;
 
 /// How long a client may take from connecting to finishing the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,59 +28,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the same.
 const PLAIN_HTTP_ANSWER: &[u8] =
     b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
-
-/// Wraps `router` in the basic-auth check and the extra headers of `web`, for every
-/// route and for the 404 fallback alike. A no-op without either.
-pub fn protect(router: Router, web: &WebConfig) -> Router {
-    if web.basic_auth.is_none() && web.headers.is_empty() {
-        return router;
-    }
-    let guard = Guard {
-        auth: web.basic_auth.clone(),
-        headers: Arc::new(web.headers.clone()),
-    };
-    router.layer(axum::middleware::from_fn_with_state(guard, guard_layer))
-}
-
-#[derive(Clone)]
-struct Guard {
-    auth: Option<Arc<BasicAuth>>,
-    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
-}
-
-async fn guard_layer(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    let allowed = match &guard.auth {
-        None => true,
-        Some(auth) => {
-            auth.check(request.headers().get(header::AUTHORIZATION))
-                .await
-        }
-    };
-    let mut response = if allowed {
-        next.run(request).await
-    } else {
-        unauthorized()
-    };
-    // Like the toolkit, on every response, the 401 included.
-    for (name, value) in guard.headers.iter() {
-        response.headers_mut().insert(name.clone(), value.clone());
-    }
-    response
-}
-
-/// The toolkit's 401: `WWW-Authenticate: Basic` and Go's `http.Error` body.
-fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (header::WWW_AUTHENTICATE, "Basic"),
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        "Unauthorized\n",
-    )
-        .into_response()
-}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
 /// finish. With `tls`, HTTPS only.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pipefy_exporter::config::Config;
 use pipefy_exporter::simulator::{demo_data, SimServer, Simulator};
-use pipefy_exporter::webconfig::WebConfig;
+use pipefy_exporter::web::WebConfig;
 use pipefy_exporter::ServeOptions;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
