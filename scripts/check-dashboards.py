@@ -54,15 +54,24 @@ SAMPLE_VALUES = {
 EXPORTER_METRICS = {
     "pipefy_subscription_limit", "pipefy_subscription_used", "pipefy_organization_info",
     "pipefy_ai_credits_used", "pipefy_ai_credits_limit", "pipefy_ai_credits_free_used",
-    "pipefy_ai_credits_free_limit", "pipefy_ai_credits_addon_enabled", "pipefy_tokens",
+    "pipefy_ai_credits_free_limit", "pipefy_ai_credits_addon_enabled",
+    "pipefy_ai_credits_used_by_feature", "pipefy_ai_credits_feature_enabled",
+    "pipefy_api_calls_used", "pipefy_api_calls_limit", "pipefy_api_calls_used_by_token",
+    "pipefy_api_calls_used_by_operation", "pipefy_automation_jobs_used",
+    "pipefy_integration_tasks_used", "pipefy_integration_tasks_limit",
+    "pipefy_integration_active_flows", "pipefy_tokens",
     "pipefy_token_unassigned_info", "pipefy_up", "pipefy_last_success_timestamp_seconds",
     "pipefy_token_attribution_deadline_timestamp_seconds",
-    "pipefy_token_attribution_deadline_remaining_seconds", "pipefy_refresh_interval_seconds",
-    "pipefy_refreshes_total", "pipefy_api_requests_total", "pipefy_exporter_build_info",
+    "pipefy_token_attribution_deadline_remaining_seconds",
+    # The exporter's own metrics (pipefy_exporter_ prefix, so that they cannot be confused
+    # with Pipefy's API usage).
+    "pipefy_exporter_collector_interval_seconds", "pipefy_exporter_refreshes_total",
+    "pipefy_exporter_api_requests_total", "pipefy_exporter_build_info",
     "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
     "process_start_time_seconds",
 }
-EXPORTER_HISTOGRAMS = {"pipefy_refresh_duration_seconds", "pipefy_api_request_duration_seconds"}
+EXPORTER_HISTOGRAMS = {"pipefy_exporter_refresh_duration_seconds",
+                       "pipefy_exporter_api_request_duration_seconds"}
 STANDARD_SERIES = {"up"}
 
 VAR_RE = re.compile(r"\$\{(\w+)(?::[\w]+)?\}|\$(\w+)|\[\[(\w+)\]\]")
