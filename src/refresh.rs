@@ -396,10 +396,12 @@ impl Refresher {
         }
 
         if !then.is_empty() {
-            // Identity only for organizations whose uuid is still unknown.
+            // Identity only for organizations whose uuid is still unknown, and not for
+            // those whose `organization(id:)` just failed: it would fail the same way.
             let unknown: Vec<&str> = ids
                 .iter()
                 .filter(|id| metas.get(*id).and_then(|m| m.uuid.as_ref()).is_none())
+                .filter(|id| !identity_errors.contains_key(*id))
                 .map(String::as_str)
                 .collect();
             if !unknown.is_empty() {

@@ -162,7 +162,7 @@ impl Collector for AiCredits {
         match self.source {
             Source::Combined => combined::by_organization::<Answer>("ai", orgs, answers)
                 .into_iter()
-                .map(|(id, r)| Decoded::new(&id, r.map(|a| Some(a.credits()))))
+                .map(|(id, r)| Decoded::new(&id, r.map(|a| a.map(Answer::credits))))
                 .collect(),
             // `null` without an error: Pipefy has no AI-credit statistics for it.
             Source::PerOrganization => orgs

@@ -164,7 +164,7 @@ impl Collector for ApiUsage {
         orgs.iter()
             .zip(totals)
             .map(|(org, (_, total))| {
-                let calls = total.and_then(|total| {
+                let calls = combined::required(total).and_then(|total| {
                     let mut calls = Calls {
                         used: total.usage,
                         limit: total.limit.unwrap_or(f64::INFINITY),

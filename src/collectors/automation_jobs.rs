@@ -73,7 +73,7 @@ impl Collector for AutomationJobs {
     fn decode(&self, orgs: &[Target], answers: &Answers) -> Vec<Decoded> {
         combined::by_organization::<Jobs>("jobs", orgs, answers)
             .into_iter()
-            .map(|(id, jobs)| Decoded::new(&id, jobs))
+            .map(|(id, jobs)| Decoded::new(&id, combined::required(jobs)))
             .collect()
     }
 

@@ -104,13 +104,15 @@ struct Item<T> {
 }
 
 /// Each organization's item of the combined answers to [`fields`]. An organization
-/// missing from `byOrganization` (Pipefy drops what it cannot read and sets `partial`)
-/// fails alone; a failed root field fails its own chunk.
+/// Pipefy dropped from `byOrganization` while setting `partial` (no Usage Stats
+/// permission, unknown uuid) fails alone; one left out without `partial` is `Ok(None)`:
+/// Pipefy has no statistics for it (an organization without AI credits, say). A failed
+/// root field fails its own chunk.
 pub(crate) fn by_organization<T: DeserializeOwned>(
     prefix: &str,
     orgs: &[Target],
     answers: &Answers,
-) -> Vec<(String, Result<T, String>)> {
+) -> Vec<(String, Result<Option<T>, String>)> {
     let mut out = Vec::with_capacity(orgs.len());
     for (i, chunk) in orgs.chunks(MAX_UUIDS).enumerate() {
         let answer: Result<Answer<Item<T>>, String> = answer(answers, &format!("{prefix}{i}"));
@@ -123,19 +125,22 @@ pub(crate) fn by_organization<T: DeserializeOwned>(
                     .map(|item| (item.organization_uuid, item.rest))
                     .collect();
                 for org in chunk {
-                    let result = items.remove(org.uuid()).ok_or_else(|| {
-                        if answer.partial {
-                            "left out of the combined answer (partial): no Usage Stats permission, or unknown uuid".to_owned()
-                        } else {
-                            "missing from the combined answer".to_owned()
-                        }
-                    });
+                    let result = match items.remove(org.uuid()) {
+                        Some(item) => Ok(Some(item)),
+                        None if answer.partial => Err("left out of the combined answer (partial): no Usage Stats permission, or unknown uuid".to_owned()),
+                        None => Ok(None),
+                    };
                     out.push((org.id.clone(), result));
                 }
             }
         }
     }
     out
+}
+
+/// For collectors whose figures every organization has: no item is an error.
+pub(crate) fn required<T>(result: Result<Option<T>, String>) -> Result<T, String> {
+    result?.ok_or_else(|| "missing from the combined answer".to_owned())
 }
 
 #[cfg(test)]
@@ -164,7 +169,7 @@ mod tests {
         assert_eq!(fields[2].variables[0].value, json!(["u50"]));
     }
 
-    #[derive(Debug, Deserialize, PartialEq)]
+    #[derive(Clone, Debug, Deserialize, PartialEq)]
     struct Usage {
         usage: f64,
     }
@@ -180,9 +185,21 @@ mod tests {
             ], "partial": true}))),
         );
         let out = by_organization::<Usage>("c", &targets(3), &answers);
-        assert_eq!(out[0], ("0".into(), Ok(Usage { usage: 12.0 })));
+        assert_eq!(out[0], ("0".into(), Ok(Some(Usage { usage: 12.0 }))));
         assert!(out[1].1.as_ref().unwrap_err().contains("partial"));
-        assert_eq!(out[2], ("2".into(), Ok(Usage { usage: 2.5 })));
+        assert_eq!(out[2], ("2".into(), Ok(Some(Usage { usage: 2.5 }))));
+    }
+
+    #[test]
+    fn left_out_without_partial_means_no_statistics() {
+        let mut answers = Answers::new();
+        answers.insert("c0".into(), Ok(Some(json!({"byOrganization": [], "partial": false}))));
+        let out = by_organization::<Usage>("c", &targets(1), &answers);
+        assert_eq!(out[0], ("0".into(), Ok(None)));
+        assert_eq!(
+            required(out[0].1.clone()),
+            Err("missing from the combined answer".to_owned())
+        );
     }
 
     #[test]
@@ -195,6 +212,6 @@ mod tests {
         answers.insert("c1".into(), Ok(Some(json!({"byOrganization": items}))));
         let out = by_organization::<Usage>("c", &targets(30), &answers);
         assert!(out[..25].iter().all(|(_, r)| r.as_ref().unwrap_err() == "HTTP 500"));
-        assert_eq!(out[29], ("29".into(), Ok(Usage { usage: 29.0 })));
+        assert_eq!(out[29], ("29".into(), Ok(Some(Usage { usage: 29.0 }))));
     }
 }

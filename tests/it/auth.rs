@@ -34,7 +34,7 @@ async fn the_access_token_is_fetched_once_and_reused() {
     assert!(stats.graphql_requests >= 12);
     assert_eq!(
         m.value(
-            "pipefy_api_requests_total",
+            "pipefy_exporter_api_requests_total",
             &[("operation", "oauth_token"), ("status", "200")]
         ),
         1.0
@@ -70,11 +70,11 @@ async fn the_access_token_is_renewed_before_it_expires() {
     );
     let m = app.metrics().await;
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "failure")]),
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]),
         0.0
     );
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "partial")]),
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "partial")]),
         0.0
     );
     app.shutdown().await;
@@ -87,7 +87,11 @@ async fn a_401_fetches_a_new_token_once_and_retries() {
     let app = TestApp::spawn(
         demo_data(),
         sim_auth(Duration::from_secs(3600)),
-        &service_account_config_with("1s", "  max_orgs_per_request: 1\n", "[2, 300, 4242]"),
+        &service_account_config_with(
+            "1s",
+            "  max_orgs_per_request: 1\n",
+            "[2, 300, 4242]\ncollectors: {api_usage: false, automation_jobs: false, integrations: false, token_attribution: false}",
+        ),
     )
     .await;
     app.cycles(1).await;
@@ -103,17 +107,17 @@ async fn a_401_fetches_a_new_token_once_and_retries() {
     );
     assert_eq!(
         m.value(
-            "pipefy_api_requests_total",
-            &[("operation", "subscription_limits"), ("status", "401")]
+            "pipefy_exporter_api_requests_total",
+            &[("operation", "PipefySubscriptionLimits"), ("status", "401")]
         ),
         3.0
     );
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "partial")]),
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "partial")]),
         0.0
     );
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "failure")]),
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]),
         0.0
     );
     for org in ["2", "300", "4242"] {
@@ -139,15 +143,16 @@ async fn a_rejected_client_secret_fails_every_collector() {
         &service_account_config("1h"),
     )
     .await;
-    // The cycle stops after one failed token request: no GraphQL call is made.
+    // The refresh stops after one failed token request: no GraphQL call is made, and
+    // each of the six collectors counts one failed refresh.
     let m = app.cycles(1).await;
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "failure")]),
-        1.0
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]),
+        6.0
     );
     assert_eq!(
         m.value(
-            "pipefy_api_requests_total",
+            "pipefy_exporter_api_requests_total",
             &[("operation", "oauth_token"), ("status", "401")]
         ),
         1.0

@@ -13,7 +13,7 @@ fn ids(n: usize) -> String {
 }
 
 #[tokio::test]
-async fn one_hundred_twenty_organizations_cost_three_requests_per_collector() {
+async fn one_hundred_twenty_organizations_with_every_collector_cost_fourteen_requests() {
     let config = pat_config(&format!(
         "refresh_interval: 1h\norganizations: {}\n",
         ids(120)
@@ -27,33 +27,46 @@ async fn one_hundred_twenty_organizations_cost_three_requests_per_collector() {
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
 
-    assert_eq!(stats.graphql_requests, 9);
-    assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&3));
-    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&3));
-    assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&3));
-    assert_eq!(stats.root_fields.get("organization"), Some(&240));
-    assert_eq!(stats.root_fields.get("aiCreditUsageStats"), Some(&120));
-    // The exporter counts the same calls.
-    for operation in ["subscription_limits", "ai_credits", "token_attribution"] {
+    // 50 root fields a request: one per organization, or one per 25 organizations
+    // for the combined usage-statistics forms.
+    let expected = [
+        ("PipefySubscriptionLimits", 3), // 120 organization(id:)
+        ("PipefyAiCredits", 1),          // 5 aiCreditUsageStatsCombined
+        ("PipefyApiUsage", 3),           // 5 apiUsageStatsCombined + 120 apiUsageStats(token)
+        ("PipefyAutomationJobs", 1),     // 5 automationsUsageDetailsCombined
+        ("PipefyIntegrations", 3),       // 120 integrationsUsageStats
+        ("PipefyTokenAttribution", 3),   // 120 organization(id:)
+    ];
+    assert_eq!(stats.graphql_requests, 14);
+    for (operation, requests) in expected {
+        assert_eq!(stats.operations.get(operation), Some(&requests), "{operation}");
+        // The exporter counts the same calls.
         assert_eq!(
             m.value(
-                "pipefy_api_requests_total",
+                "pipefy_exporter_api_requests_total",
                 &[("operation", operation), ("status", "200")]
             ),
-            3.0,
+            requests as f64,
             "{operation}"
         );
     }
+    assert_eq!(stats.root_fields.get("organization"), Some(&240));
+    assert_eq!(stats.root_fields.get("aiCreditUsageStatsCombined"), Some(&5));
+    assert_eq!(stats.root_fields.get("apiUsageStatsCombined"), Some(&5));
+    assert_eq!(stats.root_fields.get("apiUsageStats"), Some(&120));
+    assert_eq!(stats.root_fields.get("automationsUsageDetailsCombined"), Some(&5));
+    assert_eq!(stats.root_fields.get("integrationsUsageStats"), Some(&120));
+    assert_eq!(stats.max_combined_uuids, 25, "never a 26th uuid in one call");
     assert_eq!(m.find("pipefy_organization_info", &[]).len(), 120);
     assert_eq!(
         m.find("pipefy_up", &[])
             .iter()
             .filter(|s| s.value == 1.0)
             .count(),
-        360
+        720
     );
     // Ids travel as variables, never in the query text.
-    assert_eq!(stats.recent_queries.len(), 9);
+    assert_eq!(stats.recent_queries.len(), 14);
     for query in &stats.recent_queries {
         for id in 1000..1120 {
             assert!(
@@ -80,7 +93,9 @@ async fn batch_size_and_concurrency_are_configurable() {
     app.cycles(1).await;
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&3));
-    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&3));
+    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&1));
+    assert_eq!(stats.operations.get("PipefyApiUsage"), Some(&3), "1 + 25 fields");
+    assert_eq!(stats.operations.get("PipefyIntegrations"), Some(&3));
     assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&3));
     app.shutdown().await;
 }
@@ -116,7 +131,7 @@ async fn organizations_are_discovered_when_not_listed() {
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefyOrganizations"), Some(&1));
     assert_eq!(
-        stats.graphql_requests, 4,
+        stats.graphql_requests, 7,
         "discovery + one batch per collector"
     );
     assert_eq!(
@@ -128,8 +143,8 @@ async fn organizations_are_discovered_when_not_listed() {
     );
     assert_eq!(
         m.value(
-            "pipefy_api_requests_total",
-            &[("operation", "organizations"), ("status", "200")]
+            "pipefy_exporter_api_requests_total",
+            &[("operation", "PipefyOrganizations"), ("status", "200")]
         ),
         1.0
     );
@@ -139,7 +154,7 @@ async fn organizations_are_discovered_when_not_listed() {
 #[tokio::test]
 async fn disabled_collectors_cost_nothing() {
     let config = pat_config(
-        "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  subscription_limits: false\n  token_attribution:\n    enabled: false\n",
+        "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  subscription_limits: false\n  token_attribution:\n    enabled: false\n  api_usage: false\n  automation_jobs: {enabled: false}\n  integrations: false\n",
     );
     let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
     let m = app.cycles(1).await;
@@ -174,7 +189,7 @@ async fn one_hundred_scrapes_cause_zero_upstream_requests() {
     }
     let after = app.sim.stats();
     assert_eq!(after.graphql_requests, before.graphql_requests);
-    assert_eq!(after.graphql_requests, 3);
+    assert_eq!(after.graphql_requests, 6, "one per collector");
     assert_eq!(after.token_requests, 0);
     app.shutdown().await;
 }
@@ -191,7 +206,8 @@ async fn an_organization_two_accounts_see_is_fetched_once() {
     assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&1));
     assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&1));
     assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&1));
-    assert_eq!(stats.graphql_requests, 5);
+    assert_eq!(stats.operations.get("PipefyApiUsage"), Some(&1));
+    assert_eq!(stats.graphql_requests, 8);
     assert_eq!(m.find("pipefy_organization_info", &[]).len(), 3);
     assert_eq!(
         m.value(

@@ -107,7 +107,7 @@ async fn demo_mode_serves_the_seed_values_and_stops_on_sigterm() {
     let metrics = poll("the first demo refresh", || async {
         let (status, body) = scrape(&addr, "/metrics").await;
         let m = Metrics::parse(&body);
-        (status == 200 && m.sum("pipefy_refreshes_total") >= 1.0).then_some(m)
+        (status == 200 && m.refreshes() >= 1.0).then_some(m)
     })
     .await;
     let vandeley = [
@@ -117,7 +117,7 @@ async fn demo_mode_serves_the_seed_values_and_stops_on_sigterm() {
     ];
     assert_eq!(metrics.value("pipefy_subscription_limit", &vandeley), 5.0);
     assert_eq!(metrics.value("pipefy_subscription_used", &vandeley), 3.0);
-    assert_eq!(metrics.value("pipefy_refresh_interval_seconds", &[]), 15.0);
+    assert_eq!(metrics.value("pipefy_exporter_collector_interval_seconds", &[("collector", "api_usage")]), 15.0);
     assert_eq!(metrics.find("pipefy_organization_info", &[]).len(), 3);
     assert_eq!(scrape(&addr, "/-/ready").await.0, 200);
     assert!(
@@ -166,14 +166,14 @@ async fn secrets_never_appear_in_logs_metrics_or_pages() {
     let addr = exporter.address().await;
     poll("two refreshes", || async {
         let m = Metrics::parse(&scrape(&addr, "/metrics").await.1);
-        (m.sum("pipefy_refreshes_total") >= 2.0).then_some(())
+        (m.refreshes() >= 2.0).then_some(())
     })
     .await;
     sim.revoke_access_tokens();
     sim.fail_all(Some((401, None)));
     poll("a failing refresh", || async {
         let m = Metrics::parse(&scrape(&addr, "/metrics").await.1);
-        (m.value("pipefy_refreshes_total", &[("result", "failure")]) >= 1.0).then_some(())
+        (m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]) >= 1.0).then_some(())
     })
     .await;
     let (_, metrics) = scrape(&addr, "/metrics").await;
@@ -239,7 +239,7 @@ async fn promtool_accepts_the_exposition() {
     let addr = exporter.address().await;
     let body = poll("the first refresh", || async {
         let body = scrape(&addr, "/metrics").await.1;
-        (Metrics::parse(&body).sum("pipefy_refreshes_total") >= 1.0).then_some(body)
+        (Metrics::parse(&body).refreshes() >= 1.0).then_some(body)
     })
     .await;
     let mut promtool = Command::new("promtool")

@@ -69,12 +69,15 @@ async fn a_denied_organization_fails_alone() {
         ),
         1.0
     );
+    // Every collector is partial: 300 fails each of them (its uuid is unknown to the
+    // usage-statistics collectors since `organization(id:)` was denied).
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "partial")]),
-        1.0
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "partial")]),
+        6.0
     );
-    // Still one request per collector: the denial travels as a per-alias error.
-    assert_eq!(app.sim.stats().graphql_requests, 3);
+    // Still one request per collector: the denial travels as a per-alias error, and no
+    // identity request is spent on an organization that was just denied.
+    assert_eq!(app.sim.stats().graphql_requests, 6);
     let page = app.get("/").await.text().await.unwrap();
     assert!(
         page.contains("title=\"Permission denied\">failing</td>"),
@@ -113,11 +116,11 @@ async fn last_good_values_are_kept_until_stale_after_then_dropped() {
     );
     assert!(
         failing.value(
-            "pipefy_api_requests_total",
-            &[("operation", "subscription_limits"), ("status", "503")]
+            "pipefy_exporter_api_requests_total",
+            &[("operation", "PipefySubscriptionLimits"), ("status", "503")]
         ) >= 1.0
     );
-    assert!(failing.value("pipefy_refreshes_total", &[("result", "failure")]) >= 1.0);
+    assert!(failing.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]) >= 1.0);
 
     // After stale_after the series disappear; up and the last success stay.
     let stale = poll("values to go stale", || async {
@@ -184,10 +187,10 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
         (m.value("pipefy_up", &up) == 0.0).then_some(m)
     })
     .await;
-    let cycles = m.sum("pipefy_refreshes_total");
+    let cycles = m.refreshes();
     let throttled = m.value(
-        "pipefy_api_requests_total",
-        &[("operation", "subscription_limits"), ("status", "429")],
+        "pipefy_exporter_api_requests_total",
+        &[("operation", "PipefySubscriptionLimits"), ("status", "429")],
     );
     assert_eq!(throttled, 1.0);
     assert_eq!(
@@ -212,7 +215,7 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
     // Several intervals later, still no new request: the cycle was postponed.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(app.sim.stats().graphql_requests, requests);
-    assert_eq!(app.metrics().await.sum("pipefy_refreshes_total"), cycles);
+    assert_eq!(app.metrics().await.refreshes(), cycles);
     app.shutdown().await;
 }
 
@@ -229,9 +232,17 @@ async fn a_graphql_validation_error_fails_the_collector_not_the_process() {
     assert_eq!(m.value("pipefy_up", &labels("token_attribution")), 0.0);
     assert_eq!(m.value("pipefy_up", &labels("subscription_limits")), 1.0);
     assert_eq!(m.value("pipefy_up", &labels("ai_credits")), 1.0);
+    assert_eq!(m.value("pipefy_up", &labels("api_usage")), 1.0);
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "partial")]),
+        m.value(
+            "pipefy_exporter_refreshes_total",
+            &[("collector", "token_attribution"), ("result", "failure")]
+        ),
         1.0
+    );
+    assert_eq!(
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "success")]),
+        5.0
     );
     app.shutdown().await;
 }
@@ -275,15 +286,15 @@ async fn a_failed_discovery_keeps_the_organizations_found_before() {
     );
     assert!(
         m.value(
-            "pipefy_api_requests_total",
-            &[("operation", "organizations"), ("status", "502")]
+            "pipefy_exporter_api_requests_total",
+            &[("operation", "PipefyOrganizations"), ("status", "502")]
         ) >= 1.0
     );
     // Without the list of organizations, nothing else is asked.
     assert!(!m.has(
-        "pipefy_api_requests_total",
-        &[("operation", "subscription_limits"), ("status", "502")]
+        "pipefy_exporter_api_requests_total",
+        &[("operation", "PipefySubscriptionLimits"), ("status", "502")]
     ));
-    assert!(m.value("pipefy_refreshes_total", &[("result", "failure")]) >= 1.0);
+    assert!(m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]) >= 1.0);
     app.shutdown().await;
 }

@@ -139,11 +139,12 @@ impl TestApp {
         Metrics::parse(&response.text().await.unwrap())
     }
 
-    /// Waits until at least `n` refresh cycles have finished, and returns the metrics.
+    /// Waits until every collector has refreshed at least `n` times, and returns the
+    /// metrics.
     pub async fn cycles(&self, n: u64) -> Metrics {
         poll(&format!("{n} refresh cycles"), || async {
             let m = self.metrics().await;
-            (m.sum("pipefy_refreshes_total") >= n as f64).then_some(m)
+            (m.refreshes() >= n as f64).then_some(m)
         })
         .await
     }
@@ -235,7 +236,21 @@ impl Metrics {
     }
 
     pub fn sum(&self, name: &str) -> f64 {
-        self.find(name, &[]).iter().map(|s| s.value).sum()
+        self.sum_of(name, &[])
+    }
+
+    /// The sum of the samples of `name` whose labels include all of `labels`.
+    pub fn sum_of(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.find(name, labels).iter().map(|s| s.value).sum()
+    }
+
+    /// Refreshes finished by the collector that has had the fewest.
+    pub fn refreshes(&self) -> f64 {
+        let mut per_collector: BTreeMap<&str, f64> = BTreeMap::new();
+        for s in self.find("pipefy_exporter_refreshes_total", &[]) {
+            *per_collector.entry(&s.labels["collector"]).or_default() += s.value;
+        }
+        per_collector.into_values().fold(f64::INFINITY, f64::min)
     }
 
     pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {

@@ -8,5 +8,6 @@ mod docs;
 mod e2e;
 mod failures;
 mod helpers;
+mod usage_stats;
 mod values;
 mod webconfig;

@@ -1,7 +1,7 @@
 //! Exact values for the seed organizations, escaping, and the pages.
 
 use pipefy_exporter::simulator::{
-    demo_data, Resource, SimData, SimLimit, SimOrg, SimToken, Simulator,
+    demo_data, Resource, SimData, SimLimit, SimOrg, SimApiCall, SimApiUsage, SimIntegrations, SimToken, Simulator,
 };
 
 use crate::helpers::{pat_config, sim_auth, Metrics, TestApp};
@@ -66,8 +66,8 @@ async fn vandeley_industries_has_the_seed_values() {
     );
     assert_eq!(org2(&m, "pipefy_ai_credits_used", &[]), 25.0);
     assert_eq!(org2(&m, "pipefy_ai_credits_limit", &[]), 100.0);
-    assert_eq!(org2(&m, "pipefy_ai_credits_free_used", &[]), 20.0);
-    assert_eq!(org2(&m, "pipefy_ai_credits_free_limit", &[]), 20.0);
+    // The combined AI-credit query (the default source) tells no free credits.
+    assert!(!m.has("pipefy_ai_credits_free_used", &[]));
     assert_eq!(org2(&m, "pipefy_ai_credits_addon_enabled", &[]), 0.0);
     assert_eq!(org2(&m, "pipefy_tokens", &[("billing", "assigned")]), 1.0);
     assert_eq!(org2(&m, "pipefy_tokens", &[("billing", "unassigned")]), 2.0);
@@ -113,13 +113,13 @@ async fn vandeley_industries_has_the_seed_values() {
         (remaining - (1_799_107_200.0 - now)).abs() < 60.0,
         "{remaining}"
     );
-    assert_eq!(m.value("pipefy_refresh_interval_seconds", &[]), 3600.0);
+    assert_eq!(m.value("pipefy_exporter_collector_interval_seconds", &[("collector", "subscription_limits")]), 3600.0);
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "success")]),
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "success")]),
         1.0
     );
     assert_eq!(
-        m.value("pipefy_refreshes_total", &[("result", "failure")]),
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]),
         0.0
     );
     app.shutdown().await;
@@ -209,6 +209,16 @@ fn tricky_data() -> SimData {
             name: "<script>alert(1)</script>".into(),
             billing_organization: None,
         }],
+        api: SimApiUsage {
+            limit: None,
+            calls: vec![SimApiCall {
+                token: "<script>alert(1)</script>".into(),
+                operation: TRICKY.into(),
+                count: 3.0,
+            }],
+        },
+        automation_jobs: 0.0,
+        integrations: SimIntegrations::default(),
     };
     let mut data = SimData::default();
     data.orgs.insert(org.id.clone(), org);
