@@ -56,7 +56,12 @@ async fn refresh(refresher: &Refresher, config: &Config, previous: &Snapshot) ->
 
 fn refresher(config: &Config) -> Refresher {
     let (tx, _rx) = watch::channel(Arc::new(Snapshot::default()));
-    Refresher::new(Arc::new(config.clone()), Arc::new(SelfMetrics::default()), tx).unwrap()
+    Refresher::new(
+        Arc::new(config.clone()),
+        Arc::new(SelfMetrics::default()),
+        tx,
+    )
+    .unwrap()
 }
 
 async fn bench_render(n: usize, iterations: u32) {

@@ -342,7 +342,10 @@ impl Validator<'_> {
             .build(&ctx)
             .map_err(|(key, message)| self.err(format!("collectors.{key}"), message))?;
         if collectors.is_empty() {
-            return Err(self.err("collectors", "every collector is disabled: nothing to export"));
+            return Err(self.err(
+                "collectors",
+                "every collector is disabled: nothing to export",
+            ));
         }
 
         let accounts = match raw.accounts {
@@ -783,17 +786,26 @@ mod tests {
             msg.contains("key collectors.token_attribution.deadline: invalid date"),
             "{msg}"
         );
-        let msg = message(parse_env("collectors:\n  api_usage: {by_tokens: true}", env));
+        let msg = message(parse_env(
+            "collectors:\n  api_usage: {by_tokens: true}",
+            env,
+        ));
         assert!(
             msg.contains("key collectors.api_usage.by_tokens: unknown field `by_tokens`"),
             "{msg}"
         );
-        let msg = message(parse_env("collectors:\n  api_usage: {period: this_month}", env));
+        let msg = message(parse_env(
+            "collectors:\n  api_usage: {period: this_month}",
+            env,
+        ));
         assert!(
             msg.contains("key collectors.api_usage.period: unknown variant `this_month`"),
             "{msg}"
         );
-        let msg = message(parse_env("collectors:\n  integrations: {interval: 0s}", env));
+        let msg = message(parse_env(
+            "collectors:\n  integrations: {interval: 0s}",
+            env,
+        ));
         assert!(
             msg.contains("key collectors.integrations.interval: must be greater than 0"),
             "{msg}"
@@ -895,11 +907,19 @@ mod tests {
         let names: Vec<&str> = config.collectors.iter().map(|c| c.name()).collect();
         assert_eq!(
             names,
-            ["subscription_limits", "api_usage", "automation_jobs", "integrations"]
+            [
+                "subscription_limits",
+                "api_usage",
+                "automation_jobs",
+                "integrations"
+            ]
         );
         let none = "collectors: {subscription_limits: false, ai_credits: false, api_usage: false, automation_jobs: false, integrations: false, token_attribution: false}";
         let msg = message(parse_env(none, &[(ENV_TOKEN, "t")]));
-        assert!(msg.contains("key collectors: every collector is disabled"), "{msg}");
+        assert!(
+            msg.contains("key collectors: every collector is disabled"),
+            "{msg}"
+        );
     }
 
     #[test]

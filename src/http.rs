@@ -15,8 +15,8 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::exposition::CONTENT_TYPE;
 use crate::collectors::{self, slices, TokenAttribution};
+use crate::exposition::CONTENT_TYPE;
 use crate::metrics::{render, ExpositionInfo};
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::{OrgSnapshot, Snapshot};
@@ -208,7 +208,9 @@ pub fn landing_page(
         );
     }
     html.push_str("</ul>");
-    if let Some(deadline) = collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline) {
+    if let Some(deadline) =
+        collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline)
+    {
         let days = (deadline as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0;
         let (y, m, d) = crate::timefmt::civil_from_days(deadline.div_euclid(86_400));
         let _ = write!(
@@ -263,7 +265,10 @@ pub fn landing_page(
         let unassigned = slices::token_attribution(org, now)
             .map(|t| t.iter().filter(|t| !t.assigned).count().to_string())
             .unwrap_or_else(|| "–".into());
-        let _ = write!(html, "<td>{ai}</td><td>{api}</td><td>{unassigned}</td></tr>");
+        let _ = write!(
+            html,
+            "<td>{ai}</td><td>{api}</td><td>{unassigned}</td></tr>"
+        );
     }
     html.push_str("</tbody></table></body></html>\n");
     html

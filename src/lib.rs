@@ -33,8 +33,8 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::http::{app, AppState};
 use crate::metrics::ExpositionInfo;
-use crate::self_metrics::SelfMetrics;
 use crate::refresh::Refresher;
+use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 use crate::web::WebConfig;
 

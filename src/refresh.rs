@@ -475,7 +475,10 @@ impl Refresher {
                 &self.permits,
             )
             .await;
-        (collector.decode(orgs, &fetched.answers), fetched.retry_after)
+        (
+            collector.decode(orgs, &fetched.answers),
+            fetched.retry_after,
+        )
     }
 
     /// Identity (uuid, name, plan) of organizations nothing has told yet.
@@ -520,9 +523,16 @@ impl Refresher {
             .acquire()
             .await
             .map_err(|_| ApiError::Transport("shutting down".into()))?;
-        let document = query::document(operation::ORGANIZATIONS, &[RootField::new("all", DISCOVERY)]);
+        let document = query::document(
+            operation::ORGANIZATIONS,
+            &[RootField::new("all", DISCOVERY)],
+        );
         let response = client
-            .execute(operation::ORGANIZATIONS, &document.text, &document.variables)
+            .execute(
+                operation::ORGANIZATIONS,
+                &document.text,
+                &document.variables,
+            )
             .await?;
         if let Some(error) = response.errors.first() {
             return Err(ApiError::Decode(format!(

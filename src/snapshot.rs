@@ -312,7 +312,12 @@ mod tests {
             at(0),
         );
         // Only `limits` is due in the second refresh; `tokens` (a longer interval) is not.
-        let s2 = merge(&s1, vec![entry(None)], vec![outcome("limits", Ok(2))], at(60));
+        let s2 = merge(
+            &s1,
+            vec![entry(None)],
+            vec![outcome("limits", Ok(2))],
+            at(60),
+        );
         assert_eq!(value(&s2, "limits", at(60)), Some(2));
         assert_eq!(value(&s2, "tokens", at(60)), Some(7));
         assert_eq!(
@@ -331,7 +336,10 @@ mod tests {
             at(0),
         );
         let s2 = merge(&s1, vec![], vec![outcome("limits", Ok(1))], at(10));
-        assert!(s2.orgs.is_empty(), "an outcome for an unlisted org is ignored");
+        assert!(
+            s2.orgs.is_empty(),
+            "an outcome for an unlisted org is ignored"
+        );
     }
 
     #[test]

@@ -114,9 +114,8 @@ struct FreeAiCredit {
 
 impl Answer {
     fn credits(self) -> Credits {
-        let feature = |name, resource: Option<AiResource>| {
-            resource.map(|r| (name, r.enabled, r.usage))
-        };
+        let feature =
+            |name, resource: Option<AiResource>| resource.map(|r| (name, r.enabled, r.usage));
         Credits {
             used: self.usage,
             limit: if self.limit == 0.0 {
@@ -154,7 +153,9 @@ impl Collector for AiCredits {
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
         match self.source {
             Source::Combined => combined::fields("ai", COMBINED, self.period, orgs),
-            Source::PerOrganization => combined::per_org("", orgs, PER_ORGANIZATION, Some(self.period)),
+            Source::PerOrganization => {
+                combined::per_org("", orgs, PER_ORGANIZATION, Some(self.period))
+            }
         }
     }
 
@@ -178,11 +179,31 @@ impl Collector for AiCredits {
     fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
         type Field = fn(&Credits) -> Option<f64>;
         let families: [(&str, &str, Field); 5] = [
-            ("pipefy_ai_credits_used", "AI credits used in the period (this month by default).", |c| Some(c.used)),
-            ("pipefy_ai_credits_limit", "AI credits included in the period; +Inf when uncapped.", |c| Some(c.limit)),
-            ("pipefy_ai_credits_free_used", "Free AI credits used in the period (source: per_organization only).", |c| c.free.map(|f| f.0)),
-            ("pipefy_ai_credits_free_limit", "Free AI credits in the period (source: per_organization only).", |c| c.free.map(|f| f.1)),
-            ("pipefy_ai_credits_addon_enabled", "1 when AI-credit overage is billed (add-on) rather than blocked.", |c| Some(if c.addon_enabled { 1.0 } else { 0.0 })),
+            (
+                "pipefy_ai_credits_used",
+                "AI credits used in the period (this month by default).",
+                |c| Some(c.used),
+            ),
+            (
+                "pipefy_ai_credits_limit",
+                "AI credits included in the period; +Inf when uncapped.",
+                |c| Some(c.limit),
+            ),
+            (
+                "pipefy_ai_credits_free_used",
+                "Free AI credits used in the period (source: per_organization only).",
+                |c| c.free.map(|f| f.0),
+            ),
+            (
+                "pipefy_ai_credits_free_limit",
+                "Free AI credits in the period (source: per_organization only).",
+                |c| c.free.map(|f| f.1),
+            ),
+            (
+                "pipefy_ai_credits_addon_enabled",
+                "1 when AI-credit overage is billed (add-on) rather than blocked.",
+                |c| Some(if c.addon_enabled { 1.0 } else { 0.0 }),
+            ),
         ];
         for (name, help, field) in families {
             org_family(enc, snapshot, name, help, |org, emit| {
@@ -208,7 +229,10 @@ impl Collector for AiCredits {
             "pipefy_ai_credits_feature_enabled",
             "1 when the AI feature is enabled for the organization.",
             |org, emit| {
-                for (feature, enabled, _) in of(org, now).map(|c| c.features.as_slice()).unwrap_or_default() {
+                for (feature, enabled, _) in of(org, now)
+                    .map(|c| c.features.as_slice())
+                    .unwrap_or_default()
+                {
                     emit(&[("feature", feature)], if *enabled { 1.0 } else { 0.0 });
                 }
             },

@@ -261,7 +261,13 @@ mod tests {
         let keys: Vec<String> = collector.fields(&orgs).into_iter().map(|f| f.key).collect();
         assert_eq!(
             keys,
-            ["total0", "token:2", "token:300", "operation:2", "operation:300"]
+            [
+                "total0",
+                "token:2",
+                "token:300",
+                "operation:2",
+                "operation:300"
+            ]
         );
         let mut answers = Answers::new();
         answers.insert(
@@ -279,7 +285,10 @@ mod tests {
                 {"dimension": "Zapier", "metric": 200}
             ], "limit": 20000}))),
         );
-        answers.insert("operation:2".into(), Ok(Some(json!({"data": [{"dimension": null, "metric": 5200}]}))));
+        answers.insert(
+            "operation:2".into(),
+            Ok(Some(json!({"data": [{"dimension": null, "metric": 5200}]}))),
+        );
         answers.insert("token:300".into(), Err("Permission denied".into()));
         answers.insert("operation:300".into(), Ok(Some(json!({"data": []}))));
 
@@ -291,7 +300,10 @@ mod tests {
             calls.by_token,
             BTreeMap::from([("Nightly ETL".into(), 4000.0), ("Zapier".into(), 1200.0)])
         );
-        assert_eq!(calls.by_operation, BTreeMap::from([("Not specified".into(), 5200.0)]));
+        assert_eq!(
+            calls.by_operation,
+            BTreeMap::from([("Not specified".into(), 5200.0)])
+        );
         assert_eq!(
             decoded[1].result.as_ref().unwrap_err(),
             "token breakdown: Permission denied"

@@ -159,7 +159,12 @@ mod tests {
 
     #[test]
     fn chunks_hold_at_most_25_uuids() {
-        let fields = fields("c", "x(organizationUuids: $uuids, period: $period) { partial }", Period::CurrentMonth, &targets(51));
+        let fields = fields(
+            "c",
+            "x(organizationUuids: $uuids, period: $period) { partial }",
+            Period::CurrentMonth,
+            &targets(51),
+        );
         let sizes: Vec<usize> = fields
             .iter()
             .map(|f| f.variables[0].value.as_array().map_or(0, Vec::len))
@@ -193,7 +198,10 @@ mod tests {
     #[test]
     fn left_out_without_partial_means_no_statistics() {
         let mut answers = Answers::new();
-        answers.insert("c0".into(), Ok(Some(json!({"byOrganization": [], "partial": false}))));
+        answers.insert(
+            "c0".into(),
+            Ok(Some(json!({"byOrganization": [], "partial": false}))),
+        );
         let out = by_organization::<Usage>("c", &targets(1), &answers);
         assert_eq!(out[0], ("0".into(), Ok(None)));
         assert_eq!(
@@ -211,7 +219,9 @@ mod tests {
             .collect();
         answers.insert("c1".into(), Ok(Some(json!({"byOrganization": items}))));
         let out = by_organization::<Usage>("c", &targets(30), &answers);
-        assert!(out[..25].iter().all(|(_, r)| r.as_ref().unwrap_err() == "HTTP 500"));
+        assert!(out[..25]
+            .iter()
+            .all(|(_, r)| r.as_ref().unwrap_err() == "HTTP 500"));
         assert_eq!(out[29], ("29".into(), Ok(Some(Usage { usage: 29.0 }))));
     }
 }

@@ -31,12 +31,12 @@ use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgMeta, Slice, Snapshot};
 
-pub(crate) use combined::answer;
-pub use schedule::{Context, Period, Schedule};
 pub use ai_credits::{AiCredits, Credits};
 pub use api_usage::{ApiUsage, Calls};
 pub use automation_jobs::{AutomationJobs, Jobs};
+pub(crate) use combined::answer;
 pub use integrations::{Integrations, Tasks};
+pub use schedule::{Context, Period, Schedule};
 pub use subscription_limits::{Limit, Limits, SubscriptionLimits};
 pub use token_attribution::{Token, TokenAttribution, Tokens, DEFAULT_TOKEN_SELECTION};
 
@@ -109,7 +109,9 @@ pub trait Collector: Send + Sync + Debug + Any {
 
 /// The configured collector of type `T`, if enabled.
 pub fn find<T: Collector>(collectors: &[Arc<dyn Collector>]) -> Option<&T> {
-    collectors.iter().find_map(|c| c.as_any().downcast_ref::<T>())
+    collectors
+        .iter()
+        .find_map(|c| c.as_any().downcast_ref::<T>())
 }
 
 /// Either `name: true|false` or `name: {keys...}` in the config file. Written by hand
@@ -138,7 +140,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
             fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
                 Ok(Toggle::Switch(v))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
                 T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Toggle::Table)
             }
         }

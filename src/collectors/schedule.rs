@@ -131,8 +131,12 @@ mod tests {
 
     #[test]
     fn calls_per_day() {
-        let s = Schedule::resolve(Some(30 * Duration::from_secs(1)), MINUTE, &Context::default())
-            .unwrap();
+        let s = Schedule::resolve(
+            Some(30 * Duration::from_secs(1)),
+            MINUTE,
+            &Context::default(),
+        )
+        .unwrap();
         assert_eq!(s.calls_per_day(3), 2880 * 3);
     }
 }

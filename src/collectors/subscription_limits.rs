@@ -28,7 +28,10 @@ pub(crate) struct Raw {
     interval: Option<Duration>,
 }
 
-pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<SubscriptionLimits>, super::BuildError> {
+pub(crate) fn build(
+    raw: Raw,
+    ctx: &Context,
+) -> Result<Option<SubscriptionLimits>, super::BuildError> {
     if raw.enabled == Some(false) {
         return Ok(None);
     }
@@ -171,23 +174,40 @@ mod tests {
         let mut answers = Answers::new();
         answers.insert(
             "2".into(),
-            Ok(Some(json!({"id": "2", "uuid": "u2", "name": "Vandeley", "planName": "Business",
+            Ok(Some(
+                json!({"id": "2", "uuid": "u2", "name": "Vandeley", "planName": "Business",
                 "activeSubscription": {"limits": [
                     {"resource": "PIPES", "limit": 5, "used": 3},
                     {"resource": "RECORDS", "limit": null, "used": 45.5},
                     {"resource": "AUTOMATIONS", "limit": 10, "used": 1}
-                ]}}))),
+                ]}}),
+            )),
         );
         let collector = build(Raw::default(), &Context::default()).unwrap().unwrap();
         let decoded = collector.decode(&targets, &answers);
-        assert_eq!(decoded[0].meta.as_ref().unwrap().uuid.as_deref(), Some("u2"));
+        assert_eq!(
+            decoded[0].meta.as_ref().unwrap().uuid.as_deref(),
+            Some("u2")
+        );
         let limits = decoded[0].result.as_ref().unwrap().get::<Limits>().unwrap();
         assert_eq!(
             limits,
             &vec![
-                Limit { resource: "pipes".into(), limit: 5.0, used: 3.0 },
-                Limit { resource: "records".into(), limit: f64::INFINITY, used: 45.5 },
-                Limit { resource: "automations".into(), limit: 10.0, used: 1.0 },
+                Limit {
+                    resource: "pipes".into(),
+                    limit: 5.0,
+                    used: 3.0
+                },
+                Limit {
+                    resource: "records".into(),
+                    limit: f64::INFINITY,
+                    used: 45.5
+                },
+                Limit {
+                    resource: "automations".into(),
+                    limit: 10.0,
+                    used: 1.0
+                },
             ]
         );
     }

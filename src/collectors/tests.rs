@@ -10,12 +10,15 @@ use crate::snapshot::{merge, OrgEntry, Outcome};
 
 /// Every collector, with every option that changes what it sends switched on.
 fn all() -> Vec<Arc<dyn Collector>> {
-    let raw: RawCollectors = parse_yaml(
-        "api_usage: {by_operation: true}\nai_credits: {source: per_organization}\n",
-    )
-    .expect("valid");
+    let raw: RawCollectors =
+        parse_yaml("api_usage: {by_operation: true}\nai_credits: {source: per_organization}\n")
+            .expect("valid");
     let mut all = raw.build(&Context::default()).expect("valid");
-    all.extend(RawCollectors::default().build(&Context::default()).expect("valid"));
+    all.extend(
+        RawCollectors::default()
+            .build(&Context::default())
+            .expect("valid"),
+    );
     all
 }
 

@@ -41,7 +41,10 @@ pub(crate) struct Raw {
     selection: Option<String>,
 }
 
-pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<TokenAttribution>, super::BuildError> {
+pub(crate) fn build(
+    raw: Raw,
+    ctx: &Context,
+) -> Result<Option<TokenAttribution>, super::BuildError> {
     if raw.enabled == Some(false) {
         return Ok(None);
     }
@@ -225,8 +228,16 @@ mod tests {
         assert_eq!(
             tokens(answer),
             vec![
-                Token { id: "201".into(), name: "Zapier".into(), assigned: false },
-                Token { id: "203".into(), name: "Reporting".into(), assigned: true },
+                Token {
+                    id: "201".into(),
+                    name: "Zapier".into(),
+                    assigned: false
+                },
+                Token {
+                    id: "203".into(),
+                    name: "Reporting".into(),
+                    assigned: true
+                },
             ]
         );
     }
@@ -234,11 +245,16 @@ mod tests {
     #[test]
     fn the_selection_is_configurable() {
         let raw = Raw {
-            selection: Some("personalAccessTokens: accessTokens { id name billingOrganization { id } }".into()),
+            selection: Some(
+                "personalAccessTokens: accessTokens { id name billingOrganization { id } }".into(),
+            ),
             ..Raw::default()
         };
         let collector = build(raw, &Context::default()).unwrap().unwrap();
-        let fields = collector.fields(&[Target { id: "2".into(), uuid: None }]);
+        let fields = collector.fields(&[Target {
+            id: "2".into(),
+            uuid: None,
+        }]);
         assert_eq!(
             fields[0].text,
             "organization(id: $id) { id personalAccessTokens: accessTokens { id name billingOrganization { id } } }"

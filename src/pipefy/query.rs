@@ -104,14 +104,13 @@ mod tests {
     #[test]
     fn fields_get_aliases_and_their_own_variables() {
         let fields = [
-            RootField::new("2", "organization(id: $id) { id uuid }").var(
-                "id",
-                "ID!",
-                json!("2"),
-            ),
-            RootField::new("c0", "apiUsageStatsCombined(organizationUuids: $uuids, period: $period) { partial }")
-                .var("uuids", "[ID!]!", json!(["u1", "u2"]))
-                .var("period", "PeriodFilter!", json!("current_month")),
+            RootField::new("2", "organization(id: $id) { id uuid }").var("id", "ID!", json!("2")),
+            RootField::new(
+                "c0",
+                "apiUsageStatsCombined(organizationUuids: $uuids, period: $period) { partial }",
+            )
+            .var("uuids", "[ID!]!", json!(["u1", "u2"]))
+            .var("period", "PeriodFilter!", json!("current_month")),
         ];
         let doc = document("PipefyTest", &fields);
         assert_eq!(
@@ -143,7 +142,10 @@ mod tests {
 
     #[test]
     fn a_field_without_variables_declares_none() {
-        let doc = document("PipefyOrganizations", &[RootField::new("all", "organizations { id }")]);
+        let doc = document(
+            "PipefyOrganizations",
+            &[RootField::new("all", "organizations { id }")],
+        );
         assert_eq!(
             doc.text,
             "query PipefyOrganizations { a0: organizations { id } }"

@@ -39,7 +39,11 @@ async fn one_hundred_twenty_organizations_with_every_collector_cost_fourteen_req
     ];
     assert_eq!(stats.graphql_requests, 14);
     for (operation, requests) in expected {
-        assert_eq!(stats.operations.get(operation), Some(&requests), "{operation}");
+        assert_eq!(
+            stats.operations.get(operation),
+            Some(&requests),
+            "{operation}"
+        );
         // The exporter counts the same calls.
         assert_eq!(
             m.value(
@@ -51,12 +55,21 @@ async fn one_hundred_twenty_organizations_with_every_collector_cost_fourteen_req
         );
     }
     assert_eq!(stats.root_fields.get("organization"), Some(&240));
-    assert_eq!(stats.root_fields.get("aiCreditUsageStatsCombined"), Some(&5));
+    assert_eq!(
+        stats.root_fields.get("aiCreditUsageStatsCombined"),
+        Some(&5)
+    );
     assert_eq!(stats.root_fields.get("apiUsageStatsCombined"), Some(&5));
     assert_eq!(stats.root_fields.get("apiUsageStats"), Some(&120));
-    assert_eq!(stats.root_fields.get("automationsUsageDetailsCombined"), Some(&5));
+    assert_eq!(
+        stats.root_fields.get("automationsUsageDetailsCombined"),
+        Some(&5)
+    );
     assert_eq!(stats.root_fields.get("integrationsUsageStats"), Some(&120));
-    assert_eq!(stats.max_combined_uuids, 25, "never a 26th uuid in one call");
+    assert_eq!(
+        stats.max_combined_uuids, 25,
+        "never a 26th uuid in one call"
+    );
     assert_eq!(m.find("pipefy_organization_info", &[]).len(), 120);
     assert_eq!(
         m.find("pipefy_up", &[])
@@ -94,7 +107,11 @@ async fn batch_size_and_concurrency_are_configurable() {
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&3));
     assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&1));
-    assert_eq!(stats.operations.get("PipefyApiUsage"), Some(&3), "1 + 25 fields");
+    assert_eq!(
+        stats.operations.get("PipefyApiUsage"),
+        Some(&3),
+        "1 + 25 fields"
+    );
     assert_eq!(stats.operations.get("PipefyIntegrations"), Some(&3));
     assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&3));
     app.shutdown().await;

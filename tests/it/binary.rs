@@ -117,7 +117,13 @@ async fn demo_mode_serves_the_seed_values_and_stops_on_sigterm() {
     ];
     assert_eq!(metrics.value("pipefy_subscription_limit", &vandeley), 5.0);
     assert_eq!(metrics.value("pipefy_subscription_used", &vandeley), 3.0);
-    assert_eq!(metrics.value("pipefy_exporter_collector_interval_seconds", &[("collector", "api_usage")]), 15.0);
+    assert_eq!(
+        metrics.value(
+            "pipefy_exporter_collector_interval_seconds",
+            &[("collector", "api_usage")]
+        ),
+        15.0
+    );
     assert_eq!(metrics.find("pipefy_organization_info", &[]).len(), 3);
     assert_eq!(scrape(&addr, "/-/ready").await.0, 200);
     assert!(

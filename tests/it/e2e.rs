@@ -201,7 +201,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
     // The exporter, with the deadline two days away: the "imminent" token alert fires
     // for organizations with unassigned tokens. Vandeley starts below its limits.
     let config = pat_config(&format!(
-        "refresh_interval: 1s\nstale_after: 1m\ncollectors:\n  token_attribution:\n    deadline: {}\n",
+        "refresh_interval: 1s\nstale_after: 1m\ncollectors:\n  api_usage: {{by_operation: true}}\n  token_attribution:\n    deadline: {}\n",
         date_in_days(2)
     ));
     let app = TestApp::spawn(
@@ -331,6 +331,8 @@ async fn prometheus_and_alertmanager_end_to_end() {
             "PipefyAICreditsForecastExhausted",
             "PipefyAICreditsUsageCritical",
             "PipefyAICreditsUsageHigh",
+            "PipefyAPIQuotaExhaustionForecast",
+            "PipefyAPIQuotaNearlyExhausted",
             "PipefyCollectorFailing",
             "PipefyDataStale",
             "PipefyExporterDown",
@@ -354,6 +356,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
     let variables: BTreeMap<String, String> = [
         ("datasource", "prometheus"),
         ("organization", "2"),
+        ("k", "10"),
         ("job", "pipefy-exporter"),
         ("instance", &app.addr.to_string()),
         ("__rate_interval", "1m"),
@@ -369,14 +372,20 @@ async fn prometheus_and_alertmanager_end_to_end() {
         "pipefy-overview.json",
         "pipefy-organization.json",
         "pipefy-exporter.json",
+        "pipefy-api-usage.json",
     ] {
         let dashboard: Value = serde_json::from_str(
             &std::fs::read_to_string(repo().join("dashboards").join(file)).unwrap(),
         )
         .unwrap();
         for (title, expr) in dashboard_queries(&dashboard, &variables) {
+            // `$1` is label_replace's capture group; `$name` / `${name}` is Grafana's.
+            let unsubstituted = expr
+                .split('$')
+                .skip(1)
+                .any(|rest| rest.starts_with(|c: char| c.is_alphabetic() || c == '_' || c == '{'));
             assert!(
-                !expr.contains('$'),
+                !unsubstituted,
                 "{file} / {title}: unsubstituted variable in {expr}"
             );
             let result = prom.query(&expr).await;
@@ -384,7 +393,46 @@ async fn prometheus_and_alertmanager_end_to_end() {
             checked += 1;
         }
     }
-    assert!(checked >= 40, "only {checked} panel queries found");
+    assert!(checked >= 60, "only {checked} panel queries found");
+
+    // Alert 0: Pendant Publishing has used 93 % of its API quota (9,300 of 10,000
+    // calls): PipefyAPIQuotaNearlyExhausted reaches the critical receiver, and resolves
+    // once the usage drops (a new month).
+    let quota = poll("PipefyAPIQuotaNearlyExhausted for Pendant", || async {
+        find_alert(
+            &inbox,
+            "critical",
+            "PipefyAPIQuotaNearlyExhausted",
+            "firing",
+            &[("organization_id", "4242")],
+        )
+    })
+    .await;
+    assert_eq!(quota["labels"]["organization_name"], "Pendant Publishing");
+    let description = quota["annotations"]["description"].as_str().unwrap();
+    assert!(description.contains("93"), "{description}");
+    let runbook = quota["annotations"]["runbook_url"].as_str().unwrap();
+    let anchor = runbook.split_once('#').unwrap().1;
+    assert!(
+        heading_anchors(&std::fs::read_to_string(repo().join("docs/runbook.md")).unwrap())
+            .contains(&anchor.to_owned()),
+        "no section #{anchor} in docs/runbook.md"
+    );
+    app.sim.update(|data| {
+        for call in &mut data.orgs.get_mut("4242").unwrap().api.calls {
+            call.count = 10.0;
+        }
+    });
+    poll("PipefyAPIQuotaNearlyExhausted to resolve", || async {
+        find_alert(
+            &inbox,
+            "critical",
+            "PipefyAPIQuotaNearlyExhausted",
+            "resolved",
+            &[("organization_id", "4242")],
+        )
+    })
+    .await;
 
     // Alert 1: Vandeley reaches its pipes limit, then goes back under it.
     app.sim.update(|data| {

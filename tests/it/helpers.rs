@@ -235,10 +235,6 @@ impl Metrics {
         }
     }
 
-    pub fn sum(&self, name: &str) -> f64 {
-        self.sum_of(name, &[])
-    }
-
     /// The sum of the samples of `name` whose labels include all of `labels`.
     pub fn sum_of(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.find(name, labels).iter().map(|s| s.value).sum()

@@ -1,7 +1,8 @@
 //! Exact values for the seed organizations, escaping, and the pages.
 
 use pipefy_exporter::simulator::{
-    demo_data, Resource, SimData, SimLimit, SimOrg, SimApiCall, SimApiUsage, SimIntegrations, SimToken, Simulator,
+    demo_data, Resource, SimApiCall, SimApiUsage, SimData, SimIntegrations, SimLimit, SimOrg,
+    SimToken, Simulator,
 };
 
 use crate::helpers::{pat_config, sim_auth, Metrics, TestApp};
@@ -113,10 +114,17 @@ async fn vandeley_industries_has_the_seed_values() {
         (remaining - (1_799_107_200.0 - now)).abs() < 60.0,
         "{remaining}"
     );
-    assert_eq!(m.value("pipefy_exporter_collector_interval_seconds", &[("collector", "subscription_limits")]), 3600.0);
+    assert_eq!(
+        m.value(
+            "pipefy_exporter_collector_interval_seconds",
+            &[("collector", "subscription_limits")]
+        ),
+        3600.0
+    );
     assert_eq!(
         m.sum_of("pipefy_exporter_refreshes_total", &[("result", "success")]),
-        1.0
+        6.0,
+        "one successful refresh per collector"
     );
     assert_eq!(
         m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]),
