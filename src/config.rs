@@ -6,7 +6,6 @@
 //! wrapped in [`Secret`] whose `Debug` never prints the value.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,10 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use crate::collectors::{self, Collector, Context, RawCollectors, Target};
+pub use crate::duration::{format_duration, parse_duration};
+use crate::duration::de_duration;
+use crate::yaml::{parse_yaml, File};
+pub use crate::secret::Secret;
 
 /// Environment variable that overrides `pipefy.auth.token_file`.
 pub const ENV_TOKEN: &str = "PIPEFY_TOKEN";
@@ -28,41 +31,10 @@ const CHEAP_INTERVAL: Duration = Duration::from_secs(60);
 /// Upper bound for `max_orgs_per_request`, well under Pipefy's 50,000 complexity limit.
 const MAX_ORGS_PER_REQUEST: usize = 500;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    // The cause is the error's source: `{:#}` printing shows it once.
-    #[error("cannot read config file {}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {}: key {key}: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        message: String,
-    },
-}
-
-/// A secret value. `Debug` and `Display` are redacted so that it cannot leak through
-/// logs or error messages by accident; [`Secret::expose`] is the one way to read it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+/// An error in the configuration file: which file, which key, what was expected.
+pub type ConfigError = crate::yaml::FileError;
+/// How errors name this file.
+const KIND: &str = "config file";
 
 /// How one account authenticates to Pipefy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,10 +78,7 @@ impl Config {
     /// Reads and validates a config file, taking secrets overrides from the process
     /// environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = File { kind: KIND, path }.read()?;
         Config::from_yaml(&text, path, &|name| std::env::var(name).ok())
     }
 
@@ -120,13 +89,9 @@ impl Config {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let invalid = |key: String, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            key,
-            message,
-        };
-        let raw: RawConfig = parse_yaml(text).map_err(|(key, message)| invalid(key, message))?;
-        Validator { path, env }.validate(raw)
+        let file = File { kind: KIND, path };
+        let raw: RawConfig = file.parse(text)?;
+        Validator { file, env }.validate(raw)
     }
 
     /// The configuration `--demo` runs with: the simulator at `endpoint`, no credential,
@@ -206,30 +171,6 @@ impl Config {
     }
 }
 
-/// Deserializes YAML with serde's path tracking: on error, the key path
-/// (`pipefy.auth.token_file`, `(top level)`) and the message without serde_yaml_ng's own
-/// path prefix. An empty document is read as `{}`. Shared by the config and web config.
-pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
-    text: &str,
-) -> Result<T, (String, String)> {
-    let text = if text.trim().is_empty() { "{}" } else { text };
-    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let key = err.path().to_string();
-        let key = if key == "." {
-            "(top level)".to_owned()
-        } else {
-            key
-        };
-        let message = err.into_inner().to_string();
-        let message = match message.split_once(": ") {
-            Some((head, tail)) if key.starts_with(head) => tail.to_owned(),
-            _ => message,
-        };
-        (key, message)
-    })
-}
-
 // ---------------------------------------------------------------------------------
 // Raw shapes, exactly as written in the file.
 
@@ -288,17 +229,13 @@ struct RawAccount {
 // Validation.
 
 struct Validator<'a> {
-    path: &'a Path,
+    file: File<'a>,
     env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Validator<'_> {
     fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_owned(),
-            key: key.into(),
-            message: message.into(),
-        }
+        self.file.err(key, message)
     }
 
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -530,78 +467,6 @@ fn non_empty(ids: Option<Vec<String>>) -> Option<Vec<String>> {
 // ---------------------------------------------------------------------------------
 // Field parsers, used through serde so that errors carry the key path.
 
-/// Parses a Prometheus-style duration: one or more `<number><unit>` with units
-/// `ms`, `s`, `m`, `h`, `d`, `w`, `y`, e.g. `30s`, `5m`, `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".into());
-    }
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total_ms: u128 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!("invalid duration {text:?}: expected a number"));
-        }
-        let number: u128 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit_ms: u128 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "y" => 31_536_000_000,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ms, s, m, h, d, w, y)"
-                ))
-            }
-            unit => return Err(format!("invalid duration {text:?}: unknown unit {unit:?}")),
-        };
-        rest = &rest[unit_len..];
-        total_ms = total_ms
-            .checked_add(number.saturating_mul(unit_ms))
-            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
-    }
-    u64::try_from(total_ms)
-        .map(Duration::from_millis)
-        .map_err(|_| format!("invalid duration {text:?}: too large"))
-}
-
-/// Formats a duration the way it is written in the config (`5m`, `1h30m`, `250ms`).
-pub fn format_duration(d: Duration) -> String {
-    let mut ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    out
-}
-
-pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration(&text).map(Some).map_err(de::Error::custom)
-}
-
 pub(crate) fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let text = String::deserialize(d)?;
     crate::timefmt::parse_date(&text)
@@ -659,22 +524,6 @@ mod tests {
 
     fn message(result: Result<Config, ConfigError>) -> String {
         result.expect_err("expected an error").to_string()
-    }
-
-    #[test]
-    fn durations_parse_prometheus_style() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("5 minutes")
-            .unwrap_err()
-            .contains("unknown unit"));
-        assert!(parse_duration("-5s").is_err());
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
     }
 
     #[test]

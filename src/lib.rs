@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod collectors;
 pub mod config;
+mod duration;
 pub mod exposition;
 pub mod http;
 pub mod logging;
@@ -17,12 +18,14 @@ pub mod metrics;
 pub mod pipefy;
 pub mod process;
 pub mod refresh;
+pub mod secret;
 pub mod self_metrics;
 pub mod server;
 pub mod simulator;
 pub mod snapshot;
 pub mod timefmt;
 pub mod web;
+mod yaml;
 
 use std::future::Future;
 use std::sync::Arc;

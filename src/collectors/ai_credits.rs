@@ -37,7 +37,7 @@ pub enum Source {
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    #[serde(default, deserialize_with = "crate::duration::de_duration")]
     interval: Option<Duration>,
     #[serde(default)]
     period: Period,

@@ -23,7 +23,7 @@ const COMBINED: &str = "automationsUsageDetailsCombined(organizationUuids: $uuid
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    #[serde(default, deserialize_with = "crate::duration::de_duration")]
     interval: Option<Duration>,
     #[serde(default)]
     period: Period,

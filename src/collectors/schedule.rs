@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::format_duration;
+use crate::duration::format_duration;
 
 /// Values are kept this long after a failure unless `stale_after` says otherwise.
 const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);

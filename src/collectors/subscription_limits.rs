@@ -24,7 +24,7 @@ const FIELD: &str = "organization(id: $id) { id uuid name planName activeSubscri
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    #[serde(default, deserialize_with = "crate::duration::de_duration")]
     interval: Option<Duration>,
 }
 

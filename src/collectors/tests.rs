@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::*;
-use crate::config::parse_yaml;
+use crate::yaml::parse_yaml;
 use crate::pipefy::model::arbitrary::Rng;
 use crate::snapshot::{merge, OrgEntry, Outcome};
 

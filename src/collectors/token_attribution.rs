@@ -33,7 +33,7 @@ pub const DEFAULT_TOKEN_SELECTION: &str =
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    #[serde(default, deserialize_with = "crate::duration::de_duration")]
     interval: Option<Duration>,
     #[serde(default, deserialize_with = "crate::config::de_date")]
     deadline: Option<i64>,

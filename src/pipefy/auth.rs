@@ -9,7 +9,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::ApiError;
-use crate::config::{Credential, Secret};
+use crate::config::Credential;
+use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 
 /// Operation label of token requests in `pipefy_api_requests_total`.

@@ -23,7 +23,8 @@ use tokio::sync::Semaphore;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use crate::config::{Credential, Secret};
+use crate::config::Credential;
+use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 use auth::Auth;
 pub use model::GraphQlResponse;

@@ -16,7 +16,7 @@ use ring::hmac;
 use tokio::sync::Semaphore;
 
 use super::WebConfig;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Checks `Authorization: Basic` credentials against bcrypt hashes, as the toolkit does:
 ///

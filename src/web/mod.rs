@@ -12,7 +12,7 @@
 //! no TLS 1.0/1.1, no CBC or RSA-key-exchange suites and no P-521, so those settings are
 //! errors rather than silently ignored.
 //!
-//! Password hashes are bcrypt, kept in [`Secret`](crate::config::Secret) (redacted
+//! Password hashes are bcrypt, kept in [`Secret`](crate::secret::Secret) (redacted
 //! `Debug`) and never printed.
 //!
 //! Submodules (private: the crate sees what is re-exported here):
@@ -28,31 +28,22 @@ mod raw;
 mod tls;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
+
+use crate::yaml::File;
 use rustls::ServerConfig;
 
 pub(crate) use basic_auth::protect;
 pub use basic_auth::BasicAuth;
 pub use tls::ClientAuth;
 
-#[derive(Debug, thiserror::Error)]
-pub enum WebConfigError {
-    // The cause is the error's source: `{:#}` printing shows it once.
-    #[error("cannot read web config file {}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("web config file {}: key {key}: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        message: String,
-    },
-}
+/// An error in the web configuration file: which file, which key, what was expected.
+pub type WebConfigError = crate::yaml::FileError;
+/// How errors name this file.
+const KIND: &str = "web config file";
 
 /// The validated web configuration. [`Default`] is plain HTTP without authentication,
 /// which is what the exporter serves without `--web.config.file`.
@@ -87,10 +78,7 @@ impl WebConfig {
     /// Reads and validates a web config file, including the certificate, key and CA
     /// files it names, so that a bad file fails before anything is bound.
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = File { kind: KIND, path }.read()?;
         WebConfig::from_yaml(&text, path)
     }
 
@@ -99,13 +87,9 @@ impl WebConfig {
     /// directory.
     pub fn from_yaml(text: &str, path: &Path) -> Result<WebConfig, WebConfigError> {
         // An empty file is a valid document: plain HTTP, as in the toolkit.
-        let raw: raw::RawWebConfig =
-            crate::config::parse_yaml(text).map_err(|(key, message)| WebConfigError::Invalid {
-                path: path.to_owned(),
-                key,
-                message,
-            })?;
-        raw::Validator { path }.validate(raw)
+        let file = File { kind: KIND, path };
+        let raw: raw::RawWebConfig = file.parse(text)?;
+        raw::Validator { file }.validate(raw)
     }
 
     pub fn tls_enabled(&self) -> bool {

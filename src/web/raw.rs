@@ -15,7 +15,8 @@ use serde::Deserialize;
 use super::basic_auth::BasicAuth;
 use super::tls::ClientAuth;
 use super::{WebConfig, WebConfigError};
-use crate::config::Secret;
+use crate::secret::Secret;
+use crate::yaml::File;
 
 // ---------------------------------------------------------------------------------
 // Raw shapes, exactly as written in the file. Strings rather than enums, so that each
@@ -100,9 +101,9 @@ const ALLOWED_HEADERS: &[(&str, &[&str])] = &[
 // ---------------------------------------------------------------------------------
 // Validation.
 
-/// Turns the raw shapes into a [`WebConfig`]; `path` names the file in every error.
+/// Turns the raw shapes into a [`WebConfig`]; `file` names the file in every error.
 pub(super) struct Validator<'a> {
-    pub(super) path: &'a Path,
+    pub(super) file: File<'a>,
 }
 
 /// A file path as written: `None` when absent or empty (the toolkit treats both alike).
@@ -112,17 +113,13 @@ pub(super) fn given(value: &Option<String>) -> Option<&str> {
 
 impl Validator<'_> {
     pub(super) fn err(&self, key: impl Into<String>, message: impl Into<String>) -> WebConfigError {
-        WebConfigError::Invalid {
-            path: self.path.to_owned(),
-            key: key.into(),
-            message: message.into(),
-        }
+        self.file.err(key, message)
     }
 
     /// Relative paths are relative to the web config file, as in the toolkit.
     pub(super) fn resolve(&self, file: &str) -> PathBuf {
         let file = Path::new(file);
-        match self.path.parent() {
+        match self.file.path.parent() {
             Some(dir) if file.is_relative() => dir.join(file),
             _ => file.to_owned(),
         }

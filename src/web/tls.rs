@@ -520,7 +520,12 @@ mod tests {
         fn verifier(&self, extra: &str) -> (ClientAuth, Arc<dyn ClientCertVerifier>) {
             let raw: RawWebConfig = serde_yaml_ng::from_str(&format!("{TLS}{extra}")).unwrap();
             let path = self.dir.path().join("web.yml");
-            Validator { path: &path }
+            Validator {
+                file: crate::yaml::File {
+                    kind: "web config file",
+                    path: &path,
+                },
+            }
                 .client_verifier(
                     &raw.tls_server_config.unwrap(),
                     &Arc::new(provider::default_provider()),
