@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use pipefy_exporter::config::Config;
-use pipefy_exporter::metrics::{render, ExpositionInfo};
+use pipefy_exporter::exposition::{render, ExpositionInfo};
 use pipefy_exporter::refresh::Refresher;
 use pipefy_exporter::self_metrics::SelfMetrics;
 use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::collectors::{self, slices, TokenAttribution};
 use crate::exposition::CONTENT_TYPE;
-use crate::metrics::{render, ExpositionInfo};
+use crate::exposition::{render, ExpositionInfo};
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::timefmt::rfc3339;

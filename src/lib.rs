@@ -2,7 +2,7 @@
 //! Prometheus metrics.
 //!
 //! Data flows one way: [`config`] → [`refresh`] (which runs the [`collectors`] through
-//! [`pipefy`]) → [`snapshot`] → [`metrics`]/[`http`]. The HTTP side only ever reads the latest snapshot, so a
+//! [`pipefy`]) → [`snapshot`] → [`exposition`]/[`http`]. The HTTP side only ever reads the latest snapshot, so a
 //! scrape never reaches Pipefy. [`server`] serves it, over TLS and behind basic
 //! authentication when [`web`] (`--web.config.file`) asks for them.
 #![forbid(unsafe_code)]
@@ -14,7 +14,6 @@ mod duration;
 pub mod exposition;
 pub mod http;
 pub mod logging;
-pub mod metrics;
 pub mod pipefy;
 pub mod process;
 pub mod refresh;
@@ -35,7 +34,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::http::{app, AppState};
-use crate::metrics::ExpositionInfo;
+use crate::exposition::ExpositionInfo;
 use crate::refresh::Refresher;
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;

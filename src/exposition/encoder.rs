@@ -124,38 +124,6 @@ fn push_value(out: &mut String, value: f64) {
     }
 }
 
-/// Appended to the HELP of every value that comes from Pipefy.
-pub(crate) const FROM_REFRESH: &str =
-    "As of the last background refresh, not fetched at scrape time.";
-
-/// A gauge family over organizations: writes HELP/TYPE once, then what `samples` emits
-/// for each organization, labelled `organization_id`, `organization_name` and the extra
-/// labels given; a family with no series writes nothing at all. `help` gets
-/// [`FROM_REFRESH`] appended.
-pub(crate) fn org_family(
-    enc: &mut Encoder,
-    snapshot: &crate::snapshot::Snapshot,
-    name: &str,
-    help: &str,
-    mut samples: impl FnMut(&crate::snapshot::OrgSnapshot, &mut dyn FnMut(&[(&str, &str)], f64)),
-) {
-    let mut body = String::new();
-    let mut inner = Encoder::new(&mut body);
-    for org in snapshot.orgs.values() {
-        samples(org, &mut |extra, value| {
-            let mut labels: Vec<(&str, &str)> = Vec::with_capacity(2 + extra.len());
-            labels.push(("organization_id", &org.meta.id));
-            labels.push(("organization_name", &org.meta.name));
-            labels.extend_from_slice(extra);
-            inner.sample(name, &labels, value);
-        });
-    }
-    if !body.is_empty() {
-        enc.family(name, &format!("{help} {FROM_REFRESH}"), MetricType::Gauge);
-        enc.raw(&body);
-    }
-}
-
 /// A fixed-bucket histogram. Not atomic: its owner keeps it behind a lock.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Histogram {

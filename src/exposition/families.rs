@@ -1,0 +1,118 @@
+//! Metric families that belong to no collector: organization identity, per-collector
+//! health, collector intervals and build information; and [`org_family`], which every
+//! collector uses to write its per-organization families.
+
+use std::sync::Arc;
+
+use super::encoder::{Encoder, MetricType};
+use crate::collectors::Collector;
+use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::timefmt::unix_seconds;
+
+/// Appended to the HELP of every value that comes from Pipefy.
+pub(crate) const FROM_REFRESH: &str =
+    "As of the last background refresh, not fetched at scrape time.";
+
+/// A gauge family over organizations: writes HELP/TYPE once, then what `samples` emits
+/// for each organization, labelled `organization_id`, `organization_name` and the extra
+/// labels given; a family with no series writes nothing at all. `help` gets
+/// [`FROM_REFRESH`] appended.
+pub(crate) fn org_family(
+    enc: &mut Encoder,
+    snapshot: &Snapshot,
+    name: &str,
+    help: &str,
+    mut samples: impl FnMut(&OrgSnapshot, &mut dyn FnMut(&[(&str, &str)], f64)),
+) {
+    let mut body = String::new();
+    let mut inner = Encoder::new(&mut body);
+    for org in snapshot.orgs.values() {
+        samples(org, &mut |extra, value| {
+            let mut labels: Vec<(&str, &str)> = Vec::with_capacity(2 + extra.len());
+            labels.push(("organization_id", &org.meta.id));
+            labels.push(("organization_name", &org.meta.name));
+            labels.extend_from_slice(extra);
+            inner.sample(name, &labels, value);
+        });
+    }
+    if !body.is_empty() {
+        enc.family(name, &format!("{help} {FROM_REFRESH}"), MetricType::Gauge);
+        enc.raw(&body);
+    }
+}
+
+/// `pipefy_organization_info`: identity of every organization.
+pub(crate) fn encode_organizations(enc: &mut Encoder, snapshot: &Snapshot) {
+    org_family(
+        enc,
+        snapshot,
+        "pipefy_organization_info",
+        "Organization metadata; always 1.",
+        |org, emit| {
+            let uuid = org.meta.uuid.as_deref().unwrap_or("");
+            let plan = org.meta.plan.as_deref().unwrap_or("");
+            if !org.meta.name.is_empty() {
+                emit(&[("organization_uuid", uuid), ("plan", plan)], 1.0);
+            }
+        },
+    );
+}
+
+/// `pipefy_up` and `pipefy_last_success_timestamp_seconds` per organization and
+/// collector.
+pub(crate) fn encode_health(enc: &mut Encoder, snapshot: &Snapshot) {
+    org_family(
+        enc,
+        snapshot,
+        "pipefy_up",
+        "1 when the last refresh of this organization and collector succeeded, 0 when it failed (values are then stale or absent).",
+        |org, emit| {
+            for (collector, series) in &org.collectors {
+                emit(&[("collector", collector)], if series.up { 1.0 } else { 0.0 });
+            }
+        },
+    );
+    org_family(
+        enc,
+        snapshot,
+        "pipefy_last_success_timestamp_seconds",
+        "Unix time of the last successful refresh of this organization and collector.",
+        |org, emit| {
+            for (collector, series) in &org.collectors {
+                if let Some(last) = series.last_success {
+                    emit(&[("collector", collector)], unix_seconds(last));
+                }
+            }
+        },
+    );
+}
+
+/// `pipefy_exporter_collector_interval_seconds`: each collector's configured interval.
+pub(crate) fn encode_intervals(enc: &mut Encoder, collectors: &[Arc<dyn Collector>]) {
+    enc.family(
+        "pipefy_exporter_collector_interval_seconds",
+        "Configured interval between background refreshes of each collector.",
+        MetricType::Gauge,
+    );
+    for collector in collectors {
+        enc.sample(
+            "pipefy_exporter_collector_interval_seconds",
+            &[("collector", collector.name())],
+            collector.schedule().interval.as_secs_f64(),
+        );
+    }
+}
+
+/// `pipefy_exporter_build_info`.
+pub(crate) fn encode_build_info(enc: &mut Encoder, version: &str, revision: &str) {
+    enc.family(
+        "pipefy_exporter_build_info",
+        "A metric with a constant '1' value labeled by version and revision of the exporter.",
+        MetricType::Gauge,
+    );
+    enc.sample(
+        "pipefy_exporter_build_info",
+        &[("version", version), ("revision", revision)],
+        1.0,
+    );
+}
