@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::builder::TypedValueParser as _;
@@ -12,12 +11,12 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::logging::{LogFormat, LogLevel};
-use crate::simulator::Simulator;
 use crate::web::WebConfig;
 
-/// The default port, registered nowhere else: the 9100–9999 exporter range of the
-/// Prometheus default-port-allocations page is full, and 10151 is unclaimed above it.
-pub const DEFAULT_PORT: u16 = 10151;
+/// The default listen address, on every interface. The port is registered nowhere else:
+/// the 9100–9999 exporter range of the Prometheus default-port-allocations page is full,
+/// and 10151 is unclaimed above it.
+pub const DEFAULT_LISTEN_ADDRESS: &str = ":10151";
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("PIPEFY_EXPORTER_REVISION");
@@ -28,10 +27,6 @@ const LONG_VERSION: &str = concat!(
     env!("PIPEFY_EXPORTER_REVISION"),
     ")"
 );
-
-/// How often the demo simulator's usage creeps up, and the demo's deadline distance.
-const DEMO_TICK: Duration = Duration::from_secs(15);
-const DEMO_DEADLINE_IN: Duration = Duration::from_secs(12 * 86_400);
 
 /// Prometheus exporter for Pipefy plan limits, AI credits and token billing attribution.
 ///
@@ -51,7 +46,7 @@ pub struct Cli {
     #[arg(
         long = "web.listen-address",
         value_name = "ADDRESS",
-        default_value = ":10151"
+        default_value = DEFAULT_LISTEN_ADDRESS
     )]
     pub listen_address: String,
 
@@ -121,6 +116,28 @@ fn check_telemetry_path(path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "demo")]
+async fn start_demo() -> anyhow::Result<(Config, crate::demo::Demo)> {
+    crate::demo::start().await
+}
+
+/// A build without the simulator (`--no-default-features`) has no demo to start.
+#[cfg(not(feature = "demo"))]
+async fn start_demo() -> anyhow::Result<(Config, NoDemo)> {
+    anyhow::bail!("--demo is not available: this build was made without the `demo` feature")
+}
+
+/// Stands in for the demo in a build without it: no value of it can exist.
+#[cfg(not(feature = "demo"))]
+enum NoDemo {}
+
+#[cfg(not(feature = "demo"))]
+impl NoDemo {
+    fn announce(&self, _base: &str, _telemetry_path: &str) {
+        match *self {}
+    }
+}
+
 /// Runs the exporter until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     check_telemetry_path(&cli.telemetry_path)?;
@@ -136,28 +153,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => WebConfig::default(),
     };
     let (config, demo) = if cli.demo {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("cannot start the demo simulator on 127.0.0.1")?;
-        let simulator = Simulator::demo();
-        let server = simulator
-            .spawn(listener)
-            .await
-            .context("cannot start the demo simulator")?;
-        let ticker = simulator.clone();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(DEMO_TICK);
-            interval.tick().await;
-            loop {
-                interval.tick().await;
-                ticker.tick();
-            }
-        });
-        let now = crate::timefmt::unix_seconds(SystemTime::now()) as i64;
-        (
-            Config::demo(server.graphql_url(), now, DEMO_DEADLINE_IN),
-            Some(server),
-        )
+        let (config, demo) = start_demo().await?;
+        (config, Some(demo))
     } else {
         (Config::load(&cli.config_file)?, None)
     };
@@ -172,30 +169,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let listener = bind(&cli.listen_address).await?;
     let local: SocketAddr = listener.local_addr()?;
-    if let Some(server) = &demo {
-        tracing::info!(
-            simulator = %server.base_url(),
-            "demo mode: a built-in Pipefy simulator with sample organizations, refreshed every 15s"
-        );
+    if let Some(demo) = &demo {
         let host = if local.ip().is_unspecified() {
             "localhost".to_string()
+        } else if local.is_ipv6() {
+            format!("[{}]", local.ip())
         } else {
             local.ip().to_string()
         };
-        let base = if local.is_ipv6() && !local.ip().is_unspecified() {
-            format!(
-                "{}://[{host}]:{}",
-                crate::server::scheme(&web),
-                local.port()
-            )
-        } else {
-            format!("{}://{host}:{}", crate::server::scheme(&web), local.port())
-        };
-        tracing::info!(
-            "demo mode: open {base}/ for the overview, {base}{} for the metrics, {}/sim/stats for what the simulator was asked",
-            cli.telemetry_path,
-            server.base_url()
-        );
+        let base = format!("{}://{host}:{}", crate::server::scheme(&web), local.port());
+        demo.announce(&base, &cli.telemetry_path);
     }
     tracing::info!(
         version = VERSION,

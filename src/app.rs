@@ -1,0 +1,98 @@
+//! The wiring of one exporter process: the refresh loop and the HTTP server, sharing
+//! the latest snapshot through a watch channel, stopped together.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::{app, AppState};
+use crate::exposition::ExpositionInfo;
+use crate::refresh::Refresher;
+use crate::self_metrics::SelfMetrics;
+use crate::snapshot::Snapshot;
+use crate::web::WebConfig;
+
+/// Runs the refresh loop and the HTTP server on `listener` until `shutdown`
+/// resolves; then stops refreshing and lets in-flight scrapes finish. Plain HTTP
+/// without authentication: see [`serve_with`] for `--web.config.file`.
+pub async fn serve(
+    config: Arc<Config>,
+    listener: TcpListener,
+    telemetry_path: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let options = ServeOptions {
+        telemetry_path,
+        web: WebConfig::default(),
+    };
+    serve_with(config, listener, options, shutdown).await
+}
+
+/// How the HTTP side is served.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Path under which the metrics are exposed (`--web.telemetry-path`).
+    pub telemetry_path: String,
+    /// TLS, basic authentication and extra headers (`--web.config.file`).
+    pub web: WebConfig,
+}
+
+/// [`serve`] with the web configuration: HTTPS when `options.web` has TLS, and basic
+/// authentication and extra headers on every endpoint when it has them.
+pub async fn serve_with(
+    config: Arc<Config>,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ServeOptions {
+        telemetry_path,
+        web,
+    } = options;
+    let names: Vec<&'static str> = config.collectors.iter().map(|c| c.name()).collect();
+    let metrics = Arc::new(SelfMetrics::new(&names, &crate::refresh::operations(&config)));
+    let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
+    let refresher = Refresher::new(config.clone(), metrics.clone(), publish)?;
+
+    // One shutdown signal, two listeners: the loop and the server.
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let wait = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let refresh = tokio::spawn(refresher.run(wait(stopped.clone())));
+
+    let state = AppState {
+        snapshot,
+        metrics,
+        info: Arc::new(ExpositionInfo {
+            collectors: config.collectors.clone(),
+            version: crate::cli::VERSION,
+            revision: crate::cli::REVISION,
+        }),
+        telemetry_path,
+    };
+    let router = crate::web::protect(app(state), &web);
+    let server = crate::server::run(listener, router, web.tls.clone(), wait(stopped));
+    tokio::pin!(server);
+    let mut refresh = refresh;
+    tokio::select! {
+        served = &mut server => {
+            served?;
+            refresh.await?;
+            Ok(())
+        }
+        // The loop returns only on shutdown; if it died (a bug), exit with an error
+        // rather than serve frozen values that look healthy.
+        ended = &mut refresh => match ended {
+            Ok(()) => Ok(server.await?),
+            Err(e) => Err(anyhow::anyhow!("the refresh loop stopped unexpectedly: {e}")),
+        },
+    }
+}
