@@ -48,9 +48,8 @@ async fn setup(n: usize) -> (Simulator, SimServer, Config) {
 }
 
 /// One refresh with every collector due, from `previous`.
-async fn refresh(refresher: &Refresher, config: &Config, previous: &Snapshot) -> Snapshot {
-    let due: Vec<_> = config.collectors.iter().map(|c| c.as_ref()).collect();
-    let outcome = refresher.refresh(previous, &due).await;
+async fn refresh(refresher: &Refresher, previous: &Snapshot) -> Snapshot {
+    let outcome = refresher.refresh_all(previous).await;
     merge(previous, outcome.orgs, outcome.outcomes, SystemTime::now())
 }
 
@@ -66,13 +65,9 @@ fn refresher(config: &Config) -> Refresher {
 
 async fn bench_render(n: usize, iterations: u32) {
     let (_sim, _server, config) = setup(n).await;
-    let snap = refresh(&refresher(&config), &config, &Snapshot::default()).await;
+    let snap = refresh(&refresher(&config), &Snapshot::default()).await;
     let metrics = SelfMetrics::default();
-    let info = ExpositionInfo {
-        collectors: config.collectors.clone(),
-        version: "bench",
-        revision: "bench",
-    };
+    let info = ExpositionInfo::new(&config);
     let mut bytes = 0;
     let started = Instant::now();
     for _ in 0..iterations {
@@ -100,7 +95,7 @@ async fn bench_cycle(n: usize, rounds: u32) {
     for _ in 0..rounds {
         sim.reset_stats();
         let started = Instant::now();
-        previous = refresh(&refresher, &config, &previous).await;
+        previous = refresh(&refresher, &previous).await;
         total += started.elapsed();
         assert_eq!(previous.orgs.len(), n);
     }

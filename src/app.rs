@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::http::{app, AppState};
 use crate::exposition::ExpositionInfo;
+use crate::http::{app, AppState};
 use crate::refresh::Refresher;
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
@@ -53,7 +53,10 @@ pub async fn serve_with(
         web,
     } = options;
     let names: Vec<&'static str> = config.collectors.iter().map(|c| c.name()).collect();
-    let metrics = Arc::new(SelfMetrics::new(&names, &crate::refresh::operations(&config)));
+    let metrics = Arc::new(SelfMetrics::new(
+        &names,
+        &crate::refresh::operations(&config),
+    ));
     let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
     let refresher = Refresher::new(config.clone(), metrics.clone(), publish)?;
 
@@ -71,11 +74,7 @@ pub async fn serve_with(
     let state = AppState {
         snapshot,
         metrics,
-        info: Arc::new(ExpositionInfo {
-            collectors: config.collectors.clone(),
-            version: crate::cli::VERSION,
-            revision: crate::cli::REVISION,
-        }),
+        info: Arc::new(ExpositionInfo::new(&config)),
         telemetry_path,
     };
     let router = crate::web::protect(app(state), &web);

@@ -13,11 +13,12 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+pub use crate::collectors::Schedule;
 use crate::collectors::{self, Collector, Context, RawCollectors, Target};
-pub use crate::duration::{format_duration, parse_duration};
 use crate::duration::de_duration;
-use crate::yaml::{parse_yaml, File};
+pub use crate::duration::{format_duration, parse_duration};
 pub use crate::secret::Secret;
+use crate::yaml::File;
 
 /// Environment variable that overrides `pipefy.auth.token_file`.
 pub const ENV_TOKEN: &str = "PIPEFY_TOKEN";
@@ -70,8 +71,8 @@ pub struct Config {
     pub max_orgs_per_request: usize,
     pub max_concurrent_requests: usize,
     pub accounts: Vec<Account>,
-    /// The enabled collectors, in scheduling order.
-    pub collectors: Vec<Arc<dyn Collector>>,
+    /// The enabled collectors, in scheduling order (see [`Config::schedules`]).
+    pub(crate) collectors: Vec<Arc<dyn Collector>>,
 }
 
 impl Config {
@@ -94,11 +95,12 @@ impl Config {
         Validator { file, env }.validate(raw)
     }
 
+    #[cfg(feature = "demo")]
     /// The configuration `--demo` runs with: the simulator at `endpoint`, no credential,
     /// discovery of every organization, every collector every 15 s (with the breakdown by
     /// operation, to show what monitoring costs), and a deadline `deadline_in` from `now`
     /// so the deadline panels and alerts have something to show.
-    pub fn demo(endpoint: String, now_unix: i64, deadline_in: Duration) -> Config {
+    pub(crate) fn demo(endpoint: String, now_unix: i64, deadline_in: Duration) -> Config {
         let deadline_day = (now_unix + deadline_in.as_secs() as i64).div_euclid(86_400);
         let (y, m, d) = crate::timefmt::civil_from_days(deadline_day);
         let yaml = format!(
@@ -108,7 +110,7 @@ impl Config {
             refresh_interval: Some(Duration::from_secs(15)),
             stale_after: Some(Duration::from_secs(60)),
         };
-        let collectors = parse_yaml::<RawCollectors>(&yaml)
+        let collectors = crate::yaml::parse_yaml::<RawCollectors>(&yaml)
             .ok()
             .and_then(|raw| raw.build(&ctx).ok())
             .unwrap_or_default();
@@ -127,12 +129,29 @@ impl Config {
     }
 
     /// The configured collector of type `T`, if enabled.
-    pub fn collector<T: Collector>(&self) -> Option<&T> {
+    pub(crate) fn collector<T: Collector>(&self) -> Option<&T> {
         collectors::find(&self.collectors)
     }
 
+    /// `(name, schedule)` of each enabled collector, in the order they run.
+    pub fn schedules(&self) -> Vec<(&'static str, Schedule)> {
+        self.collectors
+            .iter()
+            .map(|c| (c.name(), *c.schedule()))
+            .collect()
+    }
+
+    /// The configured token-attribution deadline (Unix seconds, UTC midnight), if any.
+    pub fn token_attribution_deadline(&self) -> Option<i64> {
+        self.collector::<collectors::TokenAttribution>()?.deadline
+    }
+
     /// Requests one refresh of `collector` costs for `organizations`, as batched.
-    pub fn requests_per_refresh(&self, collector: &dyn Collector, organizations: usize) -> usize {
+    pub(crate) fn requests_per_refresh(
+        &self,
+        collector: &dyn Collector,
+        organizations: usize,
+    ) -> usize {
         let targets: Vec<Target> = (0..organizations)
             .map(|i| Target {
                 id: i.to_string(),
@@ -147,7 +166,7 @@ impl Config {
 
     /// Warnings worth a log line at start-up: collectors whose interval makes them
     /// expensive, with what they cost a day.
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         let listed: usize = self
             .accounts
             .iter()

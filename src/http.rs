@@ -127,7 +127,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
 }
 
 /// Escapes text for HTML element content and attribute values.
-pub fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -168,7 +168,7 @@ fn used_of(used: f64, limit: f64) -> String {
 
 /// The landing page: version, links, the collectors' schedules, and one row per
 /// organization.
-pub fn landing_page(
+pub(crate) fn landing_page(
     snapshot: &Snapshot,
     info: &ExpositionInfo,
     telemetry_path: &str,

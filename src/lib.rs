@@ -9,20 +9,20 @@
 
 mod app;
 pub mod cli;
-pub mod collectors;
+mod collectors;
 pub mod config;
+#[cfg(feature = "demo")]
+mod demo;
 mod duration;
 pub mod exposition;
 pub mod http;
 pub mod logging;
-pub mod pipefy;
-pub mod process;
+mod pipefy;
+mod process;
 pub mod refresh;
 pub mod secret;
 pub mod self_metrics;
-pub mod server;
-#[cfg(feature = "demo")]
-mod demo;
+mod server;
 #[cfg(feature = "demo")]
 pub mod simulator;
 pub mod snapshot;

@@ -52,11 +52,11 @@ pub fn init(level: LogLevel, format: LogFormat) {
 }
 
 /// `time=2026-11-23T16:38:34.123Z level=info source=pipefy_exporter::refresh msg="..." key=value`
-pub struct Logfmt;
+pub(crate) struct Logfmt;
 
 /// The same keys as [`Logfmt`], one JSON object per line, so that switching format
 /// does not break a log pipeline: `{"time":"...","level":"info","source":"...","msg":"...",...}`.
-pub struct Json;
+pub(crate) struct Json;
 
 /// The parts of an event both formats print.
 struct Line {

@@ -9,7 +9,7 @@ use crate::exposition::{Encoder, MetricType};
 const TICKS_PER_SECOND: f64 = 100.0;
 
 #[derive(Debug, Default, PartialEq)]
-pub struct ProcessStats {
+pub(crate) struct ProcessStats {
     pub cpu_seconds: f64,
     pub resident_bytes: f64,
     pub virtual_bytes: f64,
@@ -19,7 +19,7 @@ pub struct ProcessStats {
 }
 
 /// Reads the current process's statistics; `None` where `/proc` is not available.
-pub fn read() -> Option<ProcessStats> {
+pub(crate) fn read() -> Option<ProcessStats> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let boot = std::fs::read_to_string("/proc/stat").ok()?;
@@ -73,7 +73,7 @@ fn parse_max_fds(limits: &str) -> Option<f64> {
         .ok()
 }
 
-pub fn encode(enc: &mut Encoder, stats: &ProcessStats) {
+pub(crate) fn encode(enc: &mut Encoder, stats: &ProcessStats) {
     let gauges = [
         (
             "process_cpu_seconds_total",

@@ -30,7 +30,7 @@ use crate::self_metrics::{RefreshResult, SelfMetrics};
 use crate::snapshot::{merge, OrgEntry, OrgMeta, Outcome, Snapshot};
 
 /// Operation names of the requests that belong to no collector.
-pub mod operation {
+pub(crate) mod operation {
     pub const ORGANIZATIONS: &str = "PipefyOrganizations";
     pub const ORGANIZATION_INFO: &str = "PipefyOrganizationInfo";
 }
@@ -40,7 +40,7 @@ const IDENTITY: &str = "organization(id: $id) { id uuid name planName }";
 
 /// The operations a configuration makes requests for, token requests included, so
 /// that their counters exist from the start.
-pub fn operations(config: &Config) -> Vec<&'static str> {
+pub(crate) fn operations(config: &Config) -> Vec<&'static str> {
     let mut ops = Vec::new();
     if config.accounts.iter().any(|a| a.organizations.is_none()) {
         ops.push(operation::ORGANIZATIONS);
@@ -241,12 +241,23 @@ impl Refresher {
         }
     }
 
+    /// One refresh of every collector at once (what the first refresh does), for
+    /// benchmarks and tests that drive the refresher by hand.
+    pub async fn refresh_all(&self, previous: &Snapshot) -> RefreshOutcome {
+        let all: Vec<&dyn Collector> = self.config.collectors.iter().map(|c| c.as_ref()).collect();
+        self.refresh(previous, &all).await
+    }
+
     /// One refresh of the `due` collectors over every account: first each account
     /// authenticates and finds its organizations (concurrently), then each organization
     /// is assigned to the first account in the file that has it, so that an organization
     /// two accounts can see is fetched (and paid for) once; then the accounts fetch
     /// concurrently.
-    pub async fn refresh(&self, previous: &Snapshot, due: &[&dyn Collector]) -> RefreshOutcome {
+    pub(crate) async fn refresh(
+        &self,
+        previous: &Snapshot,
+        due: &[&dyn Collector],
+    ) -> RefreshOutcome {
         let plans = join_all(self.accounts.iter().map(|ac| self.plan(ac, previous))).await;
         let mut outcome = RefreshOutcome::default();
         // Accounts that can fetch claim first; a failing account keeps only the

@@ -19,7 +19,7 @@ const REQUEST_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.
 
 /// How one collector's refresh went over all its organizations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefreshResult {
+pub(crate) enum RefreshResult {
     /// Every organization succeeded.
     Success,
     /// Some succeeded, some failed.
@@ -89,7 +89,7 @@ impl SelfMetrics {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn observe_refresh(
+    pub(crate) fn observe_refresh(
         &self,
         collector: &'static str,
         duration: Duration,
@@ -110,7 +110,12 @@ impl SelfMetrics {
 
     /// Counts one request to Pipefy. `status` is the HTTP status code, or `error` when
     /// no response arrived.
-    pub fn observe_request(&self, operation: &'static str, status: &str, duration: Duration) {
+    pub(crate) fn observe_request(
+        &self,
+        operation: &'static str,
+        status: &str,
+        duration: Duration,
+    ) {
         let mut inner = self.lock();
         *inner
             .api_requests
@@ -123,17 +128,7 @@ impl SelfMetrics {
             .observe(duration.as_secs_f64());
     }
 
-    /// Requests counted so far for `operation`, whatever their status.
-    pub fn requests(&self, operation: &str) -> u64 {
-        self.lock()
-            .api_requests
-            .iter()
-            .filter(|((op, _), _)| *op == operation)
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    pub fn encode(&self, enc: &mut Encoder) {
+    pub(crate) fn encode(&self, enc: &mut Encoder) {
         let inner = self.lock();
         enc.family(
             "pipefy_exporter_refresh_duration_seconds",

@@ -31,7 +31,7 @@ const PLAIN_HTTP_ANSWER: &[u8] =
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
 /// finish. With `tls`, HTTPS only.
-pub async fn run(
+pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -160,7 +160,7 @@ async fn accept_error(error: io::Error) {
 }
 
 /// `https://` or `http://`, for messages that print the exporter's URL.
-pub fn scheme(web: &WebConfig) -> &'static str {
+pub(crate) fn scheme(web: &WebConfig) -> &'static str {
     if web.tls_enabled() {
         "https"
     } else {

@@ -24,7 +24,7 @@ const PER_ORGANIZATION: &str = "aiCreditUsageStats(organizationUuid: $uuid, peri
 /// Which query answers for the AI credits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Source {
+pub(crate) enum Source {
     /// `aiCreditUsageStatsCombined`: 25 organizations per root field; no free credits.
     #[default]
     Combined,
@@ -57,7 +57,7 @@ pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<AiCredits>, super:
 }
 
 #[derive(Debug)]
-pub struct AiCredits {
+pub(crate) struct AiCredits {
     schedule: Schedule,
     period: Period,
     source: Source,
@@ -65,7 +65,7 @@ pub struct AiCredits {
 
 /// This collector's slice of an organization.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Credits {
+pub(crate) struct Credits {
     pub used: f64,
     /// `+Inf` for an uncapped plan.
     pub limit: f64,
@@ -77,7 +77,7 @@ pub struct Credits {
 }
 
 /// The fresh AI credits of an organization, if Pipefy returned any.
-pub fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Credits> {
+pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Credits> {
     org.fresh::<Option<Credits>>(NAME, now)
         .and_then(Option::as_ref)
 }

@@ -81,7 +81,7 @@ impl Dimension {
 }
 
 #[derive(Debug)]
-pub struct ApiUsage {
+pub(crate) struct ApiUsage {
     schedule: Schedule,
     period: Period,
     dimensions: Vec<Dimension>,
@@ -89,7 +89,7 @@ pub struct ApiUsage {
 
 /// This collector's slice of an organization.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Calls {
+pub(crate) struct Calls {
     pub used: f64,
     /// `+Inf` when the organization has no quota.
     pub limit: f64,
@@ -100,7 +100,7 @@ pub struct Calls {
 }
 
 /// The fresh API usage of an organization.
-pub fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Calls> {
+pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Calls> {
     org.fresh::<Calls>(NAME, now)
 }
 

@@ -40,14 +40,14 @@ pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<AutomationJobs>, s
 }
 
 #[derive(Debug)]
-pub struct AutomationJobs {
+pub(crate) struct AutomationJobs {
     schedule: Schedule,
     period: Period,
 }
 
 /// This collector's slice of an organization: jobs used in the period.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
-pub struct Jobs {
+pub(crate) struct Jobs {
     #[serde(rename = "usage")]
     pub used: f64,
 }

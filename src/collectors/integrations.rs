@@ -39,14 +39,14 @@ pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<Integrations>, sup
 }
 
 #[derive(Debug)]
-pub struct Integrations {
+pub(crate) struct Integrations {
     schedule: Schedule,
     period: Period,
 }
 
 /// This collector's slice of an organization.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Tasks {
+pub(crate) struct Tasks {
     pub used: f64,
     /// `+Inf` when Pipefy answers a null limit.
     pub limit: f64,

@@ -31,42 +31,39 @@ use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgMeta, Slice, Snapshot};
 
-pub use ai_credits::{AiCredits, Credits};
-pub use api_usage::{ApiUsage, Calls};
-pub use automation_jobs::{AutomationJobs, Jobs};
 pub(crate) use combined::answer;
-pub use integrations::{Integrations, Tasks};
-pub use schedule::{Context, Period, Schedule};
-pub use subscription_limits::{Limit, Limits, SubscriptionLimits};
-pub use token_attribution::{Token, TokenAttribution, Tokens, DEFAULT_TOKEN_SELECTION};
+pub use schedule::Schedule;
+pub(crate) use schedule::{Context, Period};
+pub(crate) use token_attribution::TokenAttribution;
+pub use token_attribution::DEFAULT_TOKEN_SELECTION;
 
 /// Typed read access to each collector's slice, for the landing page and tests.
-pub mod slices {
-    pub use super::ai_credits::of as ai_credits;
-    pub use super::api_usage::of as api_usage;
-    pub use super::subscription_limits::of as subscription_limits;
-    pub use super::token_attribution::of as token_attribution;
+pub(crate) mod slices {
+    pub(crate) use super::ai_credits::of as ai_credits;
+    pub(crate) use super::api_usage::of as api_usage;
+    pub(crate) use super::subscription_limits::of as subscription_limits;
+    pub(crate) use super::token_attribution::of as token_attribution;
 }
 
 /// An organization a collector is asked about. Collectors that address organizations
 /// by uuid (the usage-statistics queries) are only given organizations whose uuid is
 /// known: the scheduler learns it first, and fails the others itself.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Target {
+pub(crate) struct Target {
     pub id: String,
     pub uuid: Option<String>,
 }
 
 impl Target {
     /// The uuid, or "" for a collector that does not need one.
-    pub fn uuid(&self) -> &str {
+    pub(crate) fn uuid(&self) -> &str {
         self.uuid.as_deref().unwrap_or("")
     }
 }
 
 /// One organization's outcome of one collector.
 #[derive(Debug)]
-pub struct Decoded {
+pub(crate) struct Decoded {
     pub org_id: String,
     /// Identity learned from the answer, for collectors whose answers carry it.
     pub meta: Option<OrgMeta>,
@@ -84,7 +81,7 @@ impl Decoded {
 }
 
 /// A thing the exporter refreshes on its own schedule and renders on every scrape.
-pub trait Collector: Send + Sync + Debug + Any {
+pub(crate) trait Collector: Send + Sync + Debug + Any {
     /// Its key under `collectors:` and its `collector` label value.
     fn name(&self) -> &'static str;
     /// The GraphQL operation name of its requests (what Pipefy reports in
@@ -108,7 +105,7 @@ pub trait Collector: Send + Sync + Debug + Any {
 }
 
 /// The configured collector of type `T`, if enabled.
-pub fn find<T: Collector>(collectors: &[Arc<dyn Collector>]) -> Option<&T> {
+pub(crate) fn find<T: Collector>(collectors: &[Arc<dyn Collector>]) -> Option<&T> {
     collectors
         .iter()
         .find_map(|c| c.as_any().downcast_ref::<T>())
@@ -164,7 +161,8 @@ macro_rules! registry {
         }
 
         /// Every collector name, in the order they are scheduled and rendered.
-        pub const NAMES: &[&str] = &[$(stringify!($name)),*];
+        #[cfg(test)]
+        const NAMES: &[&str] = &[$(stringify!($name)),*];
 
         impl RawCollectors {
             /// The enabled collectors, validated. The error's key is relative to

@@ -15,7 +15,7 @@ const MIN_INTERVALS_BEFORE_STALE: u32 = 3;
 
 /// What the top level of the config file says about every collector.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Context {
+pub(crate) struct Context {
     /// `refresh_interval`: the interval of every collector that sets none of its own.
     pub refresh_interval: Option<Duration>,
     /// `stale_after`, raised per collector to at least three of its intervals.
@@ -50,12 +50,12 @@ impl Schedule {
     }
 
     /// Paid calls per day at this interval, for `requests` per refresh.
-    pub fn calls_per_day(&self, requests: usize) -> u64 {
+    pub(crate) fn calls_per_day(&self, requests: usize) -> u64 {
         let per_day = 86_400_000 / self.interval.as_millis().max(1);
         (per_day as u64).saturating_mul(requests as u64)
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "every {}, stale after {}",
             format_duration(self.interval),
@@ -67,7 +67,7 @@ impl Schedule {
 /// The window the usage-statistics queries read (`period: PeriodFilter!`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Period {
+pub(crate) enum Period {
     #[default]
     CurrentMonth,
     LastMonth,
@@ -77,7 +77,7 @@ pub enum Period {
 
 impl Period {
     /// Pipefy's spelling of the enum value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Period::CurrentMonth => "current_month",
             Period::LastMonth => "last_month",

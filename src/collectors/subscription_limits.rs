@@ -41,13 +41,13 @@ pub(crate) fn build(
 }
 
 #[derive(Debug)]
-pub struct SubscriptionLimits {
+pub(crate) struct SubscriptionLimits {
     schedule: Schedule,
 }
 
 /// One plan limit. `limit` is `+Inf` when the plan has none.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Limit {
+pub(crate) struct Limit {
     /// Lower case, e.g. `pipes`, `ai_credits`, or a value Pipefy added later.
     pub resource: String,
     pub limit: f64,
@@ -55,10 +55,10 @@ pub struct Limit {
 }
 
 /// This collector's slice of an organization.
-pub type Limits = Vec<Limit>;
+pub(crate) type Limits = Vec<Limit>;
 
 /// The fresh limits of an organization (empty when unknown or stale).
-pub fn of(org: &OrgSnapshot, now: SystemTime) -> &[Limit] {
+pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> &[Limit] {
     org.fresh::<Limits>(NAME, now)
         .map(Vec::as_slice)
         .unwrap_or_default()

@@ -4,9 +4,9 @@
 use std::time::SystemTime;
 
 use super::*;
-use crate::yaml::parse_yaml;
 use crate::pipefy::model::arbitrary::Rng;
 use crate::snapshot::{merge, OrgEntry, Outcome};
+use crate::yaml::parse_yaml;
 
 /// Every collector, with every option that changes what it sends switched on.
 fn all() -> Vec<Arc<dyn Collector>> {

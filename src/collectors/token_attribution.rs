@@ -65,7 +65,7 @@ pub(crate) fn build(
 }
 
 #[derive(Debug)]
-pub struct TokenAttribution {
+pub(crate) struct TokenAttribution {
     schedule: Schedule,
     /// Unix time (seconds, UTC midnight) of the automatic assignment, if configured.
     pub deadline: Option<i64>,
@@ -74,17 +74,17 @@ pub struct TokenAttribution {
 
 /// A personal access token and whether it names a billing organization.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Token {
+pub(crate) struct Token {
     pub id: String,
     pub name: String,
     pub assigned: bool,
 }
 
 /// This collector's slice of an organization.
-pub type Tokens = Vec<Token>;
+pub(crate) type Tokens = Vec<Token>;
 
 /// The fresh tokens of an organization (`None` when unknown, unlike "no tokens").
-pub fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&[Token]> {
+pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&[Token]> {
     org.fresh::<Tokens>(NAME, now).map(Vec::as_slice)
 }
 

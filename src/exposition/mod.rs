@@ -12,10 +12,11 @@ mod families;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use encoder::{Encoder, Histogram, MetricType, CONTENT_TYPE};
+pub(crate) use encoder::{Encoder, Histogram, MetricType, CONTENT_TYPE};
 pub(crate) use families::org_family;
 
 use crate::collectors::Collector;
+use crate::config::Config;
 use crate::process;
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
@@ -24,9 +25,20 @@ use crate::snapshot::Snapshot;
 #[derive(Clone, Debug)]
 pub struct ExpositionInfo {
     /// The enabled collectors, in registry order.
-    pub collectors: Vec<Arc<dyn Collector>>,
+    pub(crate) collectors: Vec<Arc<dyn Collector>>,
     pub version: &'static str,
     pub revision: &'static str,
+}
+
+impl ExpositionInfo {
+    /// What `config` exposes, labelled with this build's version and revision.
+    pub fn new(config: &Config) -> Self {
+        ExpositionInfo {
+            collectors: config.collectors.clone(),
+            version: crate::cli::VERSION,
+            revision: crate::cli::REVISION,
+        }
+    }
 }
 
 /// Renders the whole `/metrics` body.

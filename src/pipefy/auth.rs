@@ -14,21 +14,21 @@ use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 
 /// Operation label of token requests in `pipefy_api_requests_total`.
-pub const OAUTH_OPERATION: &str = "oauth_token";
+pub(crate) const OAUTH_OPERATION: &str = "oauth_token";
 /// Pipefy's longest service-account token lifetime.
 const MAX_LIFETIME_SECS: u64 = 30 * 86_400;
 /// Upper bound of the token endpoint's answer; a token response is a few hundred bytes.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 #[derive(Debug)]
-pub enum Auth {
+pub(crate) enum Auth {
     Anonymous,
     Static(Secret),
     ServiceAccount(ServiceAccount),
 }
 
 #[derive(Debug)]
-pub struct ServiceAccount {
+pub(crate) struct ServiceAccount {
     client_id: String,
     client_secret: Secret,
     token_endpoint: String,
@@ -52,7 +52,7 @@ struct TokenResponse {
 }
 
 impl Auth {
-    pub fn new(credential: &Credential) -> Auth {
+    pub(crate) fn new(credential: &Credential) -> Auth {
         match credential {
             Credential::Anonymous => Auth::Anonymous,
             Credential::Token(token) => Auth::Static(token.clone()),
@@ -70,7 +70,7 @@ impl Auth {
     }
 
     /// The bearer token to send, fetching one if needed.
-    pub async fn bearer(
+    pub(crate) async fn bearer(
         &self,
         http: &reqwest::Client,
         metrics: &Arc<SelfMetrics>,
@@ -85,7 +85,7 @@ impl Auth {
     /// Forgets the access token `rejected` after a 401, unless another request has
     /// already replaced it; returns whether a retry with a new token can help (not
     /// for static tokens).
-    pub async fn invalidate(&self, rejected: Option<&Secret>) -> bool {
+    pub(crate) async fn invalidate(&self, rejected: Option<&Secret>) -> bool {
         match self {
             Auth::ServiceAccount(sa) => {
                 let mut cached = sa.cached.lock().await;

@@ -8,9 +8,9 @@
 //! keeps the last good values and tries again at the collector's next interval, so a
 //! flaky upstream never multiplies the calls it is billed for.
 
-pub mod auth;
-pub mod model;
-pub mod query;
+pub(crate) mod auth;
+pub(crate) mod model;
+pub(crate) mod query;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,16 +27,16 @@ use crate::config::Credential;
 use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 use auth::Auth;
-pub use model::GraphQlResponse;
+pub(crate) use model::GraphQlResponse;
 use query::RootField;
 
 /// Each key's answer: the aliased field's JSON (`None` when Pipefy answered `null`
 /// without an error), or why it failed.
-pub type Answers = HashMap<String, Result<Option<Value>, String>>;
+pub(crate) type Answers = HashMap<String, Result<Option<Value>, String>>;
 
 /// What a batched fetch returned.
 #[derive(Debug, Default)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub answers: Answers,
     /// The longest `Retry-After` Pipefy sent, if it throttled a request.
     pub retry_after: Option<Duration>,
@@ -49,7 +49,7 @@ const MAX_RESPONSE: usize = 32 * 1024 * 1024;
 /// Why a request failed. Callers branch on `RateLimited` (postpone the next cycle)
 /// and all variants end up as a per-organization error string.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("request failed: {0}")]
     Transport(String),
     #[error("unauthorized (HTTP 401): check the token or service account")]
@@ -66,7 +66,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// How long Pipefy asked us to wait, if it throttled us.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited { retry_after } => *retry_after,
             _ => None,
@@ -76,7 +76,7 @@ impl ApiError {
 
 /// A client for one account (one credential).
 #[derive(Debug)]
-pub struct PipefyClient {
+pub(crate) struct PipefyClient {
     http: reqwest::Client,
     endpoint: String,
     auth: Auth,
@@ -84,7 +84,7 @@ pub struct PipefyClient {
 }
 
 impl PipefyClient {
-    pub fn new(
+    pub(crate) fn new(
         endpoint: &str,
         credential: &Credential,
         timeout: Duration,
@@ -107,7 +107,7 @@ impl PipefyClient {
 
     /// Makes sure a bearer token is at hand (for a service account: fetched or still
     /// valid), so that a cycle with a broken credential stops after one token request.
-    pub async fn authenticate(&self) -> Result<(), ApiError> {
+    pub(crate) async fn authenticate(&self) -> Result<(), ApiError> {
         self.auth
             .bearer(&self.http, &self.metrics)
             .await
@@ -118,7 +118,7 @@ impl PipefyClient {
     /// most as many in flight as `permits` allows (a process-wide budget), and returns
     /// one answer per field key. A failed request fails its own fields only; an alias
     /// error with a `path` fails that alias only.
-    pub async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         operation: &'static str,
         fields: &[RootField],
@@ -166,7 +166,7 @@ impl PipefyClient {
     }
 
     /// Sends one GraphQL request. `operation` labels the self-metrics.
-    pub async fn execute(
+    pub(crate) async fn execute(
         &self,
         operation: &'static str,
         query: &str,

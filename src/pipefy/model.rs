@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::snapshot::OrgMeta;
 
 #[derive(Debug, Default, Deserialize)]
-pub struct GraphQlResponse {
+pub(crate) struct GraphQlResponse {
     #[serde(default)]
     pub data: Option<Map<String, Value>>,
     #[serde(default)]
@@ -18,7 +18,7 @@ pub struct GraphQlResponse {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct GraphQlError {
+pub(crate) struct GraphQlError {
     #[serde(default)]
     pub message: String,
     #[serde(default)]
@@ -27,7 +27,7 @@ pub struct GraphQlError {
 
 /// Splits a response into one outcome per alias. `Ok(None)` is an alias whose value
 /// is `null` without an error.
-pub fn split<T: for<'de> Deserialize<'de>>(
+pub(crate) fn split<T: for<'de> Deserialize<'de>>(
     response: &GraphQlResponse,
     aliases: &[(String, String)],
 ) -> Vec<(String, Result<Option<T>, String>)> {
@@ -92,7 +92,7 @@ pub(crate) fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
 /// An organization's identity, as `organizations` and `organization(id:)` answer it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Organization {
+pub(crate) struct Organization {
     #[serde(deserialize_with = "de_id")]
     pub id: String,
     #[serde(default)]
@@ -104,7 +104,7 @@ pub struct Organization {
 }
 
 impl Organization {
-    pub fn meta(&self) -> OrgMeta {
+    pub(crate) fn meta(&self) -> OrgMeta {
         OrgMeta {
             id: self.id.clone(),
             uuid: self.uuid.clone(),
@@ -115,7 +115,7 @@ impl Organization {
 }
 
 /// Decodes one aliased answer into `T`, with an error message fit for a log line.
-pub fn decode<T: for<'de> Deserialize<'de>>(value: &Value) -> Result<T, String> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(value: &Value) -> Result<T, String> {
     T::deserialize(value).map_err(|e| format!("unexpected response shape: {e}"))
 }
 

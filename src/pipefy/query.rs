@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 /// A variable of one root field: `$name` in its text, declared as `ty`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Variable {
+pub(crate) struct Variable {
     pub name: &'static str,
     /// A GraphQL type Pipefy documents: `ID!`, `[ID!]!`, `PeriodFilter!`, ...
     pub ty: &'static str,
@@ -18,7 +18,7 @@ pub struct Variable {
 
 /// One root field to ask for, and the key its answer is filed under.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RootField {
+pub(crate) struct RootField {
     /// The caller's key for the answer: an organization id, a uuid, a chunk number.
     pub key: String,
     /// The field with its arguments and selection; `$name` refers to `variables`.
@@ -27,7 +27,7 @@ pub struct RootField {
 }
 
 impl RootField {
-    pub fn new(key: impl Into<String>, text: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, text: impl Into<String>) -> Self {
         RootField {
             key: key.into(),
             text: text.into(),
@@ -35,7 +35,7 @@ impl RootField {
         }
     }
 
-    pub fn var(mut self, name: &'static str, ty: &'static str, value: Value) -> Self {
+    pub(crate) fn var(mut self, name: &'static str, ty: &'static str, value: Value) -> Self {
         self.variables.push(Variable { name, ty, value });
         self
     }
@@ -43,7 +43,7 @@ impl RootField {
 
 /// One request: its text, its variables, and which alias answers for which key.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Document {
+pub(crate) struct Document {
     pub text: String,
     pub variables: Value,
     /// `(alias, key)` in the order of the fields.
@@ -51,7 +51,7 @@ pub struct Document {
 }
 
 /// Builds `query <operation>(<declarations>) { a0: ... a1: ... }`.
-pub fn document(operation: &str, fields: &[RootField]) -> Document {
+pub(crate) fn document(operation: &str, fields: &[RootField]) -> Document {
     let mut declarations = Vec::new();
     let mut body = String::new();
     let mut variables = Map::new();

@@ -42,9 +42,12 @@ mod window;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::HeaderMap;
+
+/// Pipefy's timestamps are to the second.
+use crate::timefmt::rfc3339_secs as rfc3339;
 
 pub use data::{
     demo_data, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,
@@ -460,28 +463,4 @@ impl SimServer {
             tracing::error!(%err, "simulator server task failed");
         }
     }
-}
-
-/// Formats a time as RFC 3339 in UTC (`2024-05-01T12:00:00Z`), like Pipefy's
-/// timestamps, without pulling in a date crate for one field.
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm), in u64
-    // since times before 1970 are clamped to the epoch above.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

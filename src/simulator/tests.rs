@@ -293,7 +293,7 @@ async fn ai_credit_usage_stats_by_uuid() {
 
 #[test]
 fn rfc3339_formats_known_instants() {
-    let at = |secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs));
+    let at = |secs| rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(secs));
     assert_eq!(at(0), "1970-01-01T00:00:00Z");
     assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
     assert_eq!(at(1_714_564_800), "2024-05-01T12:00:00Z");

@@ -526,11 +526,11 @@ mod tests {
                     path: &path,
                 },
             }
-                .client_verifier(
-                    &raw.tls_server_config.unwrap(),
-                    &Arc::new(provider::default_provider()),
-                )
-                .unwrap()
+            .client_verifier(
+                &raw.tls_server_config.unwrap(),
+                &Arc::new(provider::default_provider()),
+            )
+            .unwrap()
         }
     }
 

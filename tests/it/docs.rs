@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use pipefy_exporter::collectors::TokenAttribution;
 use pipefy_exporter::config::{Config, ENV_TOKEN};
 
 fn parse(yaml: &str, name: &str) -> Config {
@@ -40,12 +39,11 @@ fn the_readme_configuration_reference_is_valid() {
         Some(vec!["2".to_string(), "300".to_string()])
     );
     assert_eq!(config.max_orgs_per_request, 50);
-    let tokens = config.collector::<TokenAttribution>().unwrap();
-    assert_eq!(tokens.deadline, Some(1_799_107_200));
+    assert_eq!(config.token_attribution_deadline(), Some(1_799_107_200));
     let intervals: Vec<(&str, u64)> = config
-        .collectors
-        .iter()
-        .map(|c| (c.name(), c.schedule().interval.as_secs()))
+        .schedules()
+        .into_iter()
+        .map(|(name, schedule)| (name, schedule.interval.as_secs()))
         .collect();
     assert_eq!(
         intervals,
