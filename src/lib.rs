@@ -1,10 +1,19 @@
-//! pipefy-exporter: Pipefy plan limits, AI credits and token billing attribution as
-//! Prometheus metrics.
+//! pipefy-exporter: Pipefy plan limits, API calls, AI credits, automation jobs,
+//! integrations and token billing attribution as Prometheus metrics.
 //!
-//! Data flows one way: [`config`] → [`refresh`] (which runs the [`collectors`] through
-//! [`pipefy`]) → [`snapshot`] → [`exposition`]/[`http`]. The HTTP side only ever reads the latest snapshot, so a
-//! scrape never reaches Pipefy. [`server`] serves it, over TLS and behind basic
-//! authentication when [`web`] (`--web.config.file`) asks for them.
+//! Data flows one way: [`config`] → `refresh` (which runs the `collectors` through the
+//! `pipefy` client) → [`snapshot`] → [`exposition`] / [`http`]. The HTTP side only ever
+//! reads the latest snapshot, so a scrape never reaches Pipefy. See ARCHITECTURE.md.
+//!
+//! Everything is `pub(crate)` unless it is part of the public surface, which is what the
+//! binary, the integration tests and the benchmark use:
+//! - [`cli::run`] and [`cli::Cli`], [`logging::init`] (the binary);
+//! - [`config::Config`] (load, validate, inspect schedules), [`web::WebConfig`];
+//! - [`serve`], [`serve_with`], [`ServeOptions`] (one exporter on a listener);
+//! - [`http::app`] with [`http::AppState`] (the router, testable without a socket),
+//!   [`exposition::render`], [`refresh::Refresher`], [`snapshot`], [`self_metrics`];
+//! - `simulator` (with the default `demo` feature): the fake Pipefy of `--demo` and the
+//!   tests.
 #![forbid(unsafe_code)]
 
 mod app;

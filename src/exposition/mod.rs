@@ -1,6 +1,6 @@
-//! The `/metrics` body: the Prometheus text format written by [`encoder`], from the
+//! The `/metrics` body: the Prometheus text format written by `encoder`, from the
 //! families of every collector (each collector's `encode`), the families that belong to
-//! none ([`families`]), the exporter's own metrics and the process metrics.
+//! none (`families`), the exporter's own metrics and the process metrics.
 //!
 //! Rendering reads the latest published [`Snapshot`] and never calls Pipefy. Only the
 //! deadline countdown and the stale cut-off depend on the scrape time, which is why
