@@ -129,7 +129,7 @@ impl Config {
     }
 
     /// The configured collector of type `T`, if enabled.
-    pub(crate) fn collector<T: Collector>(&self) -> Option<&T> {
+    pub(crate) fn collector<T: Collector + std::any::Any>(&self) -> Option<&T> {
         collectors::find(&self.collectors)
     }
 

@@ -5,18 +5,18 @@
 //!
 //! A `limit` of 0 means an uncapped plan (Pipefy's convention): exported as `+Inf`.
 
-use std::any::Any;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{combined, Collector, Context, Decoded, Period, Schedule, Target};
+use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
 use crate::exposition::{org_family, Encoder};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 
 pub(crate) const NAME: &str = "ai_credits";
+const OPERATION: &str = "PipefyAiCredits";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 const COMBINED: &str = "aiCreditUsageStatsCombined(organizationUuids: $uuids, period: $period) { byOrganization { organizationUuid organizationName usage limit hasAddon aiAutomation { usage enabled } assistants { usage enabled } } partial }";
 const PER_ORGANIZATION: &str = "aiCreditUsageStats(organizationUuid: $uuid, period: $period) { active usage limit hasAddon updatedAt aiAutomation { enabled usage } assistants { enabled usage } freeAiCredit { limit usage } }";
@@ -46,11 +46,18 @@ pub(crate) struct Raw {
 }
 
 pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<AiCredits>, super::BuildError> {
-    if raw.enabled == Some(false) {
+    let Some(meta) = Meta::resolve(
+        (NAME, OPERATION),
+        raw.enabled,
+        raw.interval,
+        DEFAULT_INTERVAL,
+        ctx,
+    )?
+    else {
         return Ok(None);
-    }
+    };
     Ok(Some(AiCredits {
-        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
+        meta,
         period: raw.period,
         source: raw.source,
     }))
@@ -58,7 +65,7 @@ pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<AiCredits>, super:
 
 #[derive(Debug)]
 pub(crate) struct AiCredits {
-    schedule: Schedule,
+    meta: Meta,
     period: Period,
     source: Source,
 }
@@ -137,17 +144,8 @@ impl Answer {
 }
 
 impl Collector for AiCredits {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn operation(&self) -> &'static str {
-        "PipefyAiCredits"
-    }
-    fn schedule(&self) -> &Schedule {
-        &self.schedule
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {

@@ -4,20 +4,20 @@
 //! `apiUsageStats(dimension:)` root field per organization. The combined form's
 //! `topItems` lists only the top consumers, which is why it is not used for breakdowns.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{combined, Collector, Context, Decoded, Period, Schedule, Target};
+use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
 use crate::exposition::{org_family, Encoder};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 
 pub(crate) const NAME: &str = "api_usage";
+const OPERATION: &str = "PipefyApiUsage";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 const TOTALS: &str = "apiUsageStatsCombined(organizationUuids: $uuids, period: $period) { byOrganization { organizationUuid organizationName usage limit } partial }";
 const BREAKDOWN: &str = "apiUsageStats(organizationUuid: $uuid, period: $period, dimension: $dimension) { data { dimension metric } limit }";
@@ -40,9 +40,16 @@ pub(crate) struct Raw {
 }
 
 pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<ApiUsage>, super::BuildError> {
-    if raw.enabled == Some(false) {
+    let Some(meta) = Meta::resolve(
+        (NAME, OPERATION),
+        raw.enabled,
+        raw.interval,
+        DEFAULT_INTERVAL,
+        ctx,
+    )?
+    else {
         return Ok(None);
-    }
+    };
     let mut dimensions = Vec::new();
     if raw.by_token.unwrap_or(true) {
         dimensions.push(Dimension::Token);
@@ -51,7 +58,7 @@ pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<ApiUsage>, super::
         dimensions.push(Dimension::OperationName);
     }
     Ok(Some(ApiUsage {
-        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
+        meta,
         period: raw.period,
         dimensions,
     }))
@@ -82,7 +89,7 @@ impl Dimension {
 
 #[derive(Debug)]
 pub(crate) struct ApiUsage {
-    schedule: Schedule,
+    meta: Meta,
     period: Period,
     dimensions: Vec<Dimension>,
 }
@@ -134,17 +141,8 @@ fn grouped(items: Vec<MetricItem>) -> BTreeMap<String, f64> {
 }
 
 impl Collector for ApiUsage {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn operation(&self) -> &'static str {
-        "PipefyApiUsage"
-    }
-    fn schedule(&self) -> &Schedule {
-        &self.schedule
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {

@@ -3,18 +3,18 @@
 //! automation-job quotas, but Pipefy documents no quota field for them, so only the use
 //! is exported.
 
-use std::any::Any;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{combined, Collector, Context, Decoded, Period, Schedule, Target};
+use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
 use crate::exposition::{org_family, Encoder};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::Snapshot;
 
 pub(crate) const NAME: &str = "automation_jobs";
+const OPERATION: &str = "PipefyAutomationJobs";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 const COMBINED: &str = "automationsUsageDetailsCombined(organizationUuids: $uuids, period: $period) { byOrganization { organizationUuid organizationName usage } partial }";
 
@@ -30,18 +30,25 @@ pub(crate) struct Raw {
 }
 
 pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<AutomationJobs>, super::BuildError> {
-    if raw.enabled == Some(false) {
+    let Some(meta) = Meta::resolve(
+        (NAME, OPERATION),
+        raw.enabled,
+        raw.interval,
+        DEFAULT_INTERVAL,
+        ctx,
+    )?
+    else {
         return Ok(None);
-    }
+    };
     Ok(Some(AutomationJobs {
-        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
+        meta,
         period: raw.period,
     }))
 }
 
 #[derive(Debug)]
 pub(crate) struct AutomationJobs {
-    schedule: Schedule,
+    meta: Meta,
     period: Period,
 }
 
@@ -53,17 +60,8 @@ pub(crate) struct Jobs {
 }
 
 impl Collector for AutomationJobs {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn operation(&self) -> &'static str {
-        "PipefyAutomationJobs"
-    }
-    fn schedule(&self) -> &Schedule {
-        &self.schedule
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {

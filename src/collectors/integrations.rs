@@ -2,18 +2,18 @@
 //! `integrationsUsageStats` root field per organization (Pipefy documents no combined
 //! form for integrations).
 
-use std::any::Any;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{combined, Collector, Context, Decoded, Period, Schedule, Target};
+use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
 use crate::exposition::{org_family, Encoder};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::Snapshot;
 
 pub(crate) const NAME: &str = "integrations";
+const OPERATION: &str = "PipefyIntegrations";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60 * 60);
 const FIELD: &str = "integrationsUsageStats(organizationUuid: $uuid, period: $period) { tasksConsumed { usage limit } activeFlows }";
 
@@ -29,18 +29,25 @@ pub(crate) struct Raw {
 }
 
 pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<Integrations>, super::BuildError> {
-    if raw.enabled == Some(false) {
+    let Some(meta) = Meta::resolve(
+        (NAME, OPERATION),
+        raw.enabled,
+        raw.interval,
+        DEFAULT_INTERVAL,
+        ctx,
+    )?
+    else {
         return Ok(None);
-    }
+    };
     Ok(Some(Integrations {
-        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
+        meta,
         period: raw.period,
     }))
 }
 
 #[derive(Debug)]
 pub(crate) struct Integrations {
-    schedule: Schedule,
+    meta: Meta,
     period: Period,
 }
 
@@ -68,17 +75,8 @@ struct TasksConsumed {
 }
 
 impl Collector for Integrations {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn operation(&self) -> &'static str {
-        "PipefyIntegrations"
-    }
-    fn schedule(&self) -> &Schedule {
-        &self.schedule
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {

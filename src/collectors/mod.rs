@@ -80,15 +80,63 @@ impl Decoded {
     }
 }
 
-/// A thing the exporter refreshes on its own schedule and renders on every scrape.
-pub(crate) trait Collector: Send + Sync + Debug + Any {
+/// What every collector is, whatever it collects.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Meta {
     /// Its key under `collectors:` and its `collector` label value.
-    fn name(&self) -> &'static str;
+    pub(crate) name: &'static str,
     /// The GraphQL operation name of its requests (what Pipefy reports in
     /// `apiUsageStats(dimension: operation_name)`, and the `operation` label of
     /// `pipefy_exporter_api_requests_total`).
-    fn operation(&self) -> &'static str;
-    fn schedule(&self) -> &Schedule;
+    pub(crate) operation: &'static str,
+    pub(crate) schedule: Schedule,
+}
+
+impl Meta {
+    /// The settings every collector has: `None` when `enabled: false`, else its
+    /// schedule from `interval` (or `refresh_interval`, or `default`).
+    pub(crate) fn resolve(
+        (name, operation): (&'static str, &'static str),
+        enabled: Option<bool>,
+        interval: Option<std::time::Duration>,
+        default: std::time::Duration,
+        ctx: &Context,
+    ) -> Result<Option<Meta>, BuildError> {
+        if enabled == Some(false) {
+            return Ok(None);
+        }
+        Ok(Some(Meta {
+            name,
+            operation,
+            schedule: Schedule::resolve(interval, default, ctx)?,
+        }))
+    }
+}
+
+/// `&dyn Any` of any collector, so that [`find`] can look one up by type without every
+/// collector writing the same one-line method.
+pub(crate) trait AsAny {
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A thing the exporter refreshes on its own schedule and renders on every scrape.
+pub(crate) trait Collector: Send + Sync + Debug + AsAny {
+    fn meta(&self) -> &Meta;
+    fn name(&self) -> &'static str {
+        self.meta().name
+    }
+    fn operation(&self) -> &'static str {
+        self.meta().operation
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.meta().schedule
+    }
     /// Whether it addresses organizations by uuid.
     fn needs_uuid(&self) -> bool {
         true
@@ -100,15 +148,14 @@ pub(crate) trait Collector: Send + Sync + Debug + Any {
     fn decode(&self, orgs: &[Target], answers: &Answers) -> Vec<Decoded>;
     /// Writes its metric families from the snapshot. Called on every scrape: reads only.
     fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder);
-    /// For typed look-ups such as [`find`].
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// The configured collector of type `T`, if enabled.
-pub(crate) fn find<T: Collector>(collectors: &[Arc<dyn Collector>]) -> Option<&T> {
+pub(crate) fn find<T: Collector + Any>(collectors: &[Arc<dyn Collector>]) -> Option<&T> {
     collectors
         .iter()
-        .find_map(|c| c.as_any().downcast_ref::<T>())
+        // `(**c)`: the collector itself; `c.as_any()` would be the `Arc`'s own `AsAny`.
+        .find_map(|c| (**c).as_any().downcast_ref::<T>())
 }
 
 /// Either `name: true|false` or `name: {keys...}` in the config file. Written by hand

@@ -3,12 +3,11 @@
 //! Its answers also carry each organization's identity (uuid, name, plan), which is why
 //! it runs before the usage-statistics collectors.
 
-use std::any::Any;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{combined, Collector, Context, Decoded, Schedule, Target};
+use super::{combined, Collector, Context, Decoded, Meta, Target};
 use crate::exposition::{org_family, Encoder};
 use crate::pipefy::model::Organization;
 use crate::pipefy::query::RootField;
@@ -16,6 +15,7 @@ use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 
 pub(crate) const NAME: &str = "subscription_limits";
+const OPERATION: &str = "PipefySubscriptionLimits";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 const FIELD: &str = "organization(id: $id) { id uuid name planName activeSubscription { limits { resource limit used } } }";
 
@@ -32,17 +32,22 @@ pub(crate) fn build(
     raw: Raw,
     ctx: &Context,
 ) -> Result<Option<SubscriptionLimits>, super::BuildError> {
-    if raw.enabled == Some(false) {
+    let Some(meta) = Meta::resolve(
+        (NAME, OPERATION),
+        raw.enabled,
+        raw.interval,
+        DEFAULT_INTERVAL,
+        ctx,
+    )?
+    else {
         return Ok(None);
-    }
-    Ok(Some(SubscriptionLimits {
-        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
-    }))
+    };
+    Ok(Some(SubscriptionLimits { meta }))
 }
 
 #[derive(Debug)]
 pub(crate) struct SubscriptionLimits {
-    schedule: Schedule,
+    meta: Meta,
 }
 
 /// One plan limit. `limit` is `+Inf` when the plan has none.
@@ -102,20 +107,11 @@ fn limits(answer: &Answer) -> Limits {
 }
 
 impl Collector for SubscriptionLimits {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn operation(&self) -> &'static str {
-        "PipefySubscriptionLimits"
-    }
-    fn schedule(&self) -> &Schedule {
-        &self.schedule
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
     fn needs_uuid(&self) -> bool {
         false
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {

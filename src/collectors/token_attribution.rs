@@ -8,13 +8,12 @@
 //! map a differently named real field onto that shape). It is sent in requests of its
 //! own, so that if the field does not exist only this collector fails.
 
-use std::any::Any;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{combined, Collector, Context, Decoded, Schedule, Target};
+use super::{combined, Collector, Context, Decoded, Meta, Target};
 use crate::exposition::{org_family, Encoder, MetricType};
 use crate::pipefy::model::de_id;
 use crate::pipefy::query::RootField;
@@ -23,6 +22,7 @@ use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::timefmt::unix_seconds;
 
 pub(crate) const NAME: &str = "token_attribution";
+const OPERATION: &str = "PipefyTokenAttribution";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// The default token selection (see the module comment).
 pub const DEFAULT_TOKEN_SELECTION: &str =
@@ -45,9 +45,16 @@ pub(crate) fn build(
     raw: Raw,
     ctx: &Context,
 ) -> Result<Option<TokenAttribution>, super::BuildError> {
-    if raw.enabled == Some(false) {
+    let Some(meta) = Meta::resolve(
+        (NAME, OPERATION),
+        raw.enabled,
+        raw.interval,
+        DEFAULT_INTERVAL,
+        ctx,
+    )?
+    else {
         return Ok(None);
-    }
+    };
     let selection = raw
         .selection
         .unwrap_or_else(|| DEFAULT_TOKEN_SELECTION.into());
@@ -58,7 +65,7 @@ pub(crate) fn build(
         ));
     }
     Ok(Some(TokenAttribution {
-        schedule: Schedule::resolve(raw.interval, DEFAULT_INTERVAL, ctx)?,
+        meta,
         deadline: raw.deadline,
         field: format!("organization(id: $id) {{ id {selection} }}"),
     }))
@@ -66,7 +73,7 @@ pub(crate) fn build(
 
 #[derive(Debug)]
 pub(crate) struct TokenAttribution {
-    schedule: Schedule,
+    meta: Meta,
     /// Unix time (seconds, UTC midnight) of the automatic assignment, if configured.
     pub deadline: Option<i64>,
     field: String,
@@ -133,20 +140,11 @@ fn balanced_braces(text: &str) -> bool {
 }
 
 impl Collector for TokenAttribution {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn operation(&self) -> &'static str {
-        "PipefyTokenAttribution"
-    }
-    fn schedule(&self) -> &Schedule {
-        &self.schedule
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
     fn needs_uuid(&self) -> bool {
         false
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
