@@ -1,9 +1,10 @@
-//! Integration tests: the real exporter (`serve`, or the binary) over real sockets
+//! Integration tests: the real exporter (`serve_with`, or the binary) over real sockets
 //! against the GraphQL simulator.
 
 mod auth;
 mod batching;
 mod binary;
+mod certs;
 mod docs;
 mod e2e;
 mod failures;
