@@ -176,6 +176,7 @@ fn date_in_days(days: i64) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's prometheus and prometheus-alertmanager; run by scripts/test"]
 async fn prometheus_and_alertmanager_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
 
