@@ -7,7 +7,8 @@ use std::time::Duration;
 use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
 
 use crate::helpers::{
-    poll, run, sim_auth, spawn_simulator, Exit, Metrics, Running, CLIENT_ID, CLIENT_SECRET, PAT,
+    poll, run, sim_auth, spawn_simulator, write_config, Exit, Metrics, Running, CLIENT_ID,
+    CLIENT_SECRET, PAT,
 };
 
 #[test]
@@ -130,21 +131,11 @@ async fn secrets_never_appear_in_logs_metrics_or_pages() {
     let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
     let server = spawn_simulator(&sim).await;
     let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("client-secret");
-    std::fs::write(&secret_file, CLIENT_SECRET).unwrap();
-    let config = dir.path().join("pipefy.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "pipefy:\n  endpoint: {}\nrefresh_interval: 300ms\naccounts:\n  - name: pat\n    auth: {{token_file: {}}}\n    organizations: [2]\n  - name: sa\n    auth:\n      service_account: {{client_id: {CLIENT_ID}, client_secret_file: {}, token_endpoint: '{}'}}\n    organizations: [300, 4242]\n",
-            server.graphql_url(),
-            dir.path().join("token").display(),
-            secret_file.display(),
-            server.token_url(),
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("token"), PAT).unwrap();
+    let config = write_config(
+        &format!("pipefy:\n  endpoint: {{endpoint}}\nrefresh_interval: 300ms\naccounts:\n  - name: pat\n    auth: {{token_file: {{token_file}}}}\n    organizations: [2]\n  - name: sa\n    auth:\n      service_account: {{client_id: {CLIENT_ID}, client_secret_file: {{secret_file}}, token_endpoint: '{{token_endpoint}}'}}\n    organizations: [300, 4242]\n"),
+        &server,
+        dir.path(),
+    );
     let exporter = Running::start(&[
         "--config.file",
         config.to_str().unwrap(),
@@ -207,17 +198,11 @@ async fn promtool_accepts_the_exposition() {
     let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
     let server = spawn_simulator(&sim).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("token"), PAT).unwrap();
-    let config = dir.path().join("pipefy.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "pipefy:\n  endpoint: {}\n  auth: {{token_file: {}}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
-            server.graphql_url(),
-            dir.path().join("token").display()
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        "pipefy:\n  endpoint: {endpoint}\n  auth: {token_file: {token_file}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
+        &server,
+        dir.path(),
+    );
     let exporter = Running::start(&[
         "--config.file",
         config.to_str().unwrap(),

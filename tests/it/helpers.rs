@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,11 +53,11 @@ pub fn pat_config_with(pipefy_keys: &str, extra: &str) -> String {
     )
 }
 
-/// Loads the config `template` as the exporter would, for the simulator at `sim`,
-/// after writing the secret files into `dir`. The template may use `{endpoint}`,
-/// `{token_endpoint}`, `{token_file}` (holds [`PAT`]) and `{secret_file}` (holds
-/// [`CLIENT_SECRET`]).
-pub fn load_config(template: &str, sim: &SimServer, dir: &Path) -> Config {
+/// Writes the secret files and the config `template`, filled in for the simulator at
+/// `sim`, into `dir`; returns the config file's path. The template may use
+/// `{endpoint}`, `{token_endpoint}`, `{token_file}` (holds [`PAT`]) and
+/// `{secret_file}` (holds [`CLIENT_SECRET`]).
+pub fn write_config(template: &str, sim: &SimServer, dir: &Path) -> PathBuf {
     let token_file = dir.join("token");
     let secret_file = dir.join("client-secret");
     std::fs::write(&token_file, format!("{PAT}\n")).unwrap();
@@ -67,7 +67,16 @@ pub fn load_config(template: &str, sim: &SimServer, dir: &Path) -> Config {
         .replace("{token_endpoint}", &sim.token_url())
         .replace("{token_file}", &token_file.display().to_string())
         .replace("{secret_file}", &secret_file.display().to_string());
-    Config::from_yaml(&yaml, &dir.join("config.yml"), &|_| None)
+    let file = dir.join("config.yml");
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
+/// [`write_config`], then loads the file as the exporter would.
+pub fn load_config(template: &str, sim: &SimServer, dir: &Path) -> Config {
+    let file = write_config(template, sim, dir);
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    Config::from_yaml(&yaml, &file, &|_| None)
         .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{yaml}"))
 }
 
@@ -172,7 +181,7 @@ impl TestAppBuilder {
         self
     }
 
-    /// The exporter's config, with the placeholders of [`load_config`].
+    /// The exporter's config, with the placeholders of [`write_config`].
     pub fn config(mut self, template: &str) -> Self {
         self.config = template.to_owned();
         self
