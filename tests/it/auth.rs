@@ -20,12 +20,10 @@ fn service_account_config_with(interval: &str, pipefy_keys: &str, organizations:
 
 #[tokio::test]
 async fn the_access_token_is_fetched_once_and_reused() {
-    let app = TestApp::spawn(
-        demo_data(),
-        sim_auth(Duration::from_secs(3600)),
-        &service_account_config("200ms"),
-    )
-    .await;
+    let app = TestApp::builder(demo_data())
+        .config(&service_account_config("200ms"))
+        .spawn()
+        .await;
     let m = app.cycles(4).await;
     let stats = app.sim.stats();
     assert_eq!(stats.token_requests, 1);
@@ -53,12 +51,11 @@ async fn the_access_token_is_fetched_once_and_reused() {
 async fn the_access_token_is_renewed_before_it_expires() {
     // A 3 s token renews 0.6 s before expiry: cycles every 250 ms never send an
     // expired token, so the simulator never answers 401.
-    let app = TestApp::spawn(
-        demo_data(),
-        sim_auth(Duration::from_secs(3)),
-        &service_account_config("250ms"),
-    )
-    .await;
+    let app = TestApp::builder(demo_data())
+        .auth(sim_auth(Duration::from_secs(3)))
+        .config(&service_account_config("250ms"))
+        .spawn()
+        .await;
     poll("a second token", || async {
         (app.sim.stats().tokens_issued >= 3).then_some(())
     })
@@ -84,15 +81,11 @@ async fn the_access_token_is_renewed_before_it_expires() {
 async fn a_401_fetches_a_new_token_once_and_retries() {
     // One organization per request: three requests in flight get the 401 together, and
     // one new token must serve all three retries.
-    let app = TestApp::spawn(
-        demo_data(),
-        sim_auth(Duration::from_secs(3600)),
-        &service_account_config_with(
+    let app = TestApp::builder(demo_data()).config(&service_account_config_with(
             "1s",
             "  max_orgs_per_request: 1\n",
             "[2, 300, 4242]\ncollectors: {api_usage: false, automation_jobs: false, integrations: false, token_attribution: false}",
-        ),
-    )
+        )).spawn()
     .await;
     app.cycles(1).await;
     // Revoked between two cycles (they are a second apart and take milliseconds).
@@ -134,15 +127,14 @@ async fn a_401_fetches_a_new_token_once_and_retries() {
 
 #[tokio::test]
 async fn a_rejected_client_secret_fails_every_collector() {
-    let app = TestApp::spawn(
-        demo_data(),
-        pipefy_exporter::simulator::SimAuth {
+    let app = TestApp::builder(demo_data())
+        .auth(pipefy_exporter::simulator::SimAuth {
             clients: vec![(CLIENT_ID.into(), "another-secret".into())],
             ..sim_auth(Duration::from_secs(3600))
-        },
-        &service_account_config("1h"),
-    )
-    .await;
+        })
+        .config(&service_account_config("1h"))
+        .spawn()
+        .await;
     // The refresh stops after one failed token request: no GraphQL call is made, and
     // each of the six collectors counts one failed refresh.
     let m = app.cycles(1).await;

@@ -1,11 +1,9 @@
 //! What monitoring costs in API calls: batching, variables, discovery, and scrapes
 //! that never reach Pipefy.
 
-use std::time::Duration;
-
 use pipefy_exporter::simulator::{demo_data, SimData};
 
-use crate::helpers::{pat_config, pat_config_with, sim_auth, TestApp};
+use crate::helpers::{pat_config, pat_config_with, TestApp};
 
 fn ids(n: usize) -> String {
     let ids: Vec<String> = (1000..1000 + n).map(|i| format!("\"{i}\"")).collect();
@@ -18,12 +16,10 @@ async fn one_hundred_twenty_organizations_with_every_collector_cost_fourteen_req
         "refresh_interval: 1h\norganizations: {}\n",
         ids(120)
     ));
-    let app = TestApp::spawn(
-        SimData::generated(120),
-        sim_auth(Duration::from_secs(3600)),
-        &config,
-    )
-    .await;
+    let app = TestApp::builder(SimData::generated(120))
+        .config(&config)
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
 
@@ -97,12 +93,10 @@ async fn batch_size_and_concurrency_are_configurable() {
         "  max_orgs_per_request: 10\n  max_concurrent_requests: 1\n",
         &format!("refresh_interval: 1h\norganizations: {}\n", ids(25)),
     );
-    let app = TestApp::spawn(
-        SimData::generated(25),
-        sim_auth(Duration::from_secs(3600)),
-        &config,
-    )
-    .await;
+    let app = TestApp::builder(SimData::generated(25))
+        .config(&config)
+        .spawn()
+        .await;
     app.cycles(1).await;
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&3));
@@ -119,12 +113,10 @@ async fn batch_size_and_concurrency_are_configurable() {
 
 #[tokio::test]
 async fn organizations_are_discovered_when_not_listed() {
-    let app = TestApp::spawn(
-        demo_data(),
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config("refresh_interval: 1h\n"),
-    )
-    .await;
+    let app = TestApp::builder(demo_data())
+        .config(&pat_config("refresh_interval: 1h\n"))
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
     let mut found: Vec<(String, String)> = m
         .find("pipefy_organization_info", &[])
@@ -173,7 +165,7 @@ async fn disabled_collectors_cost_nothing() {
     let config = pat_config(
         "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  subscription_limits: false\n  token_attribution:\n    enabled: false\n  api_usage: false\n  automation_jobs: {enabled: false}\n  integrations: false\n",
     );
-    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
     // AI credits need the uuid: one identity request, then one AI request.
@@ -192,12 +184,12 @@ async fn disabled_collectors_cost_nothing() {
 
 #[tokio::test]
 async fn one_hundred_scrapes_cause_zero_upstream_requests() {
-    let app = TestApp::spawn(
-        demo_data(),
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config("refresh_interval: 1h\norganizations: [2, 300]\n"),
-    )
-    .await;
+    let app = TestApp::builder(demo_data())
+        .config(&pat_config(
+            "refresh_interval: 1h\norganizations: [2, 300]\n",
+        ))
+        .spawn()
+        .await;
     app.cycles(1).await;
     let before = app.sim.stats();
     for i in 0..100 {
@@ -216,7 +208,7 @@ async fn an_organization_two_accounts_see_is_fetched_once() {
     // Two accounts that both discover the same three organizations: each is fetched
     // (and paid for) by the first account only.
     let config = "pipefy:\n  endpoint: {endpoint}\nrefresh_interval: 1h\naccounts:\n  - name: first\n    auth: {token_file: '{token_file}'}\n  - name: second\n    auth: {token_file: '{token_file}'}\n";
-    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), config).await;
+    let app = TestApp::builder(demo_data()).config(config).spawn().await;
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefyOrganizations"), Some(&2));

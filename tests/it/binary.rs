@@ -5,23 +5,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
-use tokio::net::TcpListener;
 
-use crate::helpers::{binary, poll, sim_auth, Metrics, Running, CLIENT_ID, CLIENT_SECRET, PAT};
-
-/// Runs the binary to completion with `args`; returns (exit code, stderr).
-fn run_to_exit(args: &[&str]) -> (i32, String) {
-    let output = Command::new(binary())
-        .args(args)
-        .env_remove("PIPEFY_TOKEN")
-        .env_remove("PIPEFY_CLIENT_SECRET")
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::helpers::{
+    poll, run, sim_auth, spawn_simulator, write_config, Exit, Metrics, Running, CLIENT_ID,
+    CLIENT_SECRET, PAT,
+};
 
 #[test]
 fn an_unknown_config_key_exits_non_zero_naming_key_and_file() {
@@ -32,7 +20,7 @@ fn an_unknown_config_key_exits_non_zero_naming_key_and_file() {
         "pipefy:\n  auth:\n    token_file: /dev/null\nrefresh_intervall: 5m\n",
     )
     .unwrap();
-    let (code, stderr) = run_to_exit(&["--config.file", config.to_str().unwrap()]);
+    let Exit { code, stderr, .. } = run(&["--config.file", config.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("refresh_intervall"), "{stderr}");
     assert!(stderr.contains(config.to_str().unwrap()), "{stderr}");
@@ -52,7 +40,7 @@ fn a_missing_secret_file_exits_non_zero_naming_key_and_path() {
         ),
     )
     .unwrap();
-    let (code, stderr) = run_to_exit(&[
+    let Exit { code, stderr, .. } = run(&[
         "--config.file",
         config.to_str().unwrap(),
         "--log.format",
@@ -73,7 +61,7 @@ fn a_missing_secret_file_exits_non_zero_naming_key_and_path() {
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let (code, stderr) = run_to_exit(&["--config.file", "/nonexistent/pipefy-exporter.yml"]);
+    let Exit { code, stderr, .. } = run(&["--config.file", "/nonexistent/pipefy-exporter.yml"]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("cannot read config file /nonexistent/pipefy-exporter.yml"),
@@ -83,9 +71,9 @@ fn a_missing_config_file_is_named() {
 
 #[test]
 fn version_flag_prints_the_version() {
-    let output = Command::new(binary()).arg("--version").output().unwrap();
-    assert!(output.status.success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let exit = run(&["--version"]);
+    assert_eq!(exit.code, 0, "{}", exit.stderr);
+    let stdout = exit.stdout;
     assert!(
         stdout.starts_with(&format!(
             "pipefy-exporter {} (revision: ",
@@ -141,26 +129,13 @@ async fn secrets_never_appear_in_logs_metrics_or_pages() {
     let mut data: SimData = demo_data();
     data.denied.insert("4242".into());
     let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
-    let server = sim
-        .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
-        .await
-        .unwrap();
+    let server = spawn_simulator(&sim).await;
     let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("client-secret");
-    std::fs::write(&secret_file, CLIENT_SECRET).unwrap();
-    let config = dir.path().join("pipefy.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "pipefy:\n  endpoint: {}\nrefresh_interval: 300ms\naccounts:\n  - name: pat\n    auth: {{token_file: {}}}\n    organizations: [2]\n  - name: sa\n    auth:\n      service_account: {{client_id: {CLIENT_ID}, client_secret_file: {}, token_endpoint: '{}'}}\n    organizations: [300, 4242]\n",
-            server.graphql_url(),
-            dir.path().join("token").display(),
-            secret_file.display(),
-            server.token_url(),
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("token"), PAT).unwrap();
+    let config = write_config(
+        &format!("pipefy:\n  endpoint: {{endpoint}}\nrefresh_interval: 300ms\naccounts:\n  - name: pat\n    auth: {{token_file: {{token_file}}}}\n    organizations: [2]\n  - name: sa\n    auth:\n      service_account: {{client_id: {CLIENT_ID}, client_secret_file: {{secret_file}}, token_endpoint: '{{token_endpoint}}'}}\n    organizations: [300, 4242]\n"),
+        &server,
+        dir.path(),
+    );
     let exporter = Running::start(&[
         "--config.file",
         config.to_str().unwrap(),
@@ -215,27 +190,19 @@ async fn secrets_never_appear_in_logs_metrics_or_pages() {
 }
 
 #[tokio::test]
+#[ignore = "needs Debian's prometheus (promtool); run by scripts/test"]
 async fn promtool_accepts_the_exposition() {
     let mut data = demo_data();
     data.denied.insert("300".into());
     data.orgs.get_mut("4242").unwrap().name = "Pendant \"Publishing\" \\ Ünïcode\nLtd".into();
     let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
-    let server = sim
-        .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
-        .await
-        .unwrap();
+    let server = spawn_simulator(&sim).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("token"), PAT).unwrap();
-    let config = dir.path().join("pipefy.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "pipefy:\n  endpoint: {}\n  auth: {{token_file: {}}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
-            server.graphql_url(),
-            dir.path().join("token").display()
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        "pipefy:\n  endpoint: {endpoint}\n  auth: {token_file: {token_file}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
+        &server,
+        dir.path(),
+    );
     let exporter = Running::start(&[
         "--config.file",
         config.to_str().unwrap(),
@@ -254,7 +221,9 @@ async fn promtool_accepts_the_exposition() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool is installed (apt-get install prometheus; see .ci/run)");
+        .expect(
+            "promtool is installed (apt-get install prometheus, or scripts/install-test-tools)",
+        );
     std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
     let output = promtool.wait_with_output().unwrap();
     assert!(
@@ -269,7 +238,7 @@ async fn promtool_accepts_the_exposition() {
 
 #[test]
 fn a_reserved_telemetry_path_is_refused_before_listening() {
-    let (code, stderr) = run_to_exit(&["--demo", "--web.telemetry-path", "/-/ready"]);
+    let Exit { code, stderr, .. } = run(&["--demo", "--web.telemetry-path", "/-/ready"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("--web.telemetry-path \\\"/-/ready\\\" is taken by the health endpoints"),
@@ -292,8 +261,8 @@ fn config_check_validates_and_exits() {
         ),
     )
     .unwrap();
-    let (code, stderr) =
-        run_to_exit(&["--config.file", config.to_str().unwrap(), "--config.check"]);
+    let Exit { code, stderr, .. } =
+        run(&["--config.file", config.to_str().unwrap(), "--config.check"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("msg=\"configuration is valid\""),
@@ -303,8 +272,8 @@ fn config_check_validates_and_exits() {
     assert!(!stderr.contains("starting pipefy-exporter"), "{stderr}");
 
     std::fs::remove_file(&token).unwrap();
-    let (code, stderr) =
-        run_to_exit(&["--config.file", config.to_str().unwrap(), "--config.check"]);
+    let Exit { code, stderr, .. } =
+        run(&["--config.file", config.to_str().unwrap(), "--config.check"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("pipefy.auth.token_file"), "{stderr}");
 }

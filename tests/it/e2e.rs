@@ -10,8 +10,7 @@
 //! when the data changes back.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,32 +22,14 @@ use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
 use tokio::net::TcpListener;
 
-use crate::helpers::{pat_config, poll, TestApp};
+use crate::helpers::{pat_config, poll, Running, TestApp};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A child process killed (and reaped) when the test ends, whatever happens.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(program: &'static str, args: &[String], log: &Path) -> Guard {
-    let log = std::fs::File::create(log).unwrap();
-    let child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {program} ({e}); install it: apt-get install prometheus prometheus-alertmanager"));
-    Guard(child)
-}
+/// Debian's packages of the tools this test runs.
+const INSTALL: &str = "apt-get install prometheus prometheus-alertmanager";
 
 async fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -195,6 +176,7 @@ fn date_in_days(days: i64) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's prometheus and prometheus-alertmanager; run by scripts/test"]
 async fn prometheus_and_alertmanager_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
 
@@ -204,15 +186,14 @@ async fn prometheus_and_alertmanager_end_to_end() {
         "refresh_interval: 1s\nstale_after: 1m\ncollectors:\n  api_usage: {{by_operation: true}}\n  token_attribution:\n    deadline: {}\n",
         date_in_days(2)
     ));
-    let app = TestApp::spawn(
-        demo_data(),
-        SimAuth {
+    let app = TestApp::builder(demo_data())
+        .auth(SimAuth {
             open: true,
             ..SimAuth::default()
-        },
-        &config,
-    )
-    .await;
+        })
+        .config(&config)
+        .spawn()
+        .await;
     app.cycles(1).await;
 
     let (hook_port, inbox) = webhook().await;
@@ -222,7 +203,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
         alertmanager_config(hook_port),
     )
     .unwrap();
-    let _alertmanager = start(
+    let _alertmanager = Running::tool(
         "prometheus-alertmanager",
         &[
             format!(
@@ -233,7 +214,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
             format!("--web.listen-address=127.0.0.1:{am_port}"),
             "--cluster.listen-address=".into(),
         ],
-        &dir.path().join("alertmanager.log"),
+        INSTALL,
     );
 
     let prom_port = free_port().await;
@@ -250,7 +231,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
         ),
     )
     .unwrap();
-    let _prometheus = start(
+    let _prometheus = Running::tool(
         "prometheus",
         &[
             format!(
@@ -264,7 +245,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
             format!("--web.listen-address=127.0.0.1:{prom_port}"),
             "--rules.alert.resend-delay=1s".into(),
         ],
-        &dir.path().join("prometheus.log"),
+        INSTALL,
     );
     let prom = Prometheus {
         base: format!("http://127.0.0.1:{prom_port}"),

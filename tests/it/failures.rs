@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pipefy_exporter::simulator::demo_data;
 
-use crate::helpers::{pat_config, poll, sim_auth, TestApp};
+use crate::helpers::{pat_config, poll, TestApp};
 
 const THREE_ORGS: &str = "refresh_interval: 1h\norganizations: [2, 300, 4242]\n";
 
@@ -12,12 +12,10 @@ const THREE_ORGS: &str = "refresh_interval: 1h\norganizations: [2, 300, 4242]\n"
 async fn a_denied_organization_fails_alone() {
     let mut data = demo_data();
     data.denied.insert("300".into());
-    let app = TestApp::spawn(
-        data,
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config(THREE_ORGS),
-    )
-    .await;
+    let app = TestApp::builder(data)
+        .config(&pat_config(THREE_ORGS))
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
 
     for collector in ["subscription_limits", "ai_credits", "token_attribution"] {
@@ -86,7 +84,7 @@ async fn a_denied_organization_fails_alone() {
 #[tokio::test]
 async fn last_good_values_are_kept_until_stale_after_then_dropped() {
     let config = pat_config("refresh_interval: 300ms\nstale_after: 3s\norganizations: [2]\n");
-    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     let first = app.cycles(1).await;
     let pipes = [("organization_id", "2"), ("resource", "pipes")];
     let up = [
@@ -149,7 +147,7 @@ async fn last_good_values_are_kept_until_stale_after_then_dropped() {
 #[tokio::test]
 async fn stale_values_are_marked_on_the_landing_page() {
     let config = pat_config("refresh_interval: 200ms\nstale_after: 1h\norganizations: [2]\n");
-    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     app.cycles(1).await;
     app.sim.fail_all(Some((500, None)));
     let up = [("organization_id", "2"), ("collector", "ai_credits")];
@@ -171,7 +169,7 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
     // Retry-After (30 s) is longer than the interval (200 ms): after the 429 the
     // exporter waits, so no request follows within the next refreshes' time.
     let config = pat_config("refresh_interval: 200ms\nstale_after: 1h\norganizations: [2]\n");
-    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     app.cycles(1).await;
     app.sim.fail_all(Some((429, Some(30))));
     // Wait for the cycle that was throttled to be published (pipefy_up turns 0).
@@ -223,7 +221,7 @@ async fn a_graphql_validation_error_fails_the_collector_not_the_process() {
     let config = pat_config(
         "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  token_attribution:\n    selection: \"apiTokens { id }\"\n",
     );
-    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     let m = app.cycles(1).await;
     let labels = |c| [("organization_id", "2"), ("collector", c)];
     assert_eq!(m.value("pipefy_up", &labels("token_attribution")), 0.0);
@@ -247,7 +245,7 @@ async fn a_graphql_validation_error_fails_the_collector_not_the_process() {
 #[tokio::test]
 async fn a_failed_discovery_keeps_the_organizations_found_before() {
     let config = pat_config("refresh_interval: 300ms\nstale_after: 1h\n");
-    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     app.cycles(1).await;
     app.sim.fail_all(Some((502, None)));
     let m = poll("a failed discovery", || async {

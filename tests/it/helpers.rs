@@ -1,19 +1,26 @@
-//! Test helpers: a simulator and an exporter on random loopback ports, a parser for
-//! the exposition format (independent of the exporter's encoder), and polling.
+//! Test helpers: a simulator and an exporter on random loopback ports ([`TestApp`]),
+//! the exporter's binary or another program as a child process ([`Running`], [`run`]),
+//! a parser for the exposition format (independent of the exporter's encoder), and
+//! polling.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipefy_exporter::config::Config;
 use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
+use pipefy_exporter::web::WebConfig;
+use pipefy_exporter::ServeOptions;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::certs::Pki;
 
 pub const PAT: &str = "pat-7e1b9c0d-secret-token";
 pub const CLIENT_ID: &str = "exporter-client";
@@ -22,18 +29,6 @@ pub const CLIENT_SECRET: &str = "cs-4f2a8e61-client-secret";
 /// Upper bound for any polling loop: a guard against hanging, never a measurement.
 const POLL_LIMIT: Duration = Duration::from_secs(30);
 
-/// A simulator and an exporter wired together, each on its own loopback port.
-pub struct TestApp {
-    pub sim: Simulator,
-    #[allow(dead_code)] // kept alive for the test's duration
-    pub sim_server: SimServer,
-    pub addr: std::net::SocketAddr,
-    pub http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
-}
-
 /// The auth the simulator accepts: the personal access token and the client.
 pub fn sim_auth(token_ttl: Duration) -> SimAuth {
     SimAuth {
@@ -41,25 +36,6 @@ pub fn sim_auth(token_ttl: Duration) -> SimAuth {
         static_tokens: vec![PAT.to_owned()],
         clients: vec![(CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())],
         token_ttl,
-    }
-}
-
-/// Config text with the placeholders a test may use filled in:
-/// `{endpoint}`, `{token_endpoint}`, `{token_file}`, `{secret_file}`.
-pub struct Placeholders {
-    pub endpoint: String,
-    pub token_endpoint: String,
-    pub token_file: PathBuf,
-    pub secret_file: PathBuf,
-}
-
-impl Placeholders {
-    pub fn fill(&self, template: &str) -> String {
-        template
-            .replace("{endpoint}", &self.endpoint)
-            .replace("{token_endpoint}", &self.token_endpoint)
-            .replace("{token_file}", &self.token_file.display().to_string())
-            .replace("{secret_file}", &self.secret_file.display().to_string())
     }
 }
 
@@ -77,56 +53,86 @@ pub fn pat_config_with(pipefy_keys: &str, extra: &str) -> String {
     )
 }
 
+/// Writes the secret files and the config `template`, filled in for the simulator at
+/// `sim`, into `dir`; returns the config file's path. The template may use
+/// `{endpoint}`, `{token_endpoint}`, `{token_file}` (holds [`PAT`]) and
+/// `{secret_file}` (holds [`CLIENT_SECRET`]).
+pub fn write_config(template: &str, sim: &SimServer, dir: &Path) -> PathBuf {
+    let token_file = dir.join("token");
+    let secret_file = dir.join("client-secret");
+    std::fs::write(&token_file, format!("{PAT}\n")).unwrap();
+    std::fs::write(&secret_file, CLIENT_SECRET).unwrap();
+    let yaml = template
+        .replace("{endpoint}", &sim.graphql_url())
+        .replace("{token_endpoint}", &sim.token_url())
+        .replace("{token_file}", &token_file.display().to_string())
+        .replace("{secret_file}", &secret_file.display().to_string());
+    let file = dir.join("config.yml");
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
+/// [`write_config`], then loads the file as the exporter would.
+pub fn load_config(template: &str, sim: &SimServer, dir: &Path) -> Config {
+    let file = write_config(template, sim, dir);
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    Config::from_yaml(&yaml, &file, &|_| None)
+        .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{yaml}"))
+}
+
+/// Starts a simulator on a loopback port.
+pub async fn spawn_simulator(sim: &Simulator) -> SimServer {
+    sim.spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .unwrap()
+}
+
+/// A simulator and an exporter (`serve_with`, in-process) wired together, each on its
+/// own loopback port. Made by [`TestApp::builder`].
+pub struct TestApp {
+    pub sim: Simulator,
+    #[allow(dead_code)] // kept alive for the test's duration
+    pub sim_server: SimServer,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// What a [`TestApp`] starts with; every setting but the data has a default.
+#[must_use = "call .spawn().await"]
+pub struct TestAppBuilder {
+    data: SimData,
+    auth: SimAuth,
+    prepare: Box<dyn FnOnce(&Simulator)>,
+    config: String,
+    web_config: Option<String>,
+    pki: Option<Vec<(&'static str, String)>>,
+}
+
 impl TestApp {
-    /// Starts the simulator with `data`, then the exporter with the config `template`.
-    pub async fn spawn(data: SimData, auth: SimAuth, template: &str) -> TestApp {
-        TestApp::spawn_with(Simulator::new(data, auth), template).await
-    }
-
-    /// Like [`TestApp::spawn`] with a simulator prepared by the test (latency, faults)
-    /// before the exporter's first request.
-    pub async fn spawn_with(sim: Simulator, template: &str) -> TestApp {
-        let sim_server = sim
-            .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let placeholders = Placeholders {
-            endpoint: sim_server.graphql_url(),
-            token_endpoint: sim_server.token_url(),
-            token_file: dir.path().join("token"),
-            secret_file: dir.path().join("client-secret"),
-        };
-        std::fs::write(&placeholders.token_file, format!("{PAT}\n")).unwrap();
-        std::fs::write(&placeholders.secret_file, CLIENT_SECRET).unwrap();
-        let yaml = placeholders.fill(template);
-        let config = Config::from_yaml(&yaml, &dir.path().join("config.yml"), &|_| None)
-            .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{yaml}"));
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(pipefy_exporter::serve(
-            Arc::new(config),
-            listener,
-            "/metrics".into(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        TestApp {
-            sim,
-            sim_server,
-            addr,
-            http: reqwest::Client::new(),
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
+    /// A simulator serving `data` and accepting [`sim_auth`] (one-hour access tokens),
+    /// and an exporter with [`pat_config`]`("")` over plain HTTP; change any of these
+    /// on the builder, then `.spawn().await`.
+    pub fn builder(data: SimData) -> TestAppBuilder {
+        TestAppBuilder {
+            data,
+            auth: sim_auth(Duration::from_secs(3600)),
+            prepare: Box::new(|_| ()),
+            config: pat_config(""),
+            web_config: None,
+            pki: None,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The URL of `path` over TLS (with a web config that enables it).
+    pub fn https(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -149,13 +155,93 @@ impl TestApp {
         .await
     }
 
-    /// Stops the exporter and waits for a clean exit.
+    /// Stops the exporter and waits for `serve_with` to return `Ok`.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl TestAppBuilder {
+    /// The credentials the simulator accepts (default: [`sim_auth`] with one-hour
+    /// access tokens).
+    pub fn auth(mut self, auth: SimAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Prepares the simulator (latency, faults) before the exporter's first request;
+    /// the simulator stays reachable as [`TestApp::sim`].
+    pub fn prepare(mut self, prepare: impl FnOnce(&Simulator) + 'static) -> Self {
+        self.prepare = Box::new(prepare);
+        self
+    }
+
+    /// The exporter's config, with the placeholders of [`write_config`].
+    pub fn config(mut self, template: &str) -> Self {
+        self.config = template.to_owned();
+        self
+    }
+
+    /// Serves with this `--web.config.file`, written as `web.yml` into the exporter's
+    /// directory and loaded from there, so relative paths name files beside it.
+    pub fn web_config(mut self, yaml: &str) -> Self {
+        self.web_config = Some(yaml.to_owned());
+        self
+    }
+
+    /// Writes `server.crt`, `server.key` and `ca.crt` of `pki` beside `web.yml`.
+    pub fn certificates(mut self, pki: &Pki) -> Self {
+        self.pki = Some(pki.files());
+        self
+    }
+
+    /// Starts the simulator, then the exporter.
+    pub async fn spawn(self) -> TestApp {
+        let sim = Simulator::new(self.data, self.auth);
+        (self.prepare)(&sim);
+        let sim_server = spawn_simulator(&sim).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = load_config(&self.config, &sim_server, dir.path());
+        for (name, pem) in self.pki.into_iter().flatten() {
+            std::fs::write(dir.path().join(name), pem).unwrap();
+        }
+        let web = match self.web_config {
+            None => WebConfig::default(),
+            Some(yaml) => {
+                let file = dir.path().join("web.yml");
+                std::fs::write(&file, &yaml).unwrap();
+                WebConfig::load(&file).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+            }
+        };
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = ServeOptions {
+            telemetry_path: "/metrics".into(),
+            web,
+        };
+        let task = tokio::spawn(pipefy_exporter::serve_with(
+            Arc::new(config),
+            listener,
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        TestApp {
+            sim,
+            sim_server,
+            addr,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
         }
     }
 }
@@ -315,24 +401,64 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_pipefy-exporter")
 }
 
-/// The binary running as a user would start it (no secrets in its environment), its
-/// stdout and stderr collected on threads; killed on drop.
+/// The binary as a user starts it: no secrets in its environment.
+fn exporter(args: &[&str]) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .env_remove("PIPEFY_TOKEN")
+        .env_remove("PIPEFY_CLIENT_SECRET");
+    command
+}
+
+/// How a run of the binary to completion ended.
+pub struct Exit {
+    /// The exit code; -1 when killed by a signal.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary with `args` to completion.
+pub fn run(args: &[&str]) -> Exit {
+    let output = exporter(args).output().unwrap();
+    Exit {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A child process (the binary, or a tool such as Prometheus), its stdout and stderr
+/// collected on threads; killed and reaped on drop, whatever the test did.
 pub struct Running {
     child: Child,
-    logs: std::sync::Arc<std::sync::Mutex<String>>,
+    logs: Arc<Mutex<String>>,
 }
 
 impl Running {
+    /// The binary with `args`, as a user would start it (no secrets in its
+    /// environment).
     pub fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(binary())
-            .args(args)
-            .env_remove("PIPEFY_TOKEN")
-            .env_remove("PIPEFY_CLIENT_SECRET")
+        Running::spawn(exporter(args), "the exporter's binary")
+    }
+
+    /// Another program, such as Debian's `prometheus`; panics naming `install` if it
+    /// cannot be started.
+    pub fn tool(program: &str, args: &[String], install: &str) -> Running {
+        let mut command = Command::new(program);
+        command.args(args);
+        Running::spawn(command, &format!("{program} ({install})"))
+    }
+
+    fn spawn(mut command: Command, what: &str) -> Running {
+        let mut child = command
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let logs = Arc::new(Mutex::new(String::new()));
         for stream in [
             Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stdout.take().unwrap()),
@@ -349,11 +475,12 @@ impl Running {
         Running { child, logs }
     }
 
+    /// Everything the process wrote so far, stderr and stdout interleaved by line.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
 
-    /// The address from the `starting pipefy-exporter` log line.
+    /// The address from the exporter's `starting pipefy-exporter` log line.
     pub async fn address(&self) -> String {
         poll("the listen address in the logs", || async {
             let logs = self.logs();
@@ -366,10 +493,16 @@ impl Running {
         .await
     }
 
-    /// Sends SIGTERM and returns the exit code.
+    /// Sends SIGTERM and returns the exit code (-1 when killed by a signal). `kill` is
+    /// the POSIX shell's built-in, so that procps need not be installed.
     pub fn terminate(&mut self) -> i32 {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                "kill -TERM \"$1\"",
+                "sh",
+                &self.child.id().to_string(),
+            ])
             .status()
             .unwrap();
         assert!(status.success());

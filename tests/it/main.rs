@@ -1,12 +1,16 @@
-//! Integration tests: the real exporter (`serve`, or the binary) over real sockets
-//! against the GraphQL simulator.
+//! Integration tests: the router alone (`handlers`), the real exporter (`serve_with`, or
+//! the binary) over real sockets against the GraphQL simulator, and (ignored unless
+//! `--include-ignored`, as `scripts/test` runs them) the checks that need Debian's
+//! Prometheus tools.
 
 mod auth;
 mod batching;
 mod binary;
+mod certs;
 mod docs;
 mod e2e;
 mod failures;
+mod handlers;
 mod helpers;
 mod usage_stats;
 mod values;

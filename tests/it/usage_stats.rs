@@ -3,11 +3,9 @@
 //! partial answers, per-collector schedules, and every document the exporter builds
 //! validating against the simulator's schema.
 
-use std::time::Duration;
+use pipefy_exporter::simulator::{demo_data, SimData};
 
-use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
-
-use crate::helpers::{pat_config, poll, sim_auth, Metrics, TestApp};
+use crate::helpers::{pat_config, poll, Metrics, TestApp};
 
 const DEMO_ORGS: &str = "refresh_interval: 1h\norganizations: [2, 300, 4242]\n";
 
@@ -30,12 +28,10 @@ async fn api_calls_quota_and_breakdowns_have_the_seed_values() {
     let config = pat_config(&format!(
         "{DEMO_ORGS}collectors:\n  api_usage: {{by_operation: true}}\n"
     ));
-    let app = TestApp::spawn(
-        unbilled_demo(),
-        sim_auth(Duration::from_secs(3600)),
-        &config,
-    )
-    .await;
+    let app = TestApp::builder(unbilled_demo())
+        .config(&config)
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
 
     assert_eq!(org(&m, "2", "pipefy_api_calls_used", &[]), 8130.0);
@@ -116,12 +112,10 @@ async fn api_calls_quota_and_breakdowns_have_the_seed_values() {
 
 #[tokio::test]
 async fn ai_credits_by_feature_automation_jobs_and_integrations() {
-    let app = TestApp::spawn(
-        unbilled_demo(),
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config(DEMO_ORGS),
-    )
-    .await;
+    let app = TestApp::builder(unbilled_demo())
+        .config(&pat_config(DEMO_ORGS))
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
     let feature = |id, f| {
         org(
@@ -188,12 +182,10 @@ async fn an_organization_left_out_of_a_combined_answer_fails_only_those_collecto
     // through organization(id:)) stay fresh, and the other organizations are untouched.
     let mut data = unbilled_demo();
     data.usage_stats_denied.insert("4242".into());
-    let app = TestApp::spawn(
-        data,
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config(DEMO_ORGS),
-    )
-    .await;
+    let app = TestApp::builder(data)
+        .config(&pat_config(DEMO_ORGS))
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
     let up = |id, collector| org(&m, id, "pipefy_up", &[("collector", collector)]);
     for collector in ["ai_credits", "api_usage", "automation_jobs", "integrations"] {
@@ -221,12 +213,10 @@ async fn each_collector_keeps_its_own_interval() {
     let config = pat_config(
         "organizations: [2]\nstale_after: 1h\ncollectors:\n  subscription_limits: {interval: 300ms}\n  integrations: {interval: 1h}\n  ai_credits: false\n  api_usage: false\n  automation_jobs: false\n  token_attribution: false\n",
     );
-    let app = TestApp::spawn(
-        unbilled_demo(),
-        sim_auth(Duration::from_secs(3600)),
-        &config,
-    )
-    .await;
+    let app = TestApp::builder(unbilled_demo())
+        .config(&config)
+        .spawn()
+        .await;
     let m = poll("four limits refreshes", || async {
         let m = app.metrics().await;
         (m.sum_of(
@@ -266,7 +256,7 @@ async fn pipefy_bills_the_exporters_own_calls_by_operation_name() {
     let config = pat_config(
         "organizations: [2]\nstale_after: 1h\ncollectors:\n  api_usage: {interval: 500ms, by_operation: true}\n  subscription_limits: {interval: 1h}\n  ai_credits: false\n  automation_jobs: false\n  integrations: false\n  token_attribution: false\n",
     );
-    let app = TestApp::spawn(demo_data(), sim_auth(Duration::from_secs(3600)), &config).await;
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     let m = poll(
         "API usage that includes the exporter's own calls",
         || async {
@@ -308,10 +298,12 @@ async fn every_document_the_exporter_sends_validates_against_the_schema() {
     // Every option that changes a document switched on, against a simulator whose
     // schema uses only Pipefy's documented type names: any validation error (an
     // unknown field, argument or type) would fail a collector, and pipefy_up would be 0.
-    let sim = Simulator::new(unbilled_demo(), sim_auth(Duration::from_secs(3600)));
     let config =
         pat_config("refresh_interval: 1h\ncollectors:\n  api_usage: {by_operation: true}\n");
-    let app = TestApp::spawn_with(sim.clone(), &config).await;
+    let app = TestApp::builder(unbilled_demo())
+        .config(&config)
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
     let down: Vec<_> = m
         .find("pipefy_up", &[])
@@ -323,12 +315,10 @@ async fn every_document_the_exporter_sends_validates_against_the_schema() {
     let ai_per_org = pat_config(
         "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  ai_credits: {source: per_organization}\n",
     );
-    let app2 = TestApp::spawn(
-        unbilled_demo(),
-        sim_auth(Duration::from_secs(3600)),
-        &ai_per_org,
-    )
-    .await;
+    let app2 = TestApp::builder(unbilled_demo())
+        .config(&ai_per_org)
+        .spawn()
+        .await;
     let m2 = app2.cycles(1).await;
     assert_eq!(org(&m2, "2", "pipefy_ai_credits_free_used", &[]), 20.0);
     assert_eq!(org(&m2, "2", "pipefy_ai_credits_free_limit", &[]), 20.0);
@@ -336,7 +326,7 @@ async fn every_document_the_exporter_sends_validates_against_the_schema() {
         org(&m2, "2", "pipefy_up", &[("collector", "ai_credits")]),
         1.0
     );
-    for query in sim.stats().recent_queries {
+    for query in app.sim.stats().recent_queries {
         assert!(
             !query.contains(" on "),
             "a type condition was sent: {query}"

@@ -2,10 +2,10 @@
 
 use pipefy_exporter::simulator::{
     demo_data, Resource, SimApiCall, SimApiUsage, SimData, SimIntegrations, SimLimit, SimOrg,
-    SimToken, Simulator,
+    SimToken,
 };
 
-use crate::helpers::{pat_config, sim_auth, Metrics, TestApp};
+use crate::helpers::{pat_config, Metrics, TestApp};
 use std::time::Duration;
 
 const DEMO_ORGS: &str = "refresh_interval: 1h\norganizations: [\"2\", \"300\", \"4242\"]\n\
@@ -22,12 +22,10 @@ fn org2(m: &Metrics, name: &str, extra: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn vandeley_industries_has_the_seed_values() {
-    let app = TestApp::spawn(
-        demo_data(),
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config(DEMO_ORGS),
-    )
-    .await;
+    let app = TestApp::builder(demo_data())
+        .config(&pat_config(DEMO_ORGS))
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
 
     for (resource, limit, used) in [
@@ -141,12 +139,10 @@ async fn unlimited_and_uncapped_are_inf_and_new_resources_are_kept() {
         limit: Some(1000),
         used: 250,
     });
-    let app = TestApp::spawn(
-        data,
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config(DEMO_ORGS),
-    )
-    .await;
+    let app = TestApp::builder(data)
+        .config(&pat_config(DEMO_ORGS))
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
     fn kramerica<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut l = vec![("organization_id", "300")];
@@ -235,12 +231,10 @@ fn tricky_data() -> SimData {
 
 #[tokio::test]
 async fn label_values_round_trip_exactly() {
-    let app = TestApp::spawn(
-        tricky_data(),
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config("refresh_interval: 1h\norganizations: [77]\n"),
-    )
-    .await;
+    let app = TestApp::builder(tricky_data())
+        .config(&pat_config("refresh_interval: 1h\norganizations: [77]\n"))
+        .spawn()
+        .await;
     let m = app.cycles(1).await;
     let sample = m.find("pipefy_subscription_limit", &[("organization_id", "77")])[0].clone();
     assert_eq!(sample.labels["organization_name"], TRICKY);
@@ -270,12 +264,10 @@ async fn label_values_round_trip_exactly() {
 
 #[tokio::test]
 async fn landing_page_lists_organizations_with_escaped_names() {
-    let app = TestApp::spawn(
-        tricky_data(),
-        sim_auth(Duration::from_secs(3600)),
-        &pat_config("refresh_interval: 1h\norganizations: [77]\n"),
-    )
-    .await;
+    let app = TestApp::builder(tricky_data())
+        .config(&pat_config("refresh_interval: 1h\norganizations: [77]\n"))
+        .spawn()
+        .await;
     app.cycles(1).await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
@@ -299,9 +291,11 @@ async fn landing_page_lists_organizations_with_escaped_names() {
 async fn health_readiness_and_gzip() {
     // Every request takes 700 ms, set before the exporter starts: the first cycle
     // cannot be done at the first look.
-    let sim = Simulator::new(demo_data(), sim_auth(Duration::from_secs(3600)));
-    sim.set_latency(Duration::from_millis(700));
-    let app = TestApp::spawn_with(sim, &pat_config(DEMO_ORGS)).await;
+    let app = TestApp::builder(demo_data())
+        .prepare(|sim| sim.set_latency(Duration::from_millis(700)))
+        .config(&pat_config(DEMO_ORGS))
+        .spawn()
+        .await;
     // The first cycle cannot be done yet: every request takes 700 ms.
     let ready = app.get("/-/ready").await;
     assert_eq!(ready.status(), 503);

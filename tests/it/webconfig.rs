@@ -3,174 +3,32 @@
 //! binary for startup errors, logs and SIGTERM; and `promtool check web-config` on the
 //! shipped example.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
 
-use pipefy_exporter::config::Config;
-use pipefy_exporter::simulator::{demo_data, SimServer, Simulator};
+use pipefy_exporter::simulator::demo_data;
 use pipefy_exporter::web::WebConfig;
-use pipefy_exporter::ServeOptions;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+use rcgen::SanType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
-use crate::helpers::{binary, pat_config, poll, sim_auth, Metrics, Placeholders, Running, PAT};
+use crate::certs::{client_identity, dns, new_ca, Pki};
+use crate::helpers::{pat_config, poll, run, Metrics, Running, TestApp};
 
 /// The password of the example web config (`examples/web-config.yml`).
 const EXAMPLE_PASSWORD: &str = "example-password";
 
-// ---------------------------------------------------------------------------------
-// Certificates.
-
-/// A CA, a server certificate for 127.0.0.1/localhost, and client certificates.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
-    server_cert: String,
-    server_key: String,
-}
-
-/// A client certificate and its key, in one PEM, as reqwest's `Identity` takes it.
-fn client_identity(issuer: &CertifiedIssuer<'static, KeyPair>, sans: Vec<SanType>) -> String {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "scraper");
-    params.subject_alt_names = sans;
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    format!("{}{}", cert.pem(), key.serialize_pem())
-}
-
-fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-fn dns(name: &str) -> SanType {
-    SanType::DnsName(name.try_into().unwrap())
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let ca = new_ca("pipefy-exporter test CA");
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        Pki {
-            ca,
-            server_cert: cert.pem(),
-            server_key: key.serialize_pem(),
-        }
-    }
-
-    /// Writes `server.crt`, `server.key` and `ca.crt` into `dir`.
-    fn write(&self, dir: &Path) {
-        std::fs::write(dir.join("server.crt"), &self.server_cert).unwrap();
-        std::fs::write(dir.join("server.key"), &self.server_key).unwrap();
-        std::fs::write(dir.join("ca.crt"), self.ca.pem()).unwrap();
-    }
-
-    /// A client that trusts the test CA, optionally presenting `identity`.
-    fn client(&self, identity: Option<&str>) -> reqwest::Client {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.ca.pem().as_bytes()).unwrap(),
-            );
-        if let Some(pem) = identity {
-            builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
-        }
-        builder.build().unwrap()
-    }
-}
-
 const TLS: &str = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
 
-// ---------------------------------------------------------------------------------
-// The exporter in-process, with a web config.
-
-struct WebApp {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    _sim_server: SimServer,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl WebApp {
-    /// Writes the PKI and `web_yaml` into a temporary directory, loads the web config
-    /// from there as `--web.config.file` would, and serves the exporter with it.
-    async fn spawn(pki: &Pki, web_yaml: &str) -> WebApp {
-        let sim = Simulator::new(demo_data(), sim_auth(Duration::from_secs(3600)));
-        let sim_server = sim
-            .spawn(TcpListener::bind("127.0.0.1:0").await.unwrap())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        pki.write(dir.path());
-        let placeholders = Placeholders {
-            endpoint: sim_server.graphql_url(),
-            token_endpoint: sim_server.token_url(),
-            token_file: dir.path().join("token"),
-            secret_file: dir.path().join("client-secret"),
-        };
-        std::fs::write(&placeholders.token_file, PAT).unwrap();
-        let config = Config::from_yaml(
-            &placeholders.fill(&pat_config("organizations: [2]\n")),
-            &dir.path().join("config.yml"),
-            &|_| None,
-        )
-        .unwrap();
-        let web_file = dir.path().join("web.yml");
-        std::fs::write(&web_file, web_yaml).unwrap();
-        let web = WebConfig::load(&web_file).unwrap_or_else(|e| panic!("{e}\n{web_yaml}"));
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let options = ServeOptions {
-            telemetry_path: "/metrics".into(),
-            web,
-        };
-        let task = tokio::spawn(pipefy_exporter::serve_with(
-            Arc::new(config),
-            listener,
-            options,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        WebApp {
-            addr,
-            dir,
-            _sim_server: sim_server,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    fn https(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
-    }
-
-    fn http(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Stops the exporter and waits for `serve_with` to return `Ok`.
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap().unwrap();
-    }
+/// The exporter in-process with the test PKI and `web_yaml` as its web config,
+/// watching organization 2 of the demo data.
+async fn web_app(pki: &Pki, web_yaml: &str) -> TestApp {
+    TestApp::builder(demo_data())
+        .config(&pat_config("organizations: [2]\n"))
+        .certificates(pki)
+        .web_config(web_yaml)
+        .spawn()
+        .await
 }
 
 /// Waits for the first refresh through `client` at `url` (the metrics endpoint).
@@ -206,7 +64,7 @@ fn chain(error: &reqwest::Error) -> String {
 #[tokio::test]
 async fn https_serves_the_metrics_to_a_client_that_trusts_the_ca() {
     let pki = Pki::new();
-    let app = WebApp::spawn(&pki, TLS).await;
+    let app = web_app(&pki, TLS).await;
     let client = pki.client(None);
     let m = first_refresh(&client, &app.https("/metrics"), None).await;
     assert_eq!(
@@ -240,8 +98,8 @@ async fn https_serves_the_metrics_to_a_client_that_trusts_the_ca() {
 #[tokio::test]
 async fn plain_http_on_the_tls_port_gets_a_400_and_the_server_carries_on() {
     let pki = Pki::new();
-    let app = WebApp::spawn(&pki, TLS).await;
-    let response = reqwest::get(app.http("/metrics")).await.unwrap();
+    let app = web_app(&pki, TLS).await;
+    let response = reqwest::get(app.url("/metrics")).await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(
         response.text().await.unwrap(),
@@ -269,7 +127,7 @@ async fn plain_http_on_the_tls_port_gets_a_400_and_the_server_carries_on() {
 #[tokio::test]
 async fn require_and_verify_client_cert_admits_only_clients_of_the_ca() {
     let pki = Pki::new();
-    let app = WebApp::spawn(
+    let app = web_app(
         &pki,
         &format!("{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"),
     )
@@ -308,7 +166,7 @@ async fn require_and_verify_client_cert_admits_only_clients_of_the_ca() {
 #[tokio::test]
 async fn client_allowed_sans_narrow_the_accepted_certificates() {
     let pki = Pki::new();
-    let app = WebApp::spawn(
+    let app = web_app(
         &pki,
         &format!("{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  client_allowed_sans: [scraper.example, spiffe://example/prometheus]\n"),
     )
@@ -334,7 +192,7 @@ async fn client_allowed_sans_narrow_the_accepted_certificates() {
 #[tokio::test]
 async fn require_any_client_cert_takes_any_certificate_but_not_none() {
     let pki = Pki::new();
-    let app = WebApp::spawn(
+    let app = web_app(
         &pki,
         &format!("{TLS}  client_auth_type: RequireAnyClientCert\n"),
     )
@@ -384,10 +242,10 @@ async fn status(
 #[tokio::test]
 async fn basic_auth_guards_every_endpoint() {
     let pki = Pki::new();
-    let app = WebApp::spawn(&pki, &users()).await;
+    let app = web_app(&pki, &users()).await;
     let client = reqwest::Client::new();
     let alice = Some(("alice", "wonderland"));
-    first_refresh(&client, &app.http("/metrics"), alice).await;
+    first_refresh(&client, &app.url("/metrics"), alice).await;
 
     for path in ["/metrics", "/", "/-/ready", "/-/healthy", "/no-such-page"] {
         for auth in [
@@ -398,7 +256,7 @@ async fn basic_auth_guards_every_endpoint() {
             Some(("", "wonderland")),
             Some(("alice", "builder")), // bob's password
         ] {
-            let response = status(&client, &app.http(path), auth).await;
+            let response = status(&client, &app.url(path), auth).await;
             assert_eq!(response.status(), 401, "{path} {auth:?}");
             assert_eq!(response.headers()["www-authenticate"], "Basic");
             assert_eq!(response.text().await.unwrap(), "Unauthorized\n");
@@ -412,14 +270,14 @@ async fn basic_auth_guards_every_endpoint() {
         ("/no-such-page", 404),
     ] {
         for auth in [alice, Some(("bob", "builder"))] {
-            let response = status(&client, &app.http(path), auth).await;
+            let response = status(&client, &app.url(path), auth).await;
             assert_eq!(response.status(), expected, "{path} {auth:?}");
             assert!(response.headers().get("www-authenticate").is_none());
         }
     }
     // The raw header, as a browser or curl sends it.
     let response = client
-        .get(app.http("/-/healthy"))
+        .get(app.url("/-/healthy"))
         .header("Authorization", "Basic YWxpY2U6d29uZGVybGFuZA==")
         .send()
         .await
@@ -431,7 +289,7 @@ async fn basic_auth_guards_every_endpoint() {
 #[tokio::test]
 async fn basic_auth_over_https_with_mutual_tls() {
     let pki = Pki::new();
-    let app = WebApp::spawn(
+    let app = web_app(
         &pki,
         &format!(
             "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n{}",
@@ -454,7 +312,7 @@ async fn basic_auth_over_https_with_mutual_tls() {
 #[tokio::test]
 async fn extra_headers_are_on_every_response() {
     let pki = Pki::new();
-    let app = WebApp::spawn(
+    let app = web_app(
         &pki,
         &format!(
             "http_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Content-Type-Options: nosniff\n    Strict-Transport-Security: max-age=31536000; includeSubDomains\n    Content-Security-Policy: default-src 'self'\n    X-XSS-Protection: '0'\n{}",
@@ -471,7 +329,7 @@ async fn extra_headers_are_on_every_response() {
         ("/no-such-page", alice, 404),
         ("/metrics", None, 401),
     ] {
-        let response = status(&client, &app.http(path), auth).await;
+        let response = status(&client, &app.url(path), auth).await;
         assert_eq!(response.status(), expected, "{path}");
         let headers = response.headers();
         assert_eq!(headers["x-frame-options"], "deny", "{path}");
@@ -502,7 +360,9 @@ fn promtool_check_web_config(file: &Path) -> (bool, String) {
         .args(["check", "web-config"])
         .arg(file)
         .output()
-        .expect("promtool is installed (apt-get install prometheus; see .ci/run)");
+        .expect(
+            "promtool is installed (apt-get install prometheus, or scripts/install-test-tools)",
+        );
     (
         output.status.success(),
         format!(
@@ -514,15 +374,10 @@ fn promtool_check_web_config(file: &Path) -> (bool, String) {
 }
 
 #[tokio::test]
-async fn the_example_web_config_passes_promtool_and_serves_https_with_basic_auth() {
+async fn the_example_web_config_serves_https_with_basic_auth() {
     let pki = Pki::new();
     let text = std::fs::read_to_string(example()).unwrap();
-    let app = WebApp::spawn(&pki, &text).await;
-    let file = app.dir.path().join("web.yml");
-    let (ok, output) = promtool_check_web_config(&file);
-    assert!(ok, "promtool check web-config failed:\n{output}");
-    assert!(output.contains("SUCCESS"), "{output}");
-
+    let app = web_app(&pki, &text).await;
     let client = pki.client(None);
     let response = status(&client, &app.https("/metrics"), None).await;
     assert_eq!(response.status(), 401);
@@ -541,7 +396,21 @@ async fn the_example_web_config_passes_promtool_and_serves_https_with_basic_auth
 }
 
 #[test]
-fn promtool_and_the_exporter_agree_on_what_is_valid() {
+#[ignore = "needs Debian's prometheus (promtool); run by scripts/test"]
+fn the_example_web_config_passes_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    Pki::new().write(dir.path());
+    let file = dir.path().join("web.yml");
+    std::fs::copy(example(), &file).unwrap();
+    let (ok, output) = promtool_check_web_config(&file);
+    assert!(ok, "promtool check web-config failed:\n{output}");
+    assert!(output.contains("SUCCESS"), "{output}");
+}
+
+/// Writes each web config that promtool and the exporter should both accept (`true`)
+/// or both refuse (`false`) as `web.yml` beside the test PKI, and calls `check` with
+/// the file, the text and the verdict.
+fn for_each_web_config(mut check: impl FnMut(&Path, &str, bool)) {
     let dir = tempfile::tempdir().unwrap();
     Pki::new().write(dir.path());
     let hash = bcrypt::hash("pw", 4).unwrap();
@@ -575,11 +444,25 @@ fn promtool_and_the_exporter_agree_on_what_is_valid() {
         .chain(invalid.iter().map(|t| (t, false)))
     {
         std::fs::write(&file, text).unwrap();
-        let (promtool, output) = promtool_check_web_config(&file);
-        assert_eq!(promtool, expect, "promtool on:\n{text}\n{output}");
-        let ours = WebConfig::load(&file);
-        assert_eq!(ours.is_ok(), expect, "the exporter on:\n{text}\n{ours:?}");
+        check(&file, text, expect);
     }
+}
+
+#[test]
+fn the_exporter_accepts_the_valid_web_configs_and_refuses_the_others() {
+    for_each_web_config(|file, text, expect| {
+        let ours = WebConfig::load(file);
+        assert_eq!(ours.is_ok(), expect, "the exporter on:\n{text}\n{ours:?}");
+    });
+}
+
+#[test]
+#[ignore = "needs Debian's prometheus (promtool); run by scripts/test"]
+fn promtool_agrees_on_which_web_configs_are_valid() {
+    for_each_web_config(|file, text, expect| {
+        let (promtool, output) = promtool_check_web_config(file);
+        assert_eq!(promtool, expect, "promtool on:\n{text}\n{output}");
+    });
 }
 
 // ---------------------------------------------------------------------------------
@@ -610,18 +493,15 @@ fn a_bad_web_config_stops_the_binary_before_it_listens() {
         ),
     ] {
         std::fs::write(&file, &text).unwrap();
-        let output = Command::new(binary())
-            .args([
-                "--demo",
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--web.config.file",
-            ])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let exit = run(&[
+            "--demo",
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.config.file",
+            file.to_str().unwrap(),
+        ]);
+        let stderr = exit.stderr;
+        assert_eq!(exit.code, 1, "{stderr}");
         assert!(
             stderr.contains(&format!(
                 "web config file {}: key {key}: {message}",

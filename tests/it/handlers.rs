@@ -1,0 +1,225 @@
+//! The router alone: `http::app` driven with `oneshot`, no socket and no server. Its
+//! state holds a snapshot made the way the refresh loop makes one (`Refresher::refresh`
+//! against the simulator, then `snapshot::merge`), as `benches/exposition.rs` does.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use pipefy_exporter::config::Config;
+use pipefy_exporter::exposition::ExpositionInfo;
+use pipefy_exporter::http::{app, AppState};
+use pipefy_exporter::refresh::Refresher;
+use pipefy_exporter::self_metrics::SelfMetrics;
+use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
+use pipefy_exporter::snapshot::{merge, Snapshot};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::helpers::{load_config, pat_config, sim_auth, spawn_simulator, Metrics};
+
+/// The config of every test here: the demo organizations, every collector.
+const ORGS: &str = "organizations: [2, 300, 4242]\n";
+
+/// The config and the snapshot after one refresh of every collector against a
+/// simulator serving `data`.
+async fn one_refresh(data: SimData) -> (Arc<Config>, Snapshot) {
+    let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
+    let server = spawn_simulator(&sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(load_config(&pat_config(ORGS), &server, dir.path()));
+    let (publish, _) = watch::channel(Arc::new(Snapshot::default()));
+    let refresher = Refresher::new(config.clone(), Arc::default(), publish).unwrap();
+    let previous = Snapshot::default();
+    let outcome = refresher.refresh_all(&previous).await;
+    let snapshot = merge(&previous, outcome.orgs, outcome.outcomes, SystemTime::now());
+    (config, snapshot)
+}
+
+/// The router `serve_with` builds for `config`, serving `snapshot` under `/metrics`;
+/// the sender publishes later snapshots, as the refresh loop does.
+fn router(config: &Config, snapshot: Snapshot) -> (Router, watch::Sender<Arc<Snapshot>>) {
+    router_at(config, snapshot, "/metrics")
+}
+
+fn router_at(
+    config: &Config,
+    snapshot: Snapshot,
+    telemetry_path: &str,
+) -> (Router, watch::Sender<Arc<Snapshot>>) {
+    let (publish, snapshot) = watch::channel(Arc::new(snapshot));
+    let state = AppState {
+        snapshot,
+        metrics: Arc::new(SelfMetrics::default()),
+        info: Arc::new({
+            let mut info = ExpositionInfo::new(config);
+            info.version = "1.2.3-test";
+            info.revision = "abc123";
+            info
+        }),
+        telemetry_path: telemetry_path.to_owned(),
+    };
+    (app(state), publish)
+}
+
+/// A GET of `path` with `headers`, through the router; returns status, headers, body.
+async fn get_with(
+    router: &Router,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Bytes) {
+    let mut request = Request::get(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, headers, body)
+}
+
+async fn get(router: &Router, path: &str) -> (StatusCode, HeaderMap, Bytes) {
+    get_with(router, path, &[]).await
+}
+
+fn text(body: &Bytes) -> &str {
+    std::str::from_utf8(body).unwrap()
+}
+
+const VANDELEY_PIPES: [(&str, &str); 2] = [("organization_id", "2"), ("resource", "pipes")];
+
+#[tokio::test]
+async fn healthy_answers_before_any_refresh() {
+    let (config, _) = one_refresh(demo_data()).await;
+    let (router, _publish) = router(&config, Snapshot::default());
+    let (status, _, body) = get(&router, "/-/healthy").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text(&body), "Healthy\n");
+}
+
+#[tokio::test]
+async fn ready_is_503_until_the_first_refresh_is_published_then_200() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    assert_eq!(refreshed.cycles, 1);
+    let (router, publish) = router(&config, Snapshot::default());
+    let (status, _, body) = get(&router, "/-/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        text(&body),
+        "Not ready: the first refresh from Pipefy has not finished\n"
+    );
+
+    publish.send_replace(Arc::new(refreshed));
+    let (status, _, body) = get(&router, "/-/ready").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text(&body), "Ready\n");
+}
+
+#[tokio::test]
+async fn metrics_are_the_text_format_and_vary_on_accept_encoding() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    let (router, _publish) = router(&config, refreshed);
+    for accept_encoding in [&[][..], &[("accept-encoding", "gzip;q=0, identity")][..]] {
+        let (status, headers, body) = get_with(&router, "/metrics", accept_encoding).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        assert_eq!(headers["vary"], "accept-encoding");
+        assert!(headers.get("content-encoding").is_none(), "{headers:?}");
+        let m = Metrics::parse(text(&body));
+        assert_eq!(m.value("pipefy_subscription_limit", &VANDELEY_PIPES), 5.0);
+        assert_eq!(m.value("pipefy_subscription_used", &VANDELEY_PIPES), 3.0);
+        assert_eq!(m.find("pipefy_organization_info", &[]).len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_the_client_accepts_gzip() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    let (router, _publish) = router(&config, refreshed);
+    let (status, headers, body) =
+        get_with(&router, "/metrics", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["vary"], "accept-encoding");
+    assert_eq!(
+        headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    let m = Metrics::parse(&text);
+    assert_eq!(m.value("pipefy_subscription_limit", &VANDELEY_PIPES), 5.0);
+    assert_eq!(m.value("pipefy_subscription_used", &VANDELEY_PIPES), 3.0);
+}
+
+#[tokio::test]
+async fn the_landing_page_escapes_organization_names() {
+    let mut data = demo_data();
+    data.orgs.get_mut("2").unwrap().name = "<script>alert(\"x&y\")</script> O'Hara".into();
+    let (config, refreshed) = one_refresh(data).await;
+    let (router, _publish) = router(&config, refreshed);
+    let (status, headers, body) = get(&router, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let page = text(&body);
+    assert!(
+        page.contains("<p>Version 1.2.3-test (revision abc123)</p>"),
+        "{page}"
+    );
+    assert!(page.contains("<a href=\"/metrics\">Metrics</a>"), "{page}");
+    let start = page
+        .find("<tr><td>&lt;script&gt;alert(&quot;x&amp;y&quot;)&lt;/script&gt; O&#39;Hara (2)</td><td class=\"ok\" title=\"\">ok</td>")
+        .unwrap_or_else(|| panic!("no escaped row for organization 2 in:\n{page}"));
+    let row = &page[start..start + page[start..].find("</tr>").unwrap()];
+    let cells: Vec<&str> = row
+        .split("<td")
+        .skip(1)
+        .map(|cell| &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()])
+        .collect();
+    // Name, status, last success; pipes, users, cards, records, interfaces, AI credits
+    // (the plan limits); AI credits; API calls; unassigned tokens.
+    assert_eq!(cells.len(), 12, "{row}");
+    assert_eq!(
+        cells[3..9],
+        ["3 / 5", "7 / 10", "12 / 50", "45 / 500", "1 / 2", "25 / 100"],
+        "{row}"
+    );
+    assert_eq!(cells[9], "25 / 100", "{row}");
+    // The demo's 8,130 calls of this month, plus the exporter's own of this refresh.
+    let (used, limit) = cells[10].split_once(" / ").unwrap();
+    assert_eq!(limit, "50000", "{row}");
+    assert!(
+        (8130..8140).contains(&used.parse::<u32>().unwrap()),
+        "{row}"
+    );
+    assert_eq!(cells[11], "2", "{row}");
+    assert!(!page.contains("<script>"), "{page}");
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_the_telemetry_path_moves_the_metrics() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    let (router, _publish) = router(&config, refreshed.clone());
+    let (status, _, body) = get(&router, "/no-such-page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(text(&body), "");
+
+    let (router, _publish) = router_at(&config, refreshed, "/pipefy/metrics");
+    assert_eq!(get(&router, "/metrics").await.0, StatusCode::NOT_FOUND);
+    let (status, _, body) = get(&router, "/pipefy/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let m = Metrics::parse(text(&body));
+    assert_eq!(m.value("pipefy_subscription_limit", &VANDELEY_PIPES), 5.0);
+    let (_, _, landing) = get(&router, "/").await;
+    assert!(text(&landing).contains("<a href=\"/pipefy/metrics\">Metrics</a>"));
+}
