@@ -101,11 +101,16 @@ impl WebConfig {
     }
 }
 
+/// The certificates of the integration tests, one copy for both kinds of test; the unit
+/// tests use only part of it.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/it/certs.rs"]
+mod test_certs;
+
 /// A directory of certificates for the unit tests of every submodule.
 #[cfg(test)]
 mod fixtures {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
     use super::{WebConfig, WebConfigError};
 
     /// Hash of "secret" at cost 4, made once with `bcrypt::hash("secret", 4)`.
@@ -123,17 +128,7 @@ mod fixtures {
     /// A directory with a CA, a server certificate and key signed by it, and `web.yml`.
     pub(super) fn files() -> Files {
         let dir = tempfile::tempdir().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
-        std::fs::write(dir.path().join("server.crt"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        super::test_certs::Pki::new().write(dir.path());
         Files { dir }
     }
 
