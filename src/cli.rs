@@ -18,8 +18,7 @@ use crate::web::WebConfig;
 /// and 10151 is unclaimed above it.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":10151";
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const REVISION: &str = env!("PIPEFY_EXPORTER_REVISION");
+pub use crate::exposition::{REVISION, VERSION};
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),

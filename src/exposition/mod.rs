@@ -21,6 +21,11 @@ use crate::process;
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 
+/// This build's version, as `pipefy_exporter_build_info` and `--version` tell it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision it was built from (build.rs), or "unknown".
+pub const REVISION: &str = env!("PIPEFY_EXPORTER_REVISION");
+
 /// Static facts about this process that the exposition needs.
 #[derive(Clone, Debug)]
 pub struct ExpositionInfo {
@@ -35,8 +40,8 @@ impl ExpositionInfo {
     pub fn new(config: &Config) -> Self {
         ExpositionInfo {
             collectors: config.collectors.clone(),
-            version: crate::cli::VERSION,
-            revision: crate::cli::REVISION,
+            version: VERSION,
+            revision: REVISION,
         }
     }
 }
