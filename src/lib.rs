@@ -24,6 +24,9 @@ pub mod config;
 mod demo;
 mod duration;
 pub mod exposition;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 mod pipefy;
