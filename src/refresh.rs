@@ -82,6 +82,8 @@ pub struct RefreshOutcome {
     pub outcomes: Vec<Outcome>,
     /// The longest `Retry-After` Pipefy asked for, if it throttled us.
     pub retry_after: Option<Duration>,
+    /// Accounts that could not authenticate or discover their organizations.
+    pub failed_accounts: usize,
 }
 
 /// What an account can do this refresh.
@@ -179,22 +181,25 @@ impl Refresher {
 
                 let now = Instant::now();
                 for (collector, due) in collectors.iter().zip(&mut next_due) {
-                    if *due > started {
-                        continue;
-                    }
                     let schedule = collector.schedule();
-                    *due = next_start(
-                        started,
-                        now,
-                        schedule.interval,
-                        retry_after,
-                        schedule.stale_after,
-                    );
+                    *due = if *due <= started {
+                        next_start(
+                            started,
+                            now,
+                            schedule.interval,
+                            retry_after,
+                            schedule.stale_after,
+                        )
+                    } else {
+                        // Not due this time, but Pipefy throttles the credential, not
+                        // one operation: a collector due sooner waits as well.
+                        next_start(*due, now, Duration::ZERO, retry_after, schedule.stale_after)
+                    };
                 }
                 if let Some(backoff) = retry_after {
                     tracing::warn!(
                         retry_after_seconds = backoff.as_secs(),
-                        "Pipefy is throttling; the collectors that ran wait at least that long"
+                        "Pipefy is throttling; every collector waits at least that long"
                     );
                 }
             }
@@ -209,7 +214,9 @@ impl Refresher {
     }
 
     /// Counts each due collector's refresh in the self-metrics and logs failures once
-    /// per collector, not once per organization.
+    /// per collector, not once per organization. An account that could not even find
+    /// its organizations counts as a failure of every collector, so that a first
+    /// discovery that fails is not reported as a success of nothing.
     fn report(&self, due: &[&dyn Collector], outcome: &RefreshOutcome, elapsed: Duration) {
         for collector in due {
             let name = collector.name();
@@ -218,7 +225,8 @@ impl Refresher {
                 .iter()
                 .filter(|o| o.collector == name)
                 .partition(|o| o.result.is_ok());
-            let result = RefreshResult::from_tally(ok.len(), failed.len());
+            let result =
+                RefreshResult::from_tally(ok.len(), failed.len() + outcome.failed_accounts);
             self.metrics.observe_refresh(name, elapsed, result);
             if let Some(first) = failed.first() {
                 tracing::warn!(
@@ -281,6 +289,7 @@ impl Refresher {
                     fetches.push(self.collect(ac, ids, metas, previous, due));
                 }
                 Plan::Fail { ids, error } => {
+                    outcome.failed_accounts += 1;
                     for id in ids {
                         if claimed.contains(&id) || !owned.insert(id.clone()) {
                             continue;
@@ -394,7 +403,10 @@ impl Refresher {
             for d in decoded {
                 if let Some(meta) = d.meta {
                     metas.insert(d.org_id.clone(), meta);
-                } else if let Err(error) = &d.result {
+                } else if let (true, Err(error)) = (collector.tells_identity(), &d.result) {
+                    // Its `organization(id:)` failed: asking again for identity alone
+                    // would fail the same way. (A failing token selection says nothing
+                    // about identity, so it does not count here.)
                     identity_errors.insert(d.org_id.clone(), error.clone());
                 }
                 outcome.outcomes.push(Outcome {

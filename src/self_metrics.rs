@@ -79,6 +79,9 @@ impl SelfMetrics {
             }
             for operation in operations {
                 inner.api_requests.insert((operation, "200".to_owned()), 0);
+                inner
+                    .api_duration
+                    .insert(operation, Histogram::new(REQUEST_BUCKETS));
             }
         }
         metrics

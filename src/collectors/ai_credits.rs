@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
 use crate::exposition::{org_family, Encoder};
+use crate::pipefy::model::null_as_default;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
@@ -94,7 +95,7 @@ pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Credits> {
 struct Answer {
     usage: f64,
     limit: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     has_addon: bool,
     #[serde(default)]
     ai_automation: Option<AiResource>,
@@ -107,9 +108,9 @@ struct Answer {
 /// Pipefy's `AiResource`.
 #[derive(Deserialize)]
 struct AiResource {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     enabled: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     usage: f64,
 }
 

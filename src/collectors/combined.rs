@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{Period, Target};
 use crate::pipefy::model::decode;
@@ -85,22 +85,21 @@ pub(crate) fn fields(prefix: &str, text: &str, period: Period, orgs: &[Target]) 
 }
 
 /// What every combined answer has: one item per organization it could read, and
-/// `partial` when it left some out.
+/// `partial` when it left some out. Items stay raw JSON here so that one malformed item
+/// fails its own organization, not the 24 others of its chunk.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Answer<T> {
-    by_organization: Vec<T>,
+struct Answer {
+    by_organization: Vec<Value>,
     #[serde(default)]
-    partial: bool,
+    partial: Option<bool>,
 }
 
-/// An item of `byOrganization`: the uuid it is about, and the rest as `T`.
+/// The uuid an item of `byOrganization` is about.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Item<T> {
+struct ItemUuid {
     organization_uuid: String,
-    #[serde(flatten)]
-    rest: T,
 }
 
 /// Each organization's item of the combined answers to [`fields`]. An organization
@@ -115,19 +114,24 @@ pub(crate) fn by_organization<T: DeserializeOwned>(
 ) -> Vec<(String, Result<Option<T>, String>)> {
     let mut out = Vec::with_capacity(orgs.len());
     for (i, chunk) in orgs.chunks(MAX_UUIDS).enumerate() {
-        let answer: Result<Answer<Item<T>>, String> = answer(answers, &format!("{prefix}{i}"));
+        let answer: Result<Answer, String> = answer(answers, &format!("{prefix}{i}"));
         match answer {
             Err(error) => out.extend(chunk.iter().map(|org| (org.id.clone(), Err(error.clone())))),
             Ok(answer) => {
-                let mut items: HashMap<String, T> = answer
+                let partial = answer.partial.unwrap_or(false);
+                // An item without a readable uuid belongs to nobody we asked about.
+                let mut items: HashMap<String, Value> = answer
                     .by_organization
                     .into_iter()
-                    .map(|item| (item.organization_uuid, item.rest))
+                    .filter_map(|item| {
+                        let uuid = ItemUuid::deserialize(&item).ok()?.organization_uuid;
+                        Some((uuid, item))
+                    })
                     .collect();
                 for org in chunk {
                     let result = match items.remove(org.uuid()) {
-                        Some(item) => Ok(Some(item)),
-                        None if answer.partial => Err("left out of the combined answer (partial): no Usage Stats permission, or unknown uuid".to_owned()),
+                        Some(item) => decode::<T>(&item).map(Some),
+                        None if partial => Err("left out of the combined answer (partial): no Usage Stats permission, or unknown uuid".to_owned()),
                         None => Ok(None),
                     };
                     out.push((org.id.clone(), result));
@@ -146,7 +150,6 @@ pub(crate) fn required<T>(result: Result<Option<T>, String>) -> Result<T, String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     fn targets(n: usize) -> Vec<Target> {
         (0..n)
@@ -193,6 +196,25 @@ mod tests {
         assert_eq!(out[0], ("0".into(), Ok(Some(Usage { usage: 12.0 }))));
         assert!(out[1].1.as_ref().unwrap_err().contains("partial"));
         assert_eq!(out[2], ("2".into(), Ok(Some(Usage { usage: 2.5 }))));
+    }
+
+    #[test]
+    fn a_malformed_item_fails_only_its_organization() {
+        let mut answers = Answers::new();
+        answers.insert(
+            "c0".into(),
+            Ok(Some(json!({"byOrganization": [
+                {"organizationUuid": "u0", "usage": null},
+                {"organizationUuid": "u1", "usage": 4}
+            ], "partial": null}))),
+        );
+        let out = by_organization::<Usage>("c", &targets(2), &answers);
+        assert!(out[0]
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("unexpected response shape"));
+        assert_eq!(out[1], ("1".into(), Ok(Some(Usage { usage: 4.0 }))));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
 use crate::exposition::{org_family, Encoder};
+use crate::pipefy::model::null_as_default;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::Snapshot;
@@ -64,7 +65,7 @@ pub(crate) struct Tasks {
 #[serde(rename_all = "camelCase")]
 struct Answer {
     tasks_consumed: TasksConsumed,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     active_flows: f64,
 }
 

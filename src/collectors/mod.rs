@@ -137,6 +137,11 @@ pub(crate) trait Collector: Send + Sync + Debug + AsAny {
     fn schedule(&self) -> &Schedule {
         &self.meta().schedule
     }
+    /// Whether its answers tell each organization's identity (so that its failure means
+    /// `organization(id:)` fails for that organization).
+    fn tells_identity(&self) -> bool {
+        false
+    }
     /// Whether it addresses organizations by uuid.
     fn needs_uuid(&self) -> bool {
         true

@@ -92,18 +92,25 @@ struct SubscriptionLimit {
 }
 
 /// Resource names lower-cased; a null limit is `+Inf`. An organization without an
-/// active subscription has no limits.
+/// active subscription has no limits. A resource listed twice (or in two spellings)
+/// keeps its last entry: one series per label set is a must.
 fn limits(answer: &Answer) -> Limits {
-    answer
-        .active_subscription
-        .iter()
-        .flat_map(|s| &s.limits)
-        .map(|l| Limit {
+    let mut out: Limits = Vec::new();
+    for l in answer.active_subscription.iter().flat_map(|s| &s.limits) {
+        let limit = Limit {
             resource: l.resource.to_ascii_lowercase(),
             limit: l.limit.unwrap_or(f64::INFINITY),
             used: l.used.unwrap_or(0.0),
-        })
-        .collect()
+        };
+        match out
+            .iter_mut()
+            .find(|known| known.resource == limit.resource)
+        {
+            Some(known) => *known = limit,
+            None => out.push(limit),
+        }
+    }
+    out
 }
 
 impl Collector for SubscriptionLimits {
@@ -112,6 +119,9 @@ impl Collector for SubscriptionLimits {
     }
     fn needs_uuid(&self) -> bool {
         false
+    }
+    fn tells_identity(&self) -> bool {
+        true
     }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {

@@ -64,6 +64,15 @@ pub(crate) fn build(
             "must be a non-empty GraphQL selection with balanced braces".into(),
         ));
     }
+    // The selection is spliced into a one-line document whose variables are renamed
+    // per alias: a `#` would comment out the rest of the request, a `$` would be renamed,
+    // and a string would need escaping. A selection of fields and aliases needs none.
+    if let Some(bad) = selection.chars().find(|c| matches!(c, '#' | '$' | '"')) {
+        return Err((
+            "selection".into(),
+            format!("must contain only fields, aliases and braces, not {bad:?}"),
+        ));
+    }
     Ok(Some(TokenAttribution {
         meta,
         deadline: raw.deadline,
@@ -112,10 +121,13 @@ struct PersonalAccessToken {
     billing_organization: Option<Value>,
 }
 
+/// One entry per token id (a token listed twice would export a duplicate series).
 fn tokens(answer: Answer) -> Tokens {
+    let mut seen = std::collections::HashSet::new();
     answer
         .personal_access_tokens
         .into_iter()
+        .filter(|t| seen.insert(t.id.clone()))
         .map(|t| Token {
             id: t.id,
             name: t.name.unwrap_or_default(),
@@ -257,10 +269,20 @@ mod tests {
             fields[0].text,
             "organization(id: $id) { id personalAccessTokens: accessTokens { id name billingOrganization { id } } }"
         );
-        let bad = Raw {
-            selection: Some("personalAccessTokens { id".into()),
-            ..Raw::default()
-        };
-        assert_eq!(build(bad, &Context::default()).unwrap_err().0, "selection");
+        for bad in [
+            "personalAccessTokens { id",
+            "personalAccessTokens { id } # a comment would hide the rest of the request",
+            "personalAccessTokens(first: $n) { id }",
+        ] {
+            let raw = Raw {
+                selection: Some(bad.into()),
+                ..Raw::default()
+            };
+            assert_eq!(
+                build(raw, &Context::default()).unwrap_err().0,
+                "selection",
+                "{bad}"
+            );
+        }
     }
 }

@@ -52,6 +52,8 @@ pub(crate) fn split<T: for<'de> Deserialize<'de>>(
                 Err(truncate(&error.message))
             } else {
                 match response.data.as_ref().and_then(|d| d.get(alias)) {
+                    // Null next to an error without a path: the error explains the null.
+                    Some(Value::Null) if !global.is_empty() => Err(truncate(&global.join("; "))),
                     Some(Value::Null) => Ok(None),
                     Some(value) => T::deserialize(value)
                         .map(Some)
@@ -114,6 +116,15 @@ impl Organization {
     }
 }
 
+/// For fields Pipefy may answer `null` where a default means the same (flags, counts).
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Decodes one aliased answer into `T`, with an error message fit for a log line.
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(value: &Value) -> Result<T, String> {
     T::deserialize(value).map_err(|e| format!("unexpected response shape: {e}"))
@@ -156,6 +167,13 @@ mod tests {
         assert!(out
             .iter()
             .all(|(_, o)| o.as_ref().unwrap_err() == "Field 'x' doesn't exist"));
+    }
+
+    #[test]
+    fn a_null_next_to_an_error_without_path_is_that_error() {
+        let r = response(json!({"data": {"o0": null}, "errors": [{"message": "Internal error"}]}));
+        let out = split::<Organization>(&r, &aliases());
+        assert_eq!(out[0].1.as_ref().unwrap_err(), "Internal error");
     }
 
     #[test]
@@ -263,7 +281,8 @@ pub(crate) mod arbitrary {
                 2 => json!(self.next() as i64),
                 3 => json!(f64::from_bits(self.next()).abs().min(1e300)),
                 4 => Value::String(
-                    ["", "PIPES", "é\u{0}\"", "2", "o1"][self.below(5) as usize].into(),
+                    ["", "PIPES", "é\u{0}\"", "2", "o1", "u2", "u3", "u4"][self.below(8) as usize]
+                        .into(),
                 ),
                 5 => json!(-(self.below(1000) as i64)),
                 6 | 7 => {

@@ -293,3 +293,75 @@ async fn a_failed_discovery_keeps_the_organizations_found_before() {
     assert!(m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]) >= 1.0);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failing_token_selection_does_not_stop_the_usage_collectors() {
+    // Without subscription limits, the usage-statistics collectors learn uuids from an
+    // identity request. A token selection that fails must not stand in for identity.
+    let config = pat_config(
+        "refresh_interval: 1h\norganizations: [2, 300]\ncollectors:\n  subscription_limits: false\n  token_attribution:\n    selection: \"apiTokens { id }\"\n",
+    );
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
+    let m = app.cycles(1).await;
+    for org in ["2", "300"] {
+        let up = |c| m.value("pipefy_up", &[("organization_id", org), ("collector", c)]);
+        assert_eq!(up("token_attribution"), 0.0, "{org}");
+        for collector in ["ai_credits", "api_usage", "automation_jobs", "integrations"] {
+            assert_eq!(up(collector), 1.0, "{org} {collector}");
+        }
+    }
+    assert_eq!(
+        app.sim.stats().operations.get("PipefyOrganizationInfo"),
+        Some(&1)
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_first_discovery_that_fails_is_counted_as_a_failure() {
+    // No organizations listed and discovery answers 500 from the start: nothing is
+    // known, and every collector's refresh counts as failed (not as a success of none).
+    let app = TestApp::builder(demo_data())
+        .prepare(|sim| sim.fail_all(Some((500, None))))
+        .config(&pat_config("refresh_interval: 1h\n"))
+        .spawn()
+        .await;
+    let m = app.cycles(1).await;
+    assert_eq!(
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]),
+        6.0
+    );
+    assert_eq!(
+        m.sum_of("pipefy_exporter_refreshes_total", &[("result", "success")]),
+        0.0
+    );
+    assert!(!m.has("pipefy_up", &[]));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retry_after_holds_back_every_collector() {
+    // Limits every 200 ms, API usage every 1 s. A 429 with Retry-After: 60 on a limits
+    // request must also hold back API usage, which was not due then: Pipefy throttles
+    // the credential, not one operation.
+    let config = pat_config(
+        "organizations: [2]\nstale_after: 1h\ncollectors:\n  subscription_limits: {interval: 200ms}\n  api_usage: {interval: 1s}\n  ai_credits: false\n  automation_jobs: false\n  integrations: false\n  token_attribution: false\n",
+    );
+    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
+    app.cycles(1).await;
+    app.sim.fail_next(1, 429, Some(60));
+    poll("a throttled limits request", || async {
+        let m = app.metrics().await;
+        m.has(
+            "pipefy_exporter_api_requests_total",
+            &[("operation", "PipefySubscriptionLimits"), ("status", "429")],
+        )
+        .then_some(())
+    })
+    .await;
+    let requests = app.sim.stats().graphql_requests;
+    // Longer than API usage's interval: it would have been due again by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.sim.stats().graphql_requests, requests);
+    app.shutdown().await;
+}
