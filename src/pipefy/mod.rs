@@ -274,7 +274,12 @@ impl PipefyClient {
                         .first()
                         .map(|(_, key)| key.as_str())
                         .unwrap_or("");
-                    tracing::warn!(account = %self.account, collector, operation, fields = document.aliases.len(), first_field, %error, "Pipefy request failed");
+                    if error.class() == Class::Rejected {
+                        // The scheduler says it once per change of state (backoff).
+                        tracing::debug!(account = %self.account, collector, operation, fields = document.aliases.len(), first_field, %error, "Pipefy refused the credential");
+                    } else {
+                        tracing::warn!(account = %self.account, collector, operation, fields = document.aliases.len(), first_field, %error, "Pipefy request failed");
+                    }
                     fetched.retry_after = fetched.retry_after.max(error.retry_after());
                     let message = error.to_string();
                     fetched.answers.extend(
