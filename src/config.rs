@@ -31,6 +31,16 @@ pub use crate::collectors::DEFAULT_TOKEN_SELECTION;
 const CHEAP_INTERVAL: Duration = Duration::from_secs(60);
 /// Upper bound for `max_orgs_per_request`, well under Pipefy's 50,000 complexity limit.
 const MAX_ORGS_PER_REQUEST: usize = 500;
+/// Tries of a request that failed unbilled (5xx, no connection): a blip passes, an
+/// outage is not hammered.
+const DEFAULT_MAX_TRIES: u32 = 3;
+/// Short: a retry waits up to 250 ms, then 500 ms, so that a blip costs a refresh
+/// under a second or two, well within any sensible `stale_after`.
+const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(250);
+/// First wait after a refused credential or an opened circuit; it doubles from there.
+const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(30);
+/// The bound: an account is asked at least once an hour whatever happens.
+const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(3600);
 
 /// An error in the configuration file: which file, which key, what was expected.
 pub type ConfigError = crate::yaml::FileError;
@@ -70,6 +80,15 @@ pub struct Config {
     /// combined usage-statistics forms.
     pub max_orgs_per_request: usize,
     pub max_concurrent_requests: usize,
+    /// Tries of one request in all when it fails in a way Pipefy does not bill (5xx, no
+    /// connection).
+    pub max_tries: u32,
+    /// Base of the random wait between those tries.
+    pub retry_delay: Duration,
+    /// First wait of an account whose credential is refused or whose circuit opened.
+    pub backoff_base: Duration,
+    /// Longest such wait, and longest `Retry-After` honoured.
+    pub backoff_max: Duration,
     pub accounts: Vec<Account>,
     /// The enabled collectors, in scheduling order (see [`Config::schedules`]).
     pub(crate) collectors: Vec<Arc<dyn Collector>>,
@@ -119,6 +138,10 @@ impl Config {
             timeout: Duration::from_secs(10),
             max_orgs_per_request: 50,
             max_concurrent_requests: 4,
+            max_tries: DEFAULT_MAX_TRIES,
+            retry_delay: DEFAULT_RETRY_DELAY,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            backoff_max: DEFAULT_BACKOFF_MAX,
             accounts: vec![Account {
                 name: "demo".into(),
                 credential: Credential::Anonymous,
@@ -218,6 +241,13 @@ struct RawPipefy {
     timeout: Option<Duration>,
     max_orgs_per_request: Option<usize>,
     max_concurrent_requests: Option<usize>,
+    max_tries: Option<u32>,
+    #[serde(default, deserialize_with = "de_duration")]
+    retry_delay: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    backoff_base: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    backoff_max: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -283,6 +313,26 @@ impl Validator<'_> {
             ));
         }
 
+        let max_tries = raw.pipefy.max_tries.unwrap_or(DEFAULT_MAX_TRIES);
+        if !(1..=10).contains(&max_tries) {
+            return Err(self.err(
+                "pipefy.max_tries",
+                format!("must be between 1 and 10, got {max_tries}"),
+            ));
+        }
+        let retry_delay = raw.pipefy.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY);
+        if retry_delay > Duration::from_secs(60) {
+            return Err(self.err("pipefy.retry_delay", "must be at most 1m"));
+        }
+        let backoff_base = raw.pipefy.backoff_base.unwrap_or(DEFAULT_BACKOFF_BASE);
+        if backoff_base.is_zero() {
+            return Err(self.err("pipefy.backoff_base", "must be greater than 0"));
+        }
+        let backoff_max = raw.pipefy.backoff_max.unwrap_or(DEFAULT_BACKOFF_MAX);
+        if backoff_max < backoff_base {
+            return Err(self.err("pipefy.backoff_max", "must be at least pipefy.backoff_base"));
+        }
+
         if raw.refresh_interval.is_some_and(|d| d.is_zero()) {
             return Err(self.err("refresh_interval", "must be greater than 0"));
         }
@@ -335,6 +385,10 @@ impl Validator<'_> {
             timeout,
             max_orgs_per_request,
             max_concurrent_requests,
+            max_tries,
+            retry_delay,
+            backoff_base,
+            backoff_max,
             accounts,
             collectors,
         })
@@ -552,6 +606,10 @@ mod tests {
         assert_eq!(config.timeout, Duration::from_secs(30));
         assert_eq!(config.max_orgs_per_request, 50);
         assert_eq!(config.max_concurrent_requests, 4);
+        assert_eq!(config.max_tries, 3);
+        assert_eq!(config.retry_delay, Duration::from_millis(250));
+        assert_eq!(config.backoff_base, Duration::from_secs(30));
+        assert_eq!(config.backoff_max, Duration::from_secs(3600));
         assert_eq!(config.accounts.len(), 1);
         assert_eq!(
             config.accounts[0].credential,
@@ -563,6 +621,49 @@ mod tests {
         );
         let tokens = config.collector::<TokenAttribution>().unwrap();
         assert_eq!(tokens.deadline, None);
+    }
+
+    #[test]
+    fn retry_and_backoff_settings_are_validated_by_key() {
+        let env = &[(ENV_TOKEN, "t")];
+        let config = parse_env(
+            "pipefy: {max_tries: 1, retry_delay: 0s, backoff_base: 200ms, backoff_max: 2s}",
+            env,
+        )
+        .unwrap();
+        assert_eq!(config.max_tries, 1);
+        assert_eq!(config.retry_delay, Duration::ZERO);
+        assert_eq!(config.backoff_base, Duration::from_millis(200));
+        assert_eq!(config.backoff_max, Duration::from_secs(2));
+        for (yaml, key) in [
+            (
+                "pipefy: {max_tries: 0}",
+                "key pipefy.max_tries: must be between 1 and 10, got 0",
+            ),
+            (
+                "pipefy: {max_tries: 11}",
+                "key pipefy.max_tries: must be between 1 and 10",
+            ),
+            (
+                "pipefy: {retry_delay: 2m}",
+                "key pipefy.retry_delay: must be at most 1m",
+            ),
+            (
+                "pipefy: {backoff_base: 0s}",
+                "key pipefy.backoff_base: must be greater than 0",
+            ),
+            (
+                "pipefy: {backoff_base: 2m, backoff_max: 1m}",
+                "key pipefy.backoff_max: must be at least pipefy.backoff_base",
+            ),
+            (
+                "pipefy: {backoff_max: soon}",
+                "key pipefy.backoff_max: invalid duration",
+            ),
+        ] {
+            let msg = message(parse_env(yaml, env));
+            assert!(msg.contains(key), "{yaml}: {msg}");
+        }
     }
 
     /// `(name, interval, stale_after)` of each enabled collector, in seconds.

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
@@ -23,9 +23,10 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::collectors::{Collector, Target};
 use crate::config::{Account, Config, Credential};
+use crate::pipefy::backoff::{self, Admission, Change, Health, Policy};
 use crate::pipefy::model::{self, Organization};
 use crate::pipefy::query::{self, RootField};
-use crate::pipefy::{ApiError, PipefyClient};
+use crate::pipefy::{ApiError, PipefyClient, Settings};
 use crate::self_metrics::{RefreshResult, SelfMetrics};
 use crate::snapshot::{merge, OrgEntry, OrgMeta, Outcome, Snapshot};
 
@@ -33,6 +34,12 @@ use crate::snapshot::{merge, OrgEntry, OrgMeta, Outcome, Snapshot};
 pub(crate) mod operation {
     pub const ORGANIZATIONS: &str = "PipefyOrganizations";
     pub const ORGANIZATION_INFO: &str = "PipefyOrganizationInfo";
+}
+
+/// What the requests that belong to no collector are called in log lines.
+mod step {
+    pub const DISCOVERY: &str = "discovery";
+    pub const IDENTITY: &str = "identity";
 }
 
 const DISCOVERY: &str = "organizations { id uuid name planName }";
@@ -62,6 +69,9 @@ pub(crate) fn operations(config: &Config) -> Vec<&'static str> {
 struct AccountClient {
     account: Account,
     client: PipefyClient,
+    /// Backoff after a refused credential, and the circuit breaker. Locked briefly,
+    /// never across an `.await`.
+    health: Mutex<Health>,
 }
 
 /// Owns the clients and the schedule; publishes snapshots through a watch channel.
@@ -84,6 +94,9 @@ pub struct RefreshOutcome {
     pub retry_after: Option<Duration>,
     /// Accounts that could not authenticate or discover their organizations.
     pub failed_accounts: usize,
+    /// Organizations not asked at all because their account is backing off: their
+    /// failures were logged once, when the backoff began.
+    pub skipped: HashSet<String>,
 }
 
 /// What an account can do this refresh.
@@ -93,9 +106,14 @@ enum Plan {
         ids: Vec<String>,
         metas: HashMap<String, OrgMeta>,
     },
-    /// Nothing can be fetched (authentication or discovery failed): these organizations
-    /// fail every due collector, which keeps their values until stale_after.
-    Fail { ids: Vec<String>, error: String },
+    /// Nothing can be fetched (authentication or discovery failed, or the account is
+    /// backing off: `skipped`): these organizations fail every due collector, which
+    /// keeps their values until stale_after.
+    Fail {
+        ids: Vec<String>,
+        error: String,
+        skipped: bool,
+    },
 }
 
 /// When a collector runs next: one interval after this refresh started, or later when
@@ -125,15 +143,24 @@ impl Refresher {
             .accounts
             .iter()
             .map(|account| {
+                let settings = Settings {
+                    timeout: config.timeout,
+                    max_tries: config.max_tries,
+                    retry_delay: config.retry_delay,
+                    backoff_max: config.backoff_max,
+                };
                 let client = PipefyClient::new(
                     &config.endpoint,
+                    &account.name,
                     &account.credential,
-                    config.timeout,
+                    settings,
                     metrics.clone(),
                 )?;
+                metrics.set_account_health(&account.name, Duration::ZERO, false);
                 Ok(AccountClient {
                     account: account.clone(),
                     client,
+                    health: Mutex::new(Health::default()),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -169,7 +196,8 @@ impl Refresher {
                 };
                 let elapsed = started.elapsed();
                 self.report(&due, &outcome, elapsed);
-                let retry_after = outcome.retry_after;
+                // A Retry-After beyond backoff_max is cut to it, as the client does.
+                let retry_after = outcome.retry_after.map(|r| r.min(self.config.backoff_max));
                 let snapshot = Arc::new(merge(
                     &previous,
                     outcome.orgs,
@@ -218,6 +246,11 @@ impl Refresher {
     /// its organizations counts as a failure of every collector, so that a first
     /// discovery that fails is not reported as a success of nothing.
     fn report(&self, due: &[&dyn Collector], outcome: &RefreshOutcome, elapsed: Duration) {
+        let accounts: HashMap<&str, &str> = outcome
+            .orgs
+            .iter()
+            .map(|o| (o.id.as_str(), o.account.as_str()))
+            .collect();
         for collector in due {
             let name = collector.name();
             let (ok, failed): (Vec<&Outcome>, Vec<&Outcome>) = outcome
@@ -228,12 +261,20 @@ impl Refresher {
             let result =
                 RefreshResult::from_tally(ok.len(), failed.len() + outcome.failed_accounts);
             self.metrics.observe_refresh(name, elapsed, result);
-            if let Some(first) = failed.first() {
+            // Organizations of an account that is backing off were not asked: that was
+            // logged once, when the backoff began, not again at every refresh.
+            let asked: Vec<&&Outcome> = failed
+                .iter()
+                .filter(|o| !outcome.skipped.contains(&o.org_id))
+                .collect();
+            if let Some(first) = asked.first() {
                 tracing::warn!(
+                    account = accounts.get(first.org_id.as_str()).copied().unwrap_or(""),
                     collector = name,
                     result = result.as_str(),
                     organizations_ok = ok.len(),
                     organizations_failed = failed.len(),
+                    organizations_skipped = failed.len() - asked.len(),
                     first_failed = %first.org_id,
                     error = first.result.as_ref().err().map(String::as_str).unwrap_or(""),
                     "refresh finished with failures; last good values are kept until stale_after"
@@ -242,6 +283,7 @@ impl Refresher {
                 tracing::debug!(
                     collector = name,
                     organizations = ok.len(),
+                    organizations_skipped = failed.len(),
                     duration_seconds = elapsed.as_secs_f64(),
                     "refresh finished"
                 );
@@ -278,6 +320,10 @@ impl Refresher {
             })
             .flatten()
             .collect();
+        let admitted: Vec<bool> = plans
+            .iter()
+            .map(|(plan, _)| !matches!(plan, Plan::Fail { skipped: true, .. }))
+            .collect();
         let mut owned: HashSet<String> = HashSet::new();
         let mut fetches = Vec::new();
         for (ac, (plan, retry_after)) in self.accounts.iter().zip(plans) {
@@ -288,11 +334,18 @@ impl Refresher {
                     ids.retain(|id| owned.insert(id.clone()));
                     fetches.push(self.collect(ac, ids, metas, previous, due));
                 }
-                Plan::Fail { ids, error } => {
+                Plan::Fail {
+                    ids,
+                    error,
+                    skipped,
+                } => {
                     outcome.failed_accounts += 1;
                     for id in ids {
                         if claimed.contains(&id) || !owned.insert(id.clone()) {
                             continue;
+                        }
+                        if skipped {
+                            outcome.skipped.insert(id.clone());
                         }
                         outcome
                             .outcomes
@@ -311,7 +364,88 @@ impl Refresher {
             outcome.orgs.extend(fetched.orgs);
             outcome.outcomes.extend(fetched.outcomes);
         }
+        for (ac, admitted) in self.accounts.iter().zip(admitted) {
+            let tally = ac.client.take_tally();
+            if admitted {
+                self.judge(ac, tally.verdict());
+            }
+        }
         outcome
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            base: self.config.backoff_base,
+            max: self.config.backoff_max,
+            threshold: backoff::CIRCUIT_THRESHOLD,
+        }
+    }
+
+    /// Whether an account may send this refresh (an open circuit's wait being over
+    /// turns it half-open here).
+    fn admit(&self, ac: &AccountClient) -> Admission {
+        let (admission, change) = {
+            let mut health = ac.health.lock().unwrap_or_else(|e| e.into_inner());
+            health.admit(Instant::now())
+        };
+        if let Some(change) = change {
+            self.announce(ac, change);
+        }
+        admission
+    }
+
+    /// Updates an account's health with how its refresh went.
+    fn judge(&self, ac: &AccountClient, verdict: backoff::Verdict) {
+        let change = {
+            let mut health = ac.health.lock().unwrap_or_else(|e| e.into_inner());
+            health.record(verdict, Instant::now(), &self.policy())
+        };
+        if let Some(change) = change {
+            self.announce(ac, change);
+        }
+    }
+
+    /// One log line per change of an account's state (not per request), and the
+    /// gauges that show the state between them.
+    fn announce(&self, ac: &AccountClient, change: Change) {
+        let account = ac.account.name.as_str();
+        let (wait, open) = {
+            let health = ac.health.lock().unwrap_or_else(|e| e.into_inner());
+            (health.wait(), health.circuit_open())
+        };
+        self.metrics.set_account_health(account, wait, open);
+        match change {
+            Change::BackingOff { wait } => tracing::warn!(
+                account,
+                wait_seconds = wait.as_secs_f64(),
+                backoff_max_seconds = self.config.backoff_max.as_secs_f64(),
+                "Pipefy refused the credential (401 or 403, after a new access token where possible); this account's refreshes are skipped for a wait that doubles up to pipefy.backoff_max until it is accepted again"
+            ),
+            Change::StillRejected { wait } => tracing::debug!(
+                account,
+                wait_seconds = wait.as_secs_f64(),
+                "credential still refused; waiting longer"
+            ),
+            Change::CircuitOpened { failures, wait } => tracing::warn!(
+                account,
+                failed_refreshes = failures,
+                wait_seconds = wait.as_secs_f64(),
+                "circuit open: Pipefy failed every request of this account's last refreshes; skipping its refreshes, then one refresh will probe"
+            ),
+            Change::HalfOpen => tracing::info!(
+                account,
+                "circuit half-open: this refresh probes Pipefy"
+            ),
+            Change::CircuitReopened { wait } => tracing::warn!(
+                account,
+                wait_seconds = wait.as_secs_f64(),
+                "circuit open again: the probe failed; waiting longer"
+            ),
+            Change::Recovered => tracing::info!(
+                account,
+                "Pipefy answers this account again; backoff over, circuit closed"
+            ),
+        }
     }
 
     /// Authenticates (a broken credential then costs one token request per refresh,
@@ -329,11 +463,24 @@ impl Refresher {
                 .map(|o| o.meta.id.clone())
                 .collect(),
         };
+        if let Admission::Wait { remaining, why } = self.admit(ac) {
+            let plan = Plan::Fail {
+                ids: fallback(),
+                error: format!(
+                    "not asked: {}; next try in {}s",
+                    why.as_str(),
+                    remaining.as_secs_f64().ceil()
+                ),
+                skipped: true,
+            };
+            return (plan, None);
+        }
         if let Err(error) = ac.client.authenticate().await {
             tracing::warn!(account, %error, "cannot authenticate to Pipefy; last good values are kept until stale_after");
             let plan = Plan::Fail {
                 ids: fallback(),
                 error: error.to_string(),
+                skipped: false,
             };
             return (plan, error.retry_after());
         }
@@ -354,10 +501,11 @@ impl Refresher {
                     None,
                 ),
                 Err(error) => {
-                    tracing::warn!(account, %error, "organization discovery failed; keeping the organizations found before");
+                    tracing::warn!(account, collector = step::DISCOVERY, %error, "organization discovery failed; keeping the organizations found before");
                     let plan = Plan::Fail {
                         ids: fallback(),
                         error: format!("discovery failed: {error}"),
+                        skipped: false,
                     };
                     (plan, error.retry_after())
                 }
@@ -492,6 +640,7 @@ impl Refresher {
         let fetched = ac
             .client
             .fetch(
+                collector.name(),
                 collector.operation(),
                 &fields,
                 self.config.max_orgs_per_request,
@@ -517,6 +666,7 @@ impl Refresher {
         let fetched = ac
             .client
             .fetch(
+                step::IDENTITY,
                 operation::ORGANIZATION_INFO,
                 &fields,
                 self.config.max_orgs_per_request,

@@ -65,6 +65,8 @@ struct Inner {
     refreshes: BTreeMap<&'static str, (Histogram, [u64; 3])>,
     api_requests: BTreeMap<(&'static str, String), u64>,
     api_duration: BTreeMap<&'static str, Histogram>,
+    /// Per account: the backoff wait in force (0: none) and whether its circuit is open.
+    accounts: BTreeMap<String, (Duration, bool)>,
 }
 
 impl SelfMetrics {
@@ -131,6 +133,14 @@ impl SelfMetrics {
             .observe(duration.as_secs_f64());
     }
 
+    /// Shows an account's backoff: the wait in force after its last failure (zero when
+    /// none) and whether its circuit breaker is open (half-open included).
+    pub(crate) fn set_account_health(&self, account: &str, wait: Duration, circuit_open: bool) {
+        self.lock()
+            .accounts
+            .insert(account.to_owned(), (wait, circuit_open));
+    }
+
     pub(crate) fn encode(&self, enc: &mut Encoder) {
         let inner = self.lock();
         enc.family(
@@ -184,6 +194,32 @@ impl SelfMetrics {
                 "pipefy_exporter_api_request_duration_seconds",
                 &[("operation", operation)],
                 histogram,
+            );
+        }
+
+        enc.family(
+            "pipefy_exporter_backoff_seconds",
+            "Wait imposed on an account's refreshes after its credential was refused (401/403) or its circuit opened; 0 when none.",
+            MetricType::Gauge,
+        );
+        for (account, (wait, _)) in &inner.accounts {
+            enc.sample(
+                "pipefy_exporter_backoff_seconds",
+                &[("account", account)],
+                wait.as_secs_f64(),
+            );
+        }
+
+        enc.family(
+            "pipefy_exporter_circuit_open",
+            "1 while an account's circuit breaker is open or half-open after repeated whole-refresh failures, else 0.",
+            MetricType::Gauge,
+        );
+        for (account, (_, open)) in &inner.accounts {
+            enc.sample(
+                "pipefy_exporter_circuit_open",
+                &[("account", account)],
+                if *open { 1.0 } else { 0.0 },
             );
         }
     }

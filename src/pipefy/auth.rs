@@ -82,7 +82,7 @@ impl Auth {
         }
     }
 
-    /// Forgets the access token `rejected` after a 401, unless another request has
+    /// Forgets the access token `rejected` after a 401 or 403, unless another request has
     /// already replaced it; returns whether a retry with a new token can help (not
     /// for static tokens).
     pub(crate) async fn invalidate(&self, rejected: Option<&Secret>) -> bool {
@@ -134,15 +134,25 @@ impl ServiceAccount {
             Ok(r) => r,
             Err(e) => {
                 metrics.observe_request(OAUTH_OPERATION, "error", elapsed);
-                return Err(ApiError::Transport(super::describe_transport(&e)));
+                let text = super::describe_transport(&e);
+                return Err(if e.is_connect() {
+                    ApiError::Unreachable(text)
+                } else {
+                    ApiError::Transport(text)
+                });
             }
         };
         let status = response.status();
         metrics.observe_request(OAUTH_OPERATION, status.as_str(), elapsed);
         if !status.is_success() {
-            return Err(ApiError::TokenEndpoint(format!(
-                "token endpoint answered HTTP {status}"
-            )));
+            let message = format!("token endpoint answered HTTP {status}");
+            // A 4xx refuses the client (wrong id or secret): a credential problem that
+            // waiting will not fix, backed off like a 401. A 5xx is an outage.
+            return Err(if status.is_client_error() && status.as_u16() != 429 {
+                ApiError::TokenRejected(message)
+            } else {
+                ApiError::TokenEndpoint(message)
+            });
         }
         let body = super::read_capped(response, MAX_TOKEN_RESPONSE).await?;
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {

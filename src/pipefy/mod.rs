@@ -3,17 +3,27 @@
 //! decoding ([`model::split`]), and every request counted in the self-metrics (each one
 //! is a paid API call).
 //!
-//! It retries only one thing: a 401 with a service account, once, with a fresh
-//! access token. Everything else (429, 5xx, timeouts) fails the batch; the scheduler
-//! keeps the last good values and tries again at the collector's next interval, so a
-//! flaky upstream never multiplies the calls it is billed for.
+//! Retries follow what Pipefy bills (2xx, 3xx, 404, 408, 422; not 401, 403, 5xx):
+//! - a 401 or 403 with a service account is tried once more with a fresh access token;
+//! - a 5xx, or a connection that could not be made, is tried again up to
+//!   `pipefy.max_tries` times in all, after a full-jitter wait ([`backoff`]): it cost
+//!   nothing;
+//! - nothing else is retried within a refresh: a timeout or a truncated 2xx body may
+//!   have been processed and billed, a 404 or 422 was billed and would be again;
+//! - a 429's `Retry-After` holds back every later request of the account (a shared
+//!   "not before" instant), not only the next refresh.
+//!
+//! Every request's outcome is tallied per account ([`PipefyClient::take_tally`]) so that
+//! the scheduler can back off a refused credential and open the circuit of an account
+//! whose refreshes keep failing as a whole ([`backoff::Health`]).
 
 pub(crate) mod auth;
+pub(crate) mod backoff;
 pub(crate) mod model;
 pub(crate) mod query;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -27,6 +37,7 @@ use crate::config::Credential;
 use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 use auth::Auth;
+use backoff::{Class, Tally};
 pub(crate) use model::GraphQlResponse;
 use query::RootField;
 
@@ -46,22 +57,43 @@ pub(crate) struct Fetched {
 /// tokens stays far below this; anything larger is an upstream fault, not data.
 const MAX_RESPONSE: usize = 32 * 1024 * 1024;
 
+/// The longest wait between two tries of one request, whatever `pipefy.retry_delay`.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` a request waits for within a refresh (and never longer
+/// than `pipefy.timeout`). A longer one fails the request unsent: the refresh publishes
+/// what it has, and the scheduler postpones the next one.
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(5);
+
 /// Why a request failed. Callers branch on `RateLimited` (postpone the next cycle)
 /// and all variants end up as a per-organization error string.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub(crate) enum ApiError {
     #[error("request failed: {0}")]
     Transport(String),
+    /// No connection could be made: nothing reached Pipefy.
+    #[error("request failed: {0}")]
+    Unreachable(String),
     #[error("unauthorized (HTTP 401): check the token or service account")]
     Unauthorized,
+    #[error("forbidden (HTTP 403): the credential may not use the API")]
+    Forbidden,
     #[error("rate limited (HTTP 429){}", retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
     RateLimited { retry_after: Option<Duration> },
+    /// Not sent: an earlier 429 asked to wait longer than a request may take.
+    #[error("not sent: Pipefy asked to wait {}s more (Retry-After)", retry_after.as_secs_f64().ceil())]
+    Deferred { retry_after: Duration },
     #[error("HTTP {0}")]
     Status(u16),
     #[error("invalid response: {0}")]
     Decode(String),
+    /// A success status whose body broke off: it may well have been billed.
+    #[error("response cut short: {0}")]
+    Incomplete(String),
     #[error("{0}")]
     TokenEndpoint(String),
+    /// The token endpoint refused the client (4xx): a credential problem.
+    #[error("{0}")]
+    TokenRejected(String),
 }
 
 impl ApiError {
@@ -69,9 +101,49 @@ impl ApiError {
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited { retry_after } => *retry_after,
+            ApiError::Deferred { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
+
+    /// Whether trying again within the refresh is free: Pipefy bills no 5xx, and a
+    /// connection that could not be made carried no request.
+    pub(crate) fn retryable(&self) -> bool {
+        match self {
+            ApiError::Status(status) => *status >= 500,
+            ApiError::Unreachable(_) => true,
+            _ => false,
+        }
+    }
+
+    /// What this failure says about the account as a whole.
+    pub(crate) fn class(&self) -> Class {
+        match self {
+            ApiError::Unauthorized | ApiError::Forbidden | ApiError::TokenRejected(_) => {
+                Class::Rejected
+            }
+            ApiError::RateLimited { .. } | ApiError::Deferred { .. } => Class::Throttled,
+            ApiError::Transport(_)
+            | ApiError::Unreachable(_)
+            | ApiError::Status(_)
+            | ApiError::Decode(_)
+            | ApiError::Incomplete(_)
+            | ApiError::TokenEndpoint(_) => Class::Failed,
+        }
+    }
+}
+
+/// How a client sends: timeouts, tries, and the bounds of its waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    /// Per HTTP request. Also bounds the wait for a `Retry-After` within a refresh.
+    pub timeout: Duration,
+    /// Tries of one request in all, for failures Pipefy does not bill (at least 1).
+    pub max_tries: u32,
+    /// Base of the full-jitter wait between tries.
+    pub retry_delay: Duration,
+    /// The longest `Retry-After` honoured (a longer one is cut to this).
+    pub backoff_max: Duration,
 }
 
 /// A client for one account (one credential).
@@ -79,17 +151,42 @@ impl ApiError {
 pub(crate) struct PipefyClient {
     http: reqwest::Client,
     endpoint: String,
+    /// The account's name, in every log line.
+    account: String,
     auth: Auth,
+    settings: Settings,
     metrics: Arc<SelfMetrics>,
+    /// No request of this account leaves before this instant (the last `Retry-After`).
+    not_before: Mutex<Option<Instant>>,
+    /// Outcomes since the last [`PipefyClient::take_tally`].
+    tally: Mutex<Tally>,
+    /// The credential was refused (after a new access token where possible) since the
+    /// last [`PipefyClient::take_tally`]: the rest of the refresh sends nothing, since
+    /// every request would be refused the same way.
+    refused: Mutex<Option<ApiError>>,
+}
+
+/// The later of `current` and `now + retry_after` (cut to `cap`): a shorter
+/// `Retry-After` never shortens a wait another request was asked for.
+pub(crate) fn extend_not_before(
+    current: Option<Instant>,
+    now: Instant,
+    retry_after: Duration,
+    cap: Duration,
+) -> Option<Instant> {
+    let proposed = now.checked_add(retry_after.min(cap));
+    current.max(proposed)
 }
 
 impl PipefyClient {
     pub(crate) fn new(
         endpoint: &str,
+        account: &str,
         credential: &Credential,
-        timeout: Duration,
+        settings: Settings,
         metrics: Arc<SelfMetrics>,
     ) -> anyhow::Result<Self> {
+        let timeout = settings.timeout;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -100,18 +197,39 @@ impl PipefyClient {
         Ok(PipefyClient {
             http,
             endpoint: endpoint.to_owned(),
+            account: account.to_owned(),
             auth: Auth::new(credential),
+            settings,
             metrics,
+            not_before: Mutex::new(None),
+            tally: Mutex::new(Tally::default()),
+            refused: Mutex::new(None),
         })
     }
 
     /// Makes sure a bearer token is at hand (for a service account: fetched or still
     /// valid), so that a cycle with a broken credential stops after one token request.
     pub(crate) async fn authenticate(&self) -> Result<(), ApiError> {
-        self.auth
+        let result = self
+            .auth
             .bearer(&self.http, &self.metrics)
             .await
-            .map(|_| ())
+            .map(|_| ());
+        if let Err(error) = &result {
+            self.count(error.class());
+        }
+        result
+    }
+
+    /// What this account's requests came to since the last call, and a fresh start
+    /// (a refused credential is tried again from here on).
+    pub(crate) fn take_tally(&self) -> Tally {
+        *lock(&self.refused) = None;
+        std::mem::take(&mut *lock(&self.tally))
+    }
+
+    fn count(&self, class: Class) {
+        lock(&self.tally).count(class);
     }
 
     /// Asks for `fields` in requests of at most `per_request` aliased root fields, at
@@ -120,6 +238,7 @@ impl PipefyClient {
     /// error with a `path` fails that alias only.
     pub(crate) async fn fetch(
         &self,
+        collector: &'static str,
         operation: &'static str,
         fields: &[RootField],
         per_request: usize,
@@ -144,13 +263,23 @@ impl PipefyClient {
                 Ok(response) => {
                     for (key, result) in model::split::<Value>(&response, &document.aliases) {
                         if let Err(error) = &result {
-                            tracing::warn!(operation, key = %key, %error, "Pipefy returned an error for one field");
+                            tracing::warn!(account = %self.account, collector, operation, field = %key, %error, "Pipefy returned an error for one field");
                         }
                         fetched.answers.insert(key, result);
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(operation, fields = document.aliases.len(), %error, "Pipefy request failed");
+                    let first_field = document
+                        .aliases
+                        .first()
+                        .map(|(_, key)| key.as_str())
+                        .unwrap_or("");
+                    if error.class() == Class::Rejected {
+                        // The scheduler says it once per change of state (backoff).
+                        tracing::debug!(account = %self.account, collector, operation, fields = document.aliases.len(), first_field, %error, "Pipefy refused the credential");
+                    } else {
+                        tracing::warn!(account = %self.account, collector, operation, fields = document.aliases.len(), first_field, %error, "Pipefy request failed");
+                    }
                     fetched.retry_after = fetched.retry_after.max(error.retry_after());
                     let message = error.to_string();
                     fetched.answers.extend(
@@ -165,7 +294,8 @@ impl PipefyClient {
         fetched
     }
 
-    /// Sends one GraphQL request. `operation` labels the self-metrics.
+    /// Sends one GraphQL request, tried again while it fails in a way Pipefy does not
+    /// bill (at most `max_tries` in all). `operation` labels the self-metrics.
     pub(crate) async fn execute(
         &self,
         operation: &'static str,
@@ -177,15 +307,79 @@ impl PipefyClient {
             "variables": variables,
             "operationName": operation,
         });
+        let refused = lock(&self.refused).clone();
+        if let Some(error) = refused {
+            self.count(error.class());
+            return Err(error);
+        }
+        let mut tries = 1;
+        let result = loop {
+            let result = self.try_once(operation, &body).await;
+            match &result {
+                Err(error) if error.retryable() && tries < self.settings.max_tries => {
+                    tries += 1;
+                    let wait = backoff::full_jitter(
+                        self.settings.retry_delay,
+                        tries,
+                        MAX_RETRY_DELAY,
+                        backoff::random_unit(),
+                    );
+                    // Debug only: the batch's final failure is logged once by `fetch`.
+                    tracing::debug!(account = %self.account, operation, %error, next_try = tries, wait_seconds = wait.as_secs_f64(), "trying again: Pipefy bills no 5xx and no failed connection");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => break result,
+            }
+        };
+        let class = match &result {
+            Ok(_) => Class::Answered,
+            Err(error) => error.class(),
+        };
+        if let (Class::Rejected, Err(error)) = (class, &result) {
+            *lock(&self.refused) = Some(error.clone());
+        }
+        self.count(class);
+        result
+    }
+
+    /// One try: the bearer token, the request, and once more with a new access token
+    /// if a service account's token was refused (401 and 403 are not billed).
+    async fn try_once(
+        &self,
+        operation: &'static str,
+        body: &serde_json::Value,
+    ) -> Result<GraphQlResponse, ApiError> {
         let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
-        match self.send(operation, &body, bearer.as_ref()).await {
-            Err(ApiError::Unauthorized) if self.auth.invalidate(bearer.as_ref()).await => {
-                tracing::info!(operation, "access token rejected; fetching a new one");
+        match self.send(operation, body, bearer.as_ref()).await {
+            Err(error @ (ApiError::Unauthorized | ApiError::Forbidden))
+                if self.auth.invalidate(bearer.as_ref()).await =>
+            {
+                tracing::info!(account = %self.account, operation, %error, "access token refused; fetching a new one");
                 let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
-                self.send(operation, &body, bearer.as_ref()).await
+                self.send(operation, body, bearer.as_ref()).await
             }
             other => other,
         }
+    }
+
+    /// Waits for the account's `Retry-After`, if one is running and short (see
+    /// [`MAX_THROTTLE_WAIT`]); a longer one fails the request unsent.
+    async fn wait_if_throttled(&self) -> Result<(), ApiError> {
+        let not_before = *lock(&self.not_before);
+        let Some(not_before) = not_before else {
+            return Ok(());
+        };
+        let remaining = not_before.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(());
+        }
+        if remaining > self.settings.timeout.min(MAX_THROTTLE_WAIT) {
+            return Err(ApiError::Deferred {
+                retry_after: remaining,
+            });
+        }
+        tokio::time::sleep(remaining).await;
+        Ok(())
     }
 
     async fn send(
@@ -194,6 +388,7 @@ impl PipefyClient {
         body: &serde_json::Value,
         bearer: Option<&Secret>,
     ) -> Result<GraphQlResponse, ApiError> {
+        self.wait_if_throttled().await?;
         let mut request = self
             .http
             .post(&self.endpoint)
@@ -209,7 +404,12 @@ impl PipefyClient {
             Err(e) => {
                 self.metrics
                     .observe_request(operation, "error", started.elapsed());
-                return Err(ApiError::Transport(describe_transport(&e)));
+                let text = describe_transport(&e);
+                return Err(if e.is_connect() {
+                    ApiError::Unreachable(text)
+                } else {
+                    ApiError::Transport(text)
+                });
             }
         };
         let status = response.status();
@@ -220,13 +420,34 @@ impl PipefyClient {
             .observe_request(operation, status.as_str(), started.elapsed());
         match status {
             StatusCode::UNAUTHORIZED => return Err(ApiError::Unauthorized),
-            StatusCode::TOO_MANY_REQUESTS => return Err(ApiError::RateLimited { retry_after }),
+            StatusCode::FORBIDDEN => return Err(ApiError::Forbidden),
+            StatusCode::TOO_MANY_REQUESTS => {
+                if let Some(wait) = retry_after {
+                    let mut not_before = lock(&self.not_before);
+                    *not_before = extend_not_before(
+                        *not_before,
+                        Instant::now(),
+                        wait,
+                        self.settings.backoff_max,
+                    );
+                }
+                return Err(ApiError::RateLimited { retry_after });
+            }
             s if !s.is_success() => return Err(ApiError::Status(s.as_u16())),
             _ => {}
         }
-        serde_json::from_slice(&body?)
+        let body = body.map_err(|e| match e {
+            ApiError::Transport(why) => ApiError::Incomplete(why),
+            other => other,
+        })?;
+        serde_json::from_slice(&body)
             .map_err(|e| ApiError::Decode(format!("not a GraphQL response: {e}")))
     }
+}
+
+/// A poisoned lock still holds plain data: use it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads a body, failing once it exceeds `max` bytes instead of buffering it all.
@@ -280,4 +501,79 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unbilled_failures_are_retried() {
+        for status in [500, 502, 503, 504] {
+            assert!(ApiError::Status(status).retryable(), "{status}");
+        }
+        assert!(ApiError::Unreachable("refused".into()).retryable());
+        // Billed (404, 408, 422), or possibly processed and billed (timeouts, cut
+        // bodies, unreadable 200s), or pointless (401, 403, 429).
+        for error in [
+            ApiError::Status(404),
+            ApiError::Status(408),
+            ApiError::Status(422),
+            ApiError::Transport("timed out".into()),
+            ApiError::Incomplete("eof".into()),
+            ApiError::Decode("garbage".into()),
+            ApiError::Unauthorized,
+            ApiError::Forbidden,
+            ApiError::RateLimited { retry_after: None },
+        ] {
+            assert!(!error.retryable(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn failures_are_classed_for_the_account() {
+        assert_eq!(ApiError::Forbidden.class(), Class::Rejected);
+        assert_eq!(ApiError::TokenRejected("x".into()).class(), Class::Rejected);
+        assert_eq!(
+            ApiError::Deferred {
+                retry_after: Duration::from_secs(3)
+            }
+            .class(),
+            Class::Throttled
+        );
+        assert_eq!(ApiError::Status(503).class(), Class::Failed);
+        assert_eq!(ApiError::Decode("x".into()).class(), Class::Failed);
+    }
+
+    #[test]
+    fn a_retry_after_only_ever_extends_the_wait() {
+        let now = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let s = Duration::from_secs;
+        assert_eq!(extend_not_before(None, now, s(30), hour), Some(now + s(30)));
+        // A shorter one later does not shorten it.
+        let later = Some(now + s(30));
+        assert_eq!(extend_not_before(later, now, s(5), hour), later);
+        assert_eq!(
+            extend_not_before(later, now, s(60), hour),
+            Some(now + s(60))
+        );
+        // An absurd one is cut to the cap.
+        assert_eq!(
+            extend_not_before(None, now, Duration::MAX, hour),
+            Some(now + hour)
+        );
+    }
+
+    #[test]
+    fn a_deferred_request_says_how_long_is_left() {
+        let error = ApiError::Deferred {
+            retry_after: Duration::from_millis(2500),
+        };
+        assert_eq!(
+            error.to_string(),
+            "not sent: Pipefy asked to wait 3s more (Retry-After)"
+        );
+        assert_eq!(error.retry_after(), Some(Duration::from_millis(2500)));
+    }
 }

@@ -13,7 +13,7 @@ use axum::{Form, Json, Router};
 use serde_json::json;
 
 use super::data::NOT_SPECIFIED;
-use super::{Admission, Simulator};
+use super::{Admission, Corruption, Failure, Simulator};
 
 pub(super) fn router(sim: Simulator) -> Router {
     Router::new()
@@ -77,6 +77,10 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
             )
                 .into_response();
         }
+        Admission::Fail(Failure {
+            body: Some(corruption),
+            ..
+        }) => return corrupt(corruption),
         Admission::Fail(failure) => {
             // A 1xx is not a final answer and would confuse the HTTP stack: use 500.
             let status = StatusCode::from_u16(failure.status)
@@ -133,6 +137,38 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
     }
     let response = sim.inner.schema.execute(request).await;
     (StatusCode::OK, Json(response)).into_response()
+}
+
+/// A `200 OK` whose body is broken: an HTML page, or JSON that stops half-way and a
+/// connection that breaks (the stream fails, so hyper aborts the chunked body).
+fn corrupt(corruption: Corruption) -> Response {
+    match corruption {
+        Corruption::Garbage => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body>502 Bad Gateway</body></html>",
+        )
+            .into_response(),
+        Corruption::Truncated => {
+            use futures_util::StreamExt;
+            let start = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
+                b"{\"data\":{\"a0\":{\"id\":",
+            ))]);
+            // The pause lets hyper send the status line and the first bytes before the
+            // break, as when a connection drops half-way through a response.
+            let cut = futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Err(std::io::Error::other("simulated truncation"))
+            });
+            let body = axum::body::Body::from_stream(start.chain(cut));
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The name a request is counted under: `operationName` if given, else the name of the

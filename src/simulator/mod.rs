@@ -107,6 +107,27 @@ pub struct SimStats {
 struct Failure {
     status: u16,
     retry_after: Option<u64>,
+    /// With a body fault, `status` is 200 and the body is broken this way.
+    body: Option<Corruption>,
+}
+
+/// A broken `200 OK` body, as a faulty proxy or an overloaded server sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Corruption {
+    /// A complete body that is not JSON (an HTML error page).
+    Garbage,
+    /// The start of a GraphQL response, then the connection breaks off.
+    Truncated,
+}
+
+impl Failure {
+    fn corrupt(corruption: Corruption) -> Failure {
+        Failure {
+            status: 200,
+            retry_after: None,
+            body: Some(corruption),
+        }
+    }
 }
 
 /// Everything that changes, behind one mutex. Critical sections are short and never
@@ -240,9 +261,24 @@ impl Simulator {
             Failure {
                 status,
                 retry_after,
+                body: None,
             },
             count,
         ));
+    }
+
+    /// The next `count` `/graphql` requests (after authentication) answer `200 OK` with
+    /// a broken body. They queue up with [`Simulator::fail_next`].
+    pub fn corrupt_next(&self, count: usize, corruption: Corruption) {
+        let mut st = self.lock();
+        st.fail_next
+            .extend(std::iter::repeat_n(Failure::corrupt(corruption), count));
+    }
+
+    /// Every `/graphql` request (after authentication) answers `200 OK` with a broken
+    /// body until called with `None` (which also ends a [`Simulator::fail_all`]).
+    pub fn corrupt_all(&self, corruption: Option<Corruption>) {
+        self.lock().fail_all = corruption.map(Failure::corrupt);
     }
 
     /// Every `/graphql` request (after authentication) fails this way until called with
@@ -251,6 +287,7 @@ impl Simulator {
         self.lock().fail_all = failure.map(|(status, retry_after)| Failure {
             status,
             retry_after,
+            body: None,
         });
     }
 

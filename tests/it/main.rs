@@ -10,6 +10,7 @@ mod certs;
 mod docs;
 mod e2e;
 mod failures;
+mod faults;
 mod handlers;
 mod helpers;
 mod usage_stats;
