@@ -8,7 +8,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::simulator::{SimServer, Simulator};
+use crate::simulator::{Corruption, SimServer, Simulator};
+
+/// Environment variable that makes the demo simulator cycle through upstream faults,
+/// this many seconds each (for `scripts/soak`).
+const ENV_FAULTS: &str = "PIPEFY_DEMO_FAULT_SECONDS";
 
 /// How often the simulator's usage moves.
 const TICK: Duration = Duration::from_secs(15);
@@ -31,6 +35,9 @@ pub(crate) async fn start() -> anyhow::Result<(Config, Demo)> {
         .spawn(listener)
         .await
         .context("cannot start the demo simulator")?;
+    if let Some(phase) = fault_phase() {
+        tokio::spawn(cycle_faults(simulator.clone(), phase));
+    }
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK);
         interval.tick().await;
@@ -55,5 +62,50 @@ impl Demo {
         tracing::info!(
             "demo mode: open {base}/ for the overview, {base}{telemetry_path} for the metrics, {simulator}/sim/stats for what the simulator was asked"
         );
+    }
+}
+
+/// How long each fault lasts, if `PIPEFY_DEMO_FAULT_SECONDS` asks for faults.
+fn fault_phase() -> Option<Duration> {
+    let seconds: u64 = std::env::var(ENV_FAULTS).ok()?.trim().parse().ok()?;
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// One upstream fault of the cycle.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Status(u16, Option<u64>),
+    Corrupt(Corruption),
+    /// Longer than the demo's 10 s request timeout.
+    Hang,
+}
+
+/// Every fault the exporter must survive, each followed by a healthy phase so that
+/// recovery is exercised too, over and over until the process ends.
+async fn cycle_faults(simulator: Simulator, phase: Duration) {
+    let faults = [
+        ("HTTP 500", Fault::Status(500, None)),
+        ("HTTP 503 storm", Fault::Status(503, None)),
+        ("HTTP 429, Retry-After 5", Fault::Status(429, Some(5))),
+        ("a body that is not JSON", Fault::Corrupt(Corruption::Garbage)),
+        ("a body cut short", Fault::Corrupt(Corruption::Truncated)),
+        ("a hang longer than the timeout", Fault::Hang),
+        ("HTTP 401", Fault::Status(401, None)),
+        ("HTTP 403", Fault::Status(403, None)),
+    ];
+    loop {
+        for (name, fault) in faults {
+            tracing::info!(fault = name, "demo: the simulator starts failing");
+            match fault {
+                Fault::Status(status, retry_after) => simulator.fail_all(Some((status, retry_after))),
+                Fault::Corrupt(corruption) => simulator.corrupt_all(Some(corruption)),
+                Fault::Hang => simulator.set_latency(Duration::from_secs(12)),
+            }
+            tokio::time::sleep(phase).await;
+            simulator.fail_all(None);
+            simulator.set_latency(Duration::ZERO);
+            tracing::info!("demo: the simulator is healthy again");
+            tokio::time::sleep(phase).await;
+        }
     }
 }
