@@ -116,18 +116,19 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Binds the listen address. `:PORT` means every interface, IPv6 and IPv4 as in the
-/// Go exporters: `[::]:PORT` (dual-stack on Linux), or `0.0.0.0:PORT` where IPv6 is off.
+/// Binds the listen address, with a deep listen backlog (`server::bind`). `:PORT` means
+/// every interface, IPv6 and IPv4 as in the Go exporters: `[::]:PORT` (dual-stack on
+/// Linux), or `0.0.0.0:PORT` where IPv6 is off.
 async fn bind(text: &str) -> anyhow::Result<TcpListener> {
     let context = || format!("cannot listen on {text} (--web.listen-address)");
     match text.strip_prefix(':') {
-        Some(port) => match TcpListener::bind(format!("[::]:{port}")).await {
+        Some(port) => match crate::server::bind(&format!("[::]:{port}")).await {
             Ok(listener) => Ok(listener),
-            Err(_) => TcpListener::bind(format!("0.0.0.0:{port}"))
+            Err(_) => crate::server::bind(&format!("0.0.0.0:{port}"))
                 .await
                 .with_context(context),
         },
-        None => TcpListener::bind(text).await.with_context(context),
+        None => crate::server::bind(text).await.with_context(context),
     }
 }
 

@@ -30,7 +30,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -82,6 +82,44 @@ pub(crate) struct Limits {
     pub(crate) read_header_timeout: Duration,
     /// `--web.max-connections`: connections open at once, TLS handshakes included.
     pub(crate) max_connections: usize,
+}
+
+/// The listen backlog asked for; the kernel caps it at `net.core.somaxconn` (4096 by
+/// default on Linux), which is what Go's `net.Listen` uses. tokio's `bind` asks for
+/// 128 only: while idle clients hold every descriptor, the scrapes must wait in the
+/// backlog for one to free up, and past 128 their connection attempts are dropped and
+/// retried a second or more later.
+const LISTEN_BACKLOG: u32 = u16::MAX as u32;
+
+/// Binds `address` (`host:port`, resolved) with a deep listen backlog: the first
+/// resolved address that binds.
+pub(crate) async fn bind(address: &str) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        match bind_one(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
+    }))
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
+    // As tokio's `bind`: restart at once on a port with connections in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Where the server is in its life; each connection task watches it.
