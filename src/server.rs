@@ -51,8 +51,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// hyper's read buffer, which holds the request line and headers: past it the client
-/// gets 431. 64 KiB is far above any real scrape (basic auth included) and well below
-/// hyper's ~400 KiB default. hyper's minimum is 8 KiB.
+/// gets 431. hyper checks after each read, so a request that arrives whole in one read
+/// may overshoot it by that read. 64 KiB is far above any real scrape (basic auth
+/// included) and well below hyper's ~400 KiB default. hyper's minimum is 8 KiB.
 const MAX_HEADER_BUFFER: usize = 64 * 1024;
 
 /// The largest request body accepted. Every endpoint is a GET or a bodyless POST, so a
