@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -27,6 +28,8 @@ pub async fn serve(
     let options = ServeOptions {
         telemetry_path,
         web: WebConfig::default(),
+        read_header_timeout: crate::server::DEFAULT_READ_HEADER_TIMEOUT,
+        max_connections: crate::server::DEFAULT_MAX_CONNECTIONS,
     };
     serve_with(config, listener, options, shutdown).await
 }
@@ -38,6 +41,12 @@ pub struct ServeOptions {
     pub telemetry_path: String,
     /// TLS, basic authentication and extra headers (`--web.config.file`).
     pub web: WebConfig,
+    /// Time allowed for a request's headers, and for an idle kept-alive connection's
+    /// next request (`--web.read-header-timeout`, 10 s by default).
+    pub read_header_timeout: Duration,
+    /// Connections open at once; past it new ones are closed at once
+    /// (`--web.max-connections`, 512 by default).
+    pub max_connections: usize,
 }
 
 /// [`serve`] with the web configuration: HTTPS when `options.web` has TLS, and basic
@@ -51,7 +60,13 @@ pub async fn serve_with(
     let ServeOptions {
         telemetry_path,
         web,
+        read_header_timeout,
+        max_connections,
     } = options;
+    let limits = crate::server::Limits {
+        read_header_timeout,
+        max_connections,
+    };
     let names: Vec<&'static str> = config.collectors.iter().map(|c| c.name()).collect();
     let metrics = Arc::new(SelfMetrics::new(
         &names,
@@ -78,7 +93,7 @@ pub async fn serve_with(
         telemetry_path,
     };
     let router = crate::web::protect(app(state), &web);
-    let server = crate::server::run(listener, router, web.tls.clone(), wait(stopped));
+    let server = crate::server::run(listener, router, web.tls.clone(), limits, wait(stopped));
     tokio::pin!(server);
     let mut refresh = refresh;
     tokio::select! {

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::builder::TypedValueParser as _;
@@ -67,6 +68,27 @@ pub struct Cli {
     )]
     pub web_config_file: Option<PathBuf>,
 
+    /// Maximum duration to wait for a request's headers, from the connection's opening
+    /// or the end of the previous response (so it also closes idle kept-alive
+    /// connections).
+    #[arg(
+        long = "web.read-header-timeout",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_timeout
+    )]
+    pub read_header_timeout: Duration,
+
+    /// Maximum number of simultaneous connections; past it, new connections are closed
+    /// at once.
+    #[arg(
+        long = "web.max-connections",
+        value_name = "N",
+        default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
+    )]
+    pub max_connections: usize,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     pub log_level: LogLevel,
@@ -86,18 +108,27 @@ pub struct Cli {
     pub config_check: bool,
 }
 
-/// Binds the listen address. `:PORT` means every interface, IPv6 and IPv4 as in the
-/// Go exporters: `[::]:PORT` (dual-stack on Linux), or `0.0.0.0:PORT` where IPv6 is off.
+/// A positive Prometheus-style duration (`10s`, `1m`).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match crate::duration::parse_duration(text)? {
+        Duration::ZERO => Err("must be more than zero".to_owned()),
+        duration => Ok(duration),
+    }
+}
+
+/// Binds the listen address, with a deep listen backlog (`server::bind`). `:PORT` means
+/// every interface, IPv6 and IPv4 as in the Go exporters: `[::]:PORT` (dual-stack on
+/// Linux), or `0.0.0.0:PORT` where IPv6 is off.
 async fn bind(text: &str) -> anyhow::Result<TcpListener> {
     let context = || format!("cannot listen on {text} (--web.listen-address)");
     match text.strip_prefix(':') {
-        Some(port) => match TcpListener::bind(format!("[::]:{port}")).await {
+        Some(port) => match crate::server::bind(&format!("[::]:{port}")).await {
             Ok(listener) => Ok(listener),
-            Err(_) => TcpListener::bind(format!("0.0.0.0:{port}"))
+            Err(_) => crate::server::bind(&format!("0.0.0.0:{port}"))
                 .await
                 .with_context(context),
         },
-        None => TcpListener::bind(text).await.with_context(context),
+        None => crate::server::bind(text).await.with_context(context),
     }
 }
 
@@ -166,6 +197,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    let open_files = crate::server::raise_open_file_limit();
+    if let Some(warning) = crate::server::capacity_warning(cli.max_connections, open_files) {
+        tracing::warn!("{warning}");
+    }
     let listener = bind(&cli.listen_address).await?;
     let local: SocketAddr = listener.local_addr()?;
     if let Some(demo) = &demo {
@@ -211,6 +246,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let options = crate::ServeOptions {
         telemetry_path: cli.telemetry_path,
         web,
+        read_header_timeout: cli.read_header_timeout,
+        max_connections: cli.max_connections,
     };
     crate::serve_with(Arc::new(config), listener, options, shutdown_signal()).await
 }
@@ -273,6 +310,32 @@ mod tests {
             "/*x",
         ] {
             assert!(check_telemetry_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connection_flags_have_their_defaults_and_reject_zero() {
+        let cli = Cli::try_parse_from(["pipefy-exporter"]).unwrap();
+        assert_eq!(cli.read_header_timeout, Duration::from_secs(10));
+        assert_eq!(cli.max_connections, 512);
+        let cli = Cli::try_parse_from([
+            "pipefy-exporter",
+            "--web.read-header-timeout=1m30s",
+            "--web.max-connections=8",
+        ])
+        .unwrap();
+        assert_eq!(cli.read_header_timeout, Duration::from_secs(90));
+        assert_eq!(cli.max_connections, 8);
+        for bad in [
+            "--web.read-header-timeout=0",
+            "--web.read-header-timeout=10",
+            "--web.max-connections=0",
+            "--web.max-connections=-1",
+        ] {
+            assert!(
+                Cli::try_parse_from(["pipefy-exporter", bad]).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -225,6 +225,8 @@ impl TestAppBuilder {
         let options = ServeOptions {
             telemetry_path: "/metrics".into(),
             web,
+            read_header_timeout: Duration::from_secs(10),
+            max_connections: 512,
         };
         let task = tokio::spawn(pipefy_exporter::serve_with(
             Arc::new(config),

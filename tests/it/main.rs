@@ -7,6 +7,7 @@ mod auth;
 mod batching;
 mod binary;
 mod certs;
+mod connections;
 mod docs;
 mod e2e;
 mod failures;
