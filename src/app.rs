@@ -27,9 +27,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let options = ServeOptions {
         telemetry_path,
-        web: WebConfig::default(),
-        read_header_timeout: crate::server::DEFAULT_READ_HEADER_TIMEOUT,
-        max_connections: crate::server::DEFAULT_MAX_CONNECTIONS,
+        ..ServeOptions::default()
     };
     serve_with(config, listener, options, shutdown).await
 }
@@ -47,6 +45,18 @@ pub struct ServeOptions {
     /// Connections open at once; past it new ones are closed at once
     /// (`--web.max-connections`, 512 by default).
     pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    /// The flags' defaults: `/metrics`, plain HTTP, 10 s for headers, 512 connections.
+    fn default() -> Self {
+        ServeOptions {
+            telemetry_path: "/metrics".to_owned(),
+            web: WebConfig::default(),
+            read_header_timeout: crate::server::DEFAULT_READ_HEADER_TIMEOUT,
+            max_connections: crate::server::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// [`serve`] with the web configuration: HTTPS when `options.web` has TLS, and basic

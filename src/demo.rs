@@ -87,7 +87,10 @@ async fn cycle_faults(simulator: Simulator, phase: Duration) {
         ("HTTP 500", Fault::Status(500, None)),
         ("HTTP 503 storm", Fault::Status(503, None)),
         ("HTTP 429, Retry-After 5", Fault::Status(429, Some(5))),
-        ("a body that is not JSON", Fault::Corrupt(Corruption::Garbage)),
+        (
+            "a body that is not JSON",
+            Fault::Corrupt(Corruption::Garbage),
+        ),
         ("a body cut short", Fault::Corrupt(Corruption::Truncated)),
         ("a hang longer than the timeout", Fault::Hang),
         ("HTTP 401", Fault::Status(401, None)),
@@ -97,7 +100,9 @@ async fn cycle_faults(simulator: Simulator, phase: Duration) {
         for (name, fault) in faults {
             tracing::info!(fault = name, "demo: the simulator starts failing");
             match fault {
-                Fault::Status(status, retry_after) => simulator.fail_all(Some((status, retry_after))),
+                Fault::Status(status, retry_after) => {
+                    simulator.fail_all(Some((status, retry_after)))
+                }
                 Fault::Corrupt(corruption) => simulator.corrupt_all(Some(corruption)),
                 Fault::Hang => simulator.set_latency(Duration::from_secs(12)),
             }

@@ -325,10 +325,7 @@ async fn connection_refused_is_retried_opens_the_circuit_and_values_go_stale() {
     let task = tokio::spawn(pipefy_exporter::serve_with(
         Arc::new(config),
         listener,
-        ServeOptions {
-            telemetry_path: "/metrics".into(),
-            web: Default::default(),
-        },
+        ServeOptions::default(),
         async {
             let _ = stopped.await;
         },

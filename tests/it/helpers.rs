@@ -223,10 +223,8 @@ impl TestAppBuilder {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let options = ServeOptions {
-            telemetry_path: "/metrics".into(),
             web,
-            read_header_timeout: Duration::from_secs(10),
-            max_connections: 512,
+            ..ServeOptions::default()
         };
         let task = tokio::spawn(pipefy_exporter::serve_with(
             Arc::new(config),
