@@ -3,15 +3,11 @@
 //! error, never panic, whatever the input.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::SystemTime;
 
-use crate::collectors::{Collector, Context, RawCollectors, Target};
+use crate::collectors::{decode_and_render, every_variant, Target};
 use crate::config::Config;
-use crate::exposition::Encoder;
 use crate::pipefy::model::{split, GraphQlResponse};
 use crate::pipefy::query::document;
-use crate::snapshot::{merge, OrgEntry, Outcome, Snapshot};
 use crate::web::WebConfig;
 
 /// The configuration file parser and validator. Secrets come from a fake environment,
@@ -40,45 +36,10 @@ pub fn graphql_response(body: &[u8]) {
             uuid: Some(format!("u{id}")),
         })
         .collect();
-    for collector in collectors() {
+    for collector in every_variant() {
         let fields = collector.fields(&orgs);
         let aliases = document(collector.operation(), &fields).aliases;
         let answers = split(&response, &aliases).into_iter().collect();
-        let outcomes = collector
-            .decode(&orgs, &answers)
-            .into_iter()
-            .map(|d| Outcome {
-                org_id: d.org_id,
-                collector: collector.name(),
-                stale_after: collector.schedule().stale_after,
-                result: d.result,
-            })
-            .collect();
-        let entries = orgs
-            .iter()
-            .map(|o| OrgEntry {
-                id: o.id.clone(),
-                ..OrgEntry::default()
-            })
-            .collect();
-        let now = SystemTime::now();
-        let snapshot = merge(&Snapshot::default(), entries, outcomes, now);
-        let mut out = String::new();
-        collector.encode(&snapshot, now, &mut Encoder::new(&mut out));
+        decode_and_render(collector.as_ref(), &orgs, &answers);
     }
-}
-
-/// Every collector, with the options that change what it asks for switched on.
-fn collectors() -> Vec<Arc<dyn Collector>> {
-    let yaml = "api_usage: {by_operation: true}\nai_credits: {source: per_organization}\n";
-    let mut all = crate::yaml::parse_yaml::<RawCollectors>(yaml)
-        .ok()
-        .and_then(|raw| raw.build(&Context::default()).ok())
-        .unwrap_or_default();
-    all.extend(
-        RawCollectors::default()
-            .build(&Context::default())
-            .unwrap_or_default(),
-    );
-    all
 }

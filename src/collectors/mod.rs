@@ -261,5 +261,56 @@ registry!(
     token_attribution,
 );
 
+/// Every collector, with every option that changes what it sends switched on: what the
+/// robustness tests and the fuzz targets run.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn every_variant() -> Vec<Arc<dyn Collector>> {
+    let yaml = "api_usage: {by_operation: true}\nai_credits: {source: per_organization}\n";
+    let mut all = crate::yaml::parse_yaml::<RawCollectors>(yaml)
+        .ok()
+        .and_then(|raw| raw.build(&Context::default()).ok())
+        .unwrap_or_default();
+    all.extend(
+        RawCollectors::default()
+            .build(&Context::default())
+            .unwrap_or_default(),
+    );
+    all
+}
+
+/// Decodes `answers` for `orgs`, merges the outcome into an empty snapshot and renders it,
+/// as one refresh and one scrape would. Returns the organization ids decoded, in order.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_and_render(
+    collector: &dyn Collector,
+    orgs: &[Target],
+    answers: &Answers,
+) -> Vec<String> {
+    use crate::snapshot::{merge, OrgEntry, Outcome};
+    let decoded = collector.decode(orgs, answers);
+    let ids = decoded.iter().map(|d| d.org_id.clone()).collect();
+    let outcomes = decoded
+        .into_iter()
+        .map(|d| Outcome {
+            org_id: d.org_id,
+            collector: collector.name(),
+            stale_after: collector.schedule().stale_after,
+            result: d.result,
+        })
+        .collect();
+    let entries = orgs
+        .iter()
+        .map(|o| OrgEntry {
+            id: o.id.clone(),
+            ..OrgEntry::default()
+        })
+        .collect();
+    let now = SystemTime::now();
+    let snapshot = merge(&Snapshot::default(), entries, outcomes, now);
+    let mut out = String::new();
+    collector.encode(&snapshot, now, &mut Encoder::new(&mut out));
+    ids
+}
+
 #[cfg(test)]
 mod tests;
