@@ -1,17 +1,19 @@
 //! The wiring of one exporter process: the refresh loop and the HTTP server, sharing
-//! the latest snapshot through a watch channel, stopped together.
+//! the latest snapshot through a watch channel, stopped together; and the reloader,
+//! which hands reloaded configurations to both.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::exposition::ExpositionInfo;
-use crate::http::{app, AppState};
+use crate::http::{app, AppState, ReloadFn};
 use crate::refresh::Refresher;
+use crate::reload::{Reloader, Sources};
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 use crate::web::WebConfig;
@@ -45,6 +47,15 @@ pub struct ServeOptions {
     /// Connections open at once; past it new ones are closed at once
     /// (`--web.max-connections`, 512 by default).
     pub max_connections: usize,
+    /// What a reload reads again. Without a configuration file, the configuration
+    /// given to [`serve_with`] stays; the web configuration is then the only thing
+    /// reloaded.
+    pub sources: Sources,
+    /// `POST /-/reload` (`--web.enable-lifecycle`); off by default, as in Prometheus:
+    /// anyone who can reach the port could otherwise make the exporter re-read files.
+    pub enable_lifecycle: bool,
+    /// Reload on SIGHUP. Process-wide, so only the binary turns it on.
+    pub reload_on_sighup: bool,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +66,9 @@ impl Default for ServeOptions {
             web: WebConfig::default(),
             read_header_timeout: crate::server::DEFAULT_READ_HEADER_TIMEOUT,
             max_connections: crate::server::DEFAULT_MAX_CONNECTIONS,
+            sources: Sources::default(),
+            enable_lifecycle: false,
+            reload_on_sighup: false,
         }
     }
 }
@@ -72,6 +86,9 @@ pub async fn serve_with(
         web,
         read_header_timeout,
         max_connections,
+        sources,
+        enable_lifecycle,
+        reload_on_sighup,
     } = options;
     let limits = crate::server::Limits {
         read_header_timeout,
@@ -82,10 +99,17 @@ pub async fn serve_with(
         &names,
         &crate::refresh::operations(&config),
     ));
+    // The load at start counts as the first successful one, as in Prometheus.
+    metrics.observe_reload(true, SystemTime::now());
     let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
-    let refresher = Refresher::new(config.clone(), metrics.clone(), publish)?;
+    let (exposing, info) = watch::channel(Arc::new(ExpositionInfo::new(&config)));
+    let (configs, reloaded) = watch::channel(config.clone());
+    let (webs, web) = watch::channel(Arc::new(web));
+    let refresher =
+        Refresher::new(config.clone(), metrics.clone(), publish)?.follow(reloaded, exposing);
+    let reloader = Arc::new(Reloader::new(sources, configs, webs, metrics.clone()));
 
-    // One shutdown signal, two listeners: the loop and the server.
+    // One shutdown signal, three listeners: the loop, the server and SIGHUP.
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -95,15 +119,23 @@ pub async fn serve_with(
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
     let refresh = tokio::spawn(refresher.run(wait(stopped.clone())));
+    if reload_on_sighup {
+        tokio::spawn(reload_on_hangup(reloader.clone(), wait(stopped.clone())));
+    }
 
+    let lifecycle: Option<ReloadFn> = enable_lifecycle.then(|| {
+        let reloader = reloader.clone();
+        Arc::new(move || reloader.reload()) as ReloadFn
+    });
     let state = AppState {
         snapshot,
         metrics,
-        info: Arc::new(ExpositionInfo::new(&config)),
+        info,
         telemetry_path,
+        lifecycle,
     };
-    let router = crate::web::protect(app(state), &web);
-    let server = crate::server::run(listener, router, web.tls.clone(), limits, wait(stopped));
+    let router = crate::web::protect(app(state), web.clone());
+    let server = crate::server::run(listener, router, web, limits, wait(stopped));
     tokio::pin!(server);
     let mut refresh = refresh;
     tokio::select! {
@@ -120,3 +152,35 @@ pub async fn serve_with(
         },
     }
 }
+
+/// Reloads on every SIGHUP until `stopped`. Without this, SIGHUP's default action
+/// would end the process (status 129), and a systemd unit would stay down.
+#[cfg(unix)]
+async fn reload_on_hangup(reloader: Arc<Reloader>, stopped: impl Future<Output = ()>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP; reload with POST /-/reload (--web.enable-lifecycle) or restart");
+            return;
+        }
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                tracing::info!("SIGHUP received; reloading the configuration");
+                let reloader = reloader.clone();
+                // The outcome is logged and shown by the metric; nobody else to tell.
+                let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            }
+            () = &mut stopped => return,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_reloader: Arc<Reloader>, _stopped: impl Future<Output = ()>) {}

@@ -1,7 +1,7 @@
 //! Command-line flags (node_exporter style) and the top-level `run`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +59,7 @@ pub struct Cli {
     pub telemetry_path: String,
 
     /// Path to a configuration file that can enable TLS or authentication, in the
-    /// Prometheus exporter-toolkit format (read once at startup).
+    /// Prometheus exporter-toolkit format (read again on reload).
     // Empty is allowed and means none, as in the exporter-toolkit.
     #[arg(
         long = "web.config.file",
@@ -88,6 +88,11 @@ pub struct Cli {
         value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
     )]
     pub max_connections: usize,
+
+    /// Enable `POST /-/reload` (and PUT), which reloads the configuration as SIGHUP
+    /// does.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
 
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
@@ -174,11 +179,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Load the web config, then start the simulator (demo) or load the config, all
     // before binding, so that a bad file fails fast and never leaves a half-started
     // server. An empty `--web.config.file` means none, as in the exporter-toolkit.
-    let web = match cli
+    let web_config_file = cli
         .web_config_file
         .as_deref()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
+        .filter(|p| !p.as_os_str().is_empty());
+    let web = match web_config_file {
         Some(path) => WebConfig::load(path)?,
         None => WebConfig::default(),
     };
@@ -191,7 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.config_check {
         tracing::info!(
             file = %cli.config_file.display(),
-            organizations = %describe_targets(&config),
+            organizations = %crate::reload::describe(&config),
             "configuration is valid"
         );
         return Ok(());
@@ -218,7 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         version = VERSION,
         revision = REVISION,
         address = %local,
-        organizations = %describe_targets(&config),
+        organizations = %crate::reload::describe(&config),
         "starting pipefy-exporter"
     );
     for collector in &config.collectors {
@@ -243,25 +248,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if web.basic_auth_enabled() && !web.tls_enabled() {
         tracing::warn!("basic authentication without TLS sends passwords in clear text");
     }
+    let sources = crate::reload::Sources {
+        // The demo's configuration is built in; only its web configuration reloads.
+        config_file: (!cli.demo).then(|| cli.config_file.clone()),
+        web_config_file: web_config_file.map(Path::to_path_buf),
+    };
     let options = crate::ServeOptions {
         telemetry_path: cli.telemetry_path,
         web,
         read_header_timeout: cli.read_header_timeout,
         max_connections: cli.max_connections,
+        sources,
+        enable_lifecycle: cli.enable_lifecycle,
+        reload_on_sighup: true,
     };
     crate::serve_with(Arc::new(config), listener, options, shutdown_signal()).await
-}
-
-fn describe_targets(config: &Config) -> String {
-    let parts: Vec<String> = config
-        .accounts
-        .iter()
-        .map(|a| match &a.organizations {
-            Some(ids) => format!("{}:{}", a.name, ids.len()),
-            None => format!("{}:all", a.name),
-        })
-        .collect();
-    parts.join(",")
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -53,13 +53,30 @@ pub enum Credential {
     /// No `Authorization` header at all: only for `--demo` against the simulator.
     Anonymous,
     /// A personal access token (static bearer).
-    Token(Secret),
+    Token {
+        token: Secret,
+        /// Where it was read from (not set when it came from the environment): read
+        /// again when Pipefy refuses it, since Kubernetes rotates mounted secrets in place.
+        file: Option<PathBuf>,
+    },
     /// OAuth2 client credentials; the access token is fetched and renewed by the client.
     ServiceAccount {
         client_id: String,
         client_secret: Secret,
+        /// As for a token: read again when the token endpoint refuses the secret.
+        client_secret_file: Option<PathBuf>,
         token_endpoint: String,
     },
+}
+
+impl Credential {
+    /// A token from `PIPEFY_TOKEN`: there is no file to read again.
+    fn from_env_token(token: &str) -> Credential {
+        Credential::Token {
+            token: Secret::new(token.trim()),
+            file: None,
+        }
+    }
 }
 
 /// One credential and the organizations it watches.
@@ -451,7 +468,7 @@ impl Validator<'_> {
             Some(raw) => raw,
             // No `auth` block: a token in the environment is enough.
             None => match env(ENV_TOKEN) {
-                Some(token) => return Ok(Credential::Token(Secret::new(token.trim()))),
+                Some(token) => return Ok(Credential::from_env_token(&token)),
                 None => {
                     return Err(self.err(
                         key,
@@ -466,37 +483,42 @@ impl Validator<'_> {
                 "set exactly one of `token_file` and `service_account`, not both",
             )),
             (None, None) => match env(ENV_TOKEN) {
-                Some(token) => Ok(Credential::Token(Secret::new(token.trim()))),
+                Some(token) => Ok(Credential::from_env_token(&token)),
                 None => Err(self.err(key, "set exactly one of `token_file` and `service_account`")),
             },
-            (Some(file), None) => {
-                let token = match env(ENV_TOKEN) {
-                    Some(token) => token,
-                    None => self.read_secret(&format!("{key}.token_file"), &file)?,
-                };
-                Ok(Credential::Token(Secret::new(token.trim())))
-            }
+            (Some(file), None) => Ok(match env(ENV_TOKEN) {
+                Some(token) => Credential::from_env_token(&token),
+                None => Credential::Token {
+                    token: Secret::new(self.read_secret(&format!("{key}.token_file"), &file)?),
+                    file: Some(file),
+                },
+            }),
             (None, Some(sa)) => {
                 let sa_key = format!("{key}.service_account");
                 if sa.client_id.trim().is_empty() {
                     return Err(self.err(format!("{sa_key}.client_id"), "must not be empty"));
                 }
                 self.check_url(&format!("{sa_key}.token_endpoint"), &sa.token_endpoint)?;
-                let secret = match (env(ENV_CLIENT_SECRET), sa.client_secret_file) {
-                    (Some(secret), _) => secret,
-                    (None, Some(file)) => {
-                        self.read_secret(&format!("{sa_key}.client_secret_file"), &file)?
-                    }
-                    (None, None) => {
-                        return Err(self.err(
-                            format!("{sa_key}.client_secret_file"),
-                            format!("required (or the {ENV_CLIENT_SECRET} environment variable)"),
-                        ))
-                    }
-                };
+                let (secret, client_secret_file) =
+                    match (env(ENV_CLIENT_SECRET), sa.client_secret_file) {
+                        (Some(secret), _) => (secret, None),
+                        (None, Some(file)) => (
+                            self.read_secret(&format!("{sa_key}.client_secret_file"), &file)?,
+                            Some(file),
+                        ),
+                        (None, None) => {
+                            return Err(self.err(
+                                format!("{sa_key}.client_secret_file"),
+                                format!(
+                                    "required (or the {ENV_CLIENT_SECRET} environment variable)"
+                                ),
+                            ))
+                        }
+                    };
                 Ok(Credential::ServiceAccount {
                     client_id: sa.client_id,
                     client_secret: Secret::new(secret.trim()),
+                    client_secret_file,
                     token_endpoint: sa.token_endpoint,
                 })
             }
@@ -613,7 +635,10 @@ mod tests {
         assert_eq!(config.accounts.len(), 1);
         assert_eq!(
             config.accounts[0].credential,
-            Credential::Token(Secret::new("pat-123"))
+            Credential::Token {
+                token: Secret::new("pat-123"),
+                file: None
+            }
         );
         assert_eq!(
             config.accounts[0].organizations,
@@ -823,17 +848,19 @@ mod tests {
             "pipefy:\n  auth:\n    service_account:\n      client_id: abc\n      client_secret_file: {}\n      token_endpoint: https://auth.example/oauth/token\n",
             secret.display()
         );
-        let expected = |s: &str| Credential::ServiceAccount {
+        let expected = |s: &str, file: Option<&Path>| Credential::ServiceAccount {
             client_id: "abc".into(),
             client_secret: Secret::new(s),
+            client_secret_file: file.map(Path::to_path_buf),
             token_endpoint: "https://auth.example/oauth/token".into(),
         };
+        // The file is remembered, to be read again when the secret is refused.
         assert_eq!(
             parse(&yaml).unwrap().accounts[0].credential,
-            expected("s3cr3t")
+            expected("s3cr3t", Some(&secret))
         );
         let from_env = parse_env(&yaml, &[(ENV_CLIENT_SECRET, "from-env")]).unwrap();
-        assert_eq!(from_env.accounts[0].credential, expected("from-env"));
+        assert_eq!(from_env.accounts[0].credential, expected("from-env", None));
         // Debug output never shows a secret.
         assert!(!format!("{from_env:?}").contains("from-env"));
     }

@@ -1,4 +1,5 @@
-//! The HTTP side: `/metrics`, the landing page, `/-/healthy` and `/-/ready`.
+//! The HTTP side: `/metrics`, the landing page, `/-/healthy`, `/-/ready` and
+//! `/-/reload`.
 //!
 //! Handlers only read the latest published snapshot; nothing here talks to Pipefy.
 //! [`app`] builds the router without binding a socket, so tests and `serve` share it.
@@ -11,24 +12,31 @@ use std::time::SystemTime;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
 use crate::collectors::{self, slices, TokenAttribution};
 use crate::exposition::CONTENT_TYPE;
 use crate::exposition::{render, ExpositionInfo};
+use crate::reload::ReloadError;
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::timefmt::rfc3339;
+
+/// Reloads the configuration (see `reload`); blocking.
+pub type ReloadFn = Arc<dyn Fn() -> Result<(), ReloadError> + Send + Sync>;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub metrics: Arc<SelfMetrics>,
-    pub info: Arc<ExpositionInfo>,
+    /// What is exposed: changes when a reloaded configuration is applied.
+    pub info: watch::Receiver<Arc<ExpositionInfo>>,
     pub telemetry_path: String,
+    /// `Some` with `--web.enable-lifecycle`: `POST /-/reload` calls it.
+    pub lifecycle: Option<ReloadFn>,
 }
 
 impl AppState {
@@ -36,13 +44,18 @@ impl AppState {
         // Clone the Arc and release the watch lock at once.
         self.snapshot.borrow().clone()
     }
+
+    fn info(&self) -> Arc<ExpositionInfo> {
+        self.info.borrow().clone()
+    }
 }
 
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route(&state.telemetry_path, get(metrics))
         .route("/-/healthy", get(healthy))
-        .route("/-/ready", get(ready));
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload).put(reload));
     // With `--web.telemetry-path=/` the metrics take the root, as in node_exporter.
     if state.telemetry_path != "/" {
         router = router.route("/", get(landing));
@@ -52,7 +65,7 @@ pub fn app(state: AppState) -> Router {
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let snapshot = state.current();
-    let body = render(&snapshot, &state.metrics, &state.info, SystemTime::now());
+    let body = render(&snapshot, &state.metrics, &state.info(), SystemTime::now());
     // Caches must not hand a gzip body to a client that did not ask for one.
     let content_type = [
         (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
@@ -117,10 +130,32 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus's `/-/reload`: 200 once the files are read and valid (the new
+/// configuration applies at the next refresh), 500 with the error otherwise, 403 when
+/// `--web.enable-lifecycle` is off, with Prometheus's wording.
+async fn reload(State(state): State<AppState>) -> Response {
+    let Some(reload) = state.lifecycle.clone() else {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n").into_response();
+    };
+    match tokio::task::spawn_blocking(move || reload()).await {
+        Ok(Ok(())) => (StatusCode::OK, "Configuration reloaded\n").into_response(),
+        Ok(Err(error)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {error}\n"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to reload config: the reload task failed\n",
+        )
+            .into_response(),
+    }
+}
+
 async fn landing(State(state): State<AppState>) -> Html<String> {
     Html(landing_page(
         &state.current(),
-        &state.info,
+        &state.info(),
         &state.telemetry_path,
         SystemTime::now(),
     ))

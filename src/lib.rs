@@ -9,7 +9,8 @@
 //! binary, the integration tests and the benchmark use:
 //! - [`cli::run`] and [`cli::Cli`], [`logging::init`] (the binary);
 //! - [`config::Config`] (load, validate, inspect schedules), [`web::WebConfig`];
-//! - [`serve`], [`serve_with`], [`ServeOptions`] (one exporter on a listener);
+//! - [`serve`], [`serve_with`], [`ServeOptions`] (one exporter on a listener), with
+//!   [`reload::Sources`] (what a reload reads again);
 //! - [`http::app`] with [`http::AppState`] (the router, testable without a socket),
 //!   [`exposition::render`], [`refresh::Refresher`], [`snapshot`], [`self_metrics`];
 //! - `simulator` (with the default `demo` feature): the fake Pipefy of `--demo` and the
@@ -32,6 +33,7 @@ pub mod logging;
 mod pipefy;
 mod process;
 pub mod refresh;
+pub mod reload;
 pub mod secret;
 pub mod self_metrics;
 mod server;

@@ -23,7 +23,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::collectors::{Collector, Target};
 use crate::config::{Account, Config, Credential};
-use crate::pipefy::backoff::{self, Admission, Change, Health, Policy};
+use crate::exposition::ExpositionInfo;
+use crate::pipefy::backoff::{self, Admission, Change, Health, Policy, Why};
 use crate::pipefy::model::{self, Organization};
 use crate::pipefy::query::{self, RootField};
 use crate::pipefy::{ApiError, PipefyClient, Settings};
@@ -82,6 +83,15 @@ pub struct Refresher {
     publish: watch::Sender<Arc<Snapshot>>,
     /// Shared by all accounts: `max_concurrent_requests` is a process-wide budget.
     permits: Semaphore,
+    /// Configurations from reloads (`None`: the configuration never changes).
+    reloads: Option<Reloads>,
+}
+
+/// The refresher's side of reloads.
+struct Reloads {
+    reloads: watch::Receiver<Arc<Config>>,
+    /// What the HTTP side exposes, changed with each configuration applied.
+    exposing: watch::Sender<Arc<ExpositionInfo>>,
 }
 
 /// What one refresh produced.
@@ -97,6 +107,33 @@ pub struct RefreshOutcome {
     /// Organizations not asked at all because their account is backing off: their
     /// failures were logged once, when the backoff began.
     pub skipped: HashSet<String>,
+}
+
+/// Which organizations a refresh asks about.
+#[derive(Clone, Copy, Debug)]
+enum Scope<'a> {
+    /// Every organization of every account: a regular refresh.
+    All,
+    /// Only organizations the snapshot does not have yet, of these accounts: what a
+    /// reload added, fetched at once rather than one interval later, without paying
+    /// again for what is already known.
+    Newcomers { accounts: &'a HashSet<String> },
+}
+
+impl Scope<'_> {
+    fn asks(&self, account: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Newcomers { accounts } => accounts.contains(account),
+        }
+    }
+
+    fn wants(&self, id: &str, previous: &Snapshot) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Newcomers { .. } => !previous.orgs.contains_key(id),
+        }
+    }
 }
 
 /// What an account can do this refresh.
@@ -116,6 +153,29 @@ enum Plan {
     },
 }
 
+impl Plan {
+    fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        match self {
+            Plan::Fetch { ids, .. } | Plan::Fail { ids, .. } => ids.retain(|id| keep(id)),
+        }
+    }
+}
+
+/// The accounts of `config` that may watch organizations `previous` does not have:
+/// those listing one, and those discovering that did not run under `before` (an
+/// account that already discovered finds newcomers at its own next refresh).
+fn with_newcomers(config: &Config, before: &[String], previous: &Snapshot) -> HashSet<String> {
+    config
+        .accounts
+        .iter()
+        .filter(|a| match &a.organizations {
+            Some(ids) => ids.iter().any(|id| !previous.orgs.contains_key(id)),
+            None => !before.contains(&a.name),
+        })
+        .map(|a| a.name.clone())
+        .collect()
+}
+
 /// When a collector runs next: one interval after this refresh started, or later when
 /// Pipefy sent a longer `Retry-After`. The wait is capped at `stale_after`: by then the
 /// values are gone anyway, and an absurd header must not switch the exporter off.
@@ -133,6 +193,68 @@ fn next_start(
     }
 }
 
+/// How `config` asks Pipefy, for every account's client.
+fn settings(config: &Config) -> Settings {
+    Settings {
+        timeout: config.timeout,
+        max_tries: config.max_tries,
+        retry_delay: config.retry_delay,
+        backoff_max: config.backoff_max,
+    }
+}
+
+fn account_client(
+    config: &Config,
+    account: &Account,
+    metrics: &Arc<SelfMetrics>,
+) -> anyhow::Result<AccountClient> {
+    let client = PipefyClient::new(
+        &config.endpoint,
+        &account.name,
+        &account.credential,
+        settings(config),
+        metrics.clone(),
+    )?;
+    metrics.set_account_health(&account.name, Duration::ZERO, false);
+    Ok(AccountClient {
+        account: account.clone(),
+        client,
+        health: Mutex::new(Health::default()),
+    })
+}
+
+/// Whether `org` is still watched under `config`: listed by some account, or found by
+/// discovery of an account that is still there and still discovers.
+fn still_watched(config: &Config, id: &str, account: &str) -> bool {
+    config.accounts.iter().any(|a| match &a.organizations {
+        Some(ids) => ids.iter().any(|listed| listed == id),
+        None => a.name == account,
+    })
+}
+
+/// When each collector of a new configuration is due, from the old schedule: a kept
+/// collector keeps its turn, brought forward if its new interval is shorter (a
+/// Retry-After in force is kept too); a new one is due at once.
+fn carry_schedule(
+    old: &[(&'static str, Instant)],
+    new: &[Arc<dyn Collector>],
+    now: Instant,
+) -> Vec<Instant> {
+    new.iter()
+        .map(
+            |collector| match old.iter().find(|(name, _)| *name == collector.name()) {
+                Some((_, due)) => {
+                    let sooner = now
+                        .checked_add(collector.schedule().interval)
+                        .unwrap_or(*due);
+                    (*due).min(sooner)
+                }
+                None => now,
+            },
+        )
+        .collect()
+}
+
 impl Refresher {
     pub fn new(
         config: Arc<Config>,
@@ -142,27 +264,7 @@ impl Refresher {
         let accounts = config
             .accounts
             .iter()
-            .map(|account| {
-                let settings = Settings {
-                    timeout: config.timeout,
-                    max_tries: config.max_tries,
-                    retry_delay: config.retry_delay,
-                    backoff_max: config.backoff_max,
-                };
-                let client = PipefyClient::new(
-                    &config.endpoint,
-                    &account.name,
-                    &account.credential,
-                    settings,
-                    metrics.clone(),
-                )?;
-                metrics.set_account_health(&account.name, Duration::ZERO, false);
-                Ok(AccountClient {
-                    account: account.clone(),
-                    client,
-                    health: Mutex::new(Health::default()),
-                })
-            })
+            .map(|account| account_client(&config, account, &metrics))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Refresher {
             permits: Semaphore::new(config.max_concurrent_requests),
@@ -170,18 +272,132 @@ impl Refresher {
             accounts,
             metrics,
             publish,
+            reloads: None,
         })
+    }
+
+    /// Applies every configuration sent on `reloads` between refreshes, announcing each
+    /// on `exposing` for the HTTP side.
+    pub(crate) fn follow(
+        mut self,
+        reloads: watch::Receiver<Arc<Config>>,
+        exposing: watch::Sender<Arc<ExpositionInfo>>,
+    ) -> Self {
+        self.reloads = Some(Reloads { reloads, exposing });
+        self
+    }
+
+    /// Switches to a reloaded configuration: clients of unchanged accounts are kept
+    /// (with their access token, `Retry-After` and backoff), others are made anew;
+    /// organizations and collectors no longer watched leave the snapshot at once; kept
+    /// ones keep their values until their next refresh. On error (a client that cannot
+    /// be built) nothing changes.
+    fn reconfigure(
+        &mut self,
+        config: Arc<Config>,
+        previous: &Snapshot,
+    ) -> anyhow::Result<Snapshot> {
+        let same_transport =
+            self.config.endpoint == config.endpoint && settings(&self.config) == settings(&config);
+        let unchanged = |ac: &AccountClient, account: &Account| {
+            same_transport
+                && ac.account.name == account.name
+                && ac.account.credential == account.credential
+        };
+        // Build what is new first, so that a failure leaves everything as it was.
+        let mut fresh = Vec::new();
+        for account in &config.accounts {
+            if !self.accounts.iter().any(|ac| unchanged(ac, account)) {
+                fresh.push(account_client(&config, account, &self.metrics)?);
+            }
+        }
+        let mut old = std::mem::take(&mut self.accounts);
+        let mut fresh = fresh.into_iter();
+        for account in &config.accounts {
+            let client = match old.iter().position(|ac| unchanged(ac, account)) {
+                Some(i) => AccountClient {
+                    account: account.clone(),
+                    ..old.swap_remove(i)
+                },
+                // One was built above for every account not kept, in this order.
+                None => match fresh.next() {
+                    Some(client) => client,
+                    None => unreachable!("a client was built for every new account"),
+                },
+            };
+            self.accounts.push(client);
+        }
+        let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        self.metrics.retain_accounts(&names);
+        let collectors: Vec<&'static str> = config.collectors.iter().map(|c| c.name()).collect();
+        self.metrics.add(&collectors, &operations(&config));
+        self.permits = Semaphore::new(config.max_concurrent_requests);
+        self.config = config;
+        Ok(previous.retain(
+            |org| still_watched(&self.config, &org.meta.id, &org.account),
+            &collectors,
+        ))
     }
 
     /// Runs refreshes until `shutdown` resolves. Every collector is due at once; then
     /// each is due one of its intervals after its previous refresh started, or later if
-    /// Pipefy asked us to back off.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    /// Pipefy asked us to back off. A reloaded configuration is applied between
+    /// refreshes.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut previous = self.publish.borrow().clone();
-        let collectors = &self.config.collectors;
-        let mut next_due = vec![Instant::now(); collectors.len()];
+        let mut next_due = vec![Instant::now(); self.config.collectors.len()];
         loop {
+            if let Some(config) = self.reloaded() {
+                let old: Vec<(&'static str, Instant)> = self
+                    .config
+                    .collectors
+                    .iter()
+                    .map(|c| c.name())
+                    .zip(next_due.iter().copied())
+                    .collect();
+                let before: Vec<String> = self
+                    .accounts
+                    .iter()
+                    .map(|ac| ac.account.name.clone())
+                    .collect();
+                match self.reconfigure(config.clone(), &previous) {
+                    Ok(pruned) => {
+                        next_due = carry_schedule(&old, &config.collectors, Instant::now());
+                        if let Some(reloads) = &self.reloads {
+                            reloads
+                                .exposing
+                                .send_replace(Arc::new(ExpositionInfo::new(&config)));
+                        }
+                        previous = Arc::new(pruned);
+                        self.publish.send_replace(previous.clone());
+                        let accounts = with_newcomers(&config, &before, &previous);
+                        if !accounts.is_empty() && !config.collectors.is_empty() {
+                            let all: Vec<&dyn Collector> =
+                                config.collectors.iter().map(|c| c.as_ref()).collect();
+                            let scope = Scope::Newcomers {
+                                accounts: &accounts,
+                            };
+                            let cycle = self.cycle(&previous, &all, scope);
+                            let (snapshot, retry_after) = tokio::select! {
+                                done = cycle => done,
+                                () = &mut shutdown => return,
+                            };
+                            previous = snapshot;
+                            let now = Instant::now();
+                            for (collector, due) in config.collectors.iter().zip(&mut next_due) {
+                                let stale_after = collector.schedule().stale_after;
+                                *due =
+                                    next_start(*due, now, Duration::ZERO, retry_after, stale_after);
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot apply the reloaded configuration; the previous one keeps running")
+                    }
+                }
+            }
+            let collectors = self.config.collectors.clone();
             let started = Instant::now();
             let due: Vec<&dyn Collector> = collectors
                 .iter()
@@ -190,23 +406,11 @@ impl Refresher {
                 .map(|(c, _)| c.as_ref())
                 .collect();
             if !due.is_empty() {
-                let outcome = tokio::select! {
-                    outcome = self.refresh(&previous, &due) => outcome,
+                let (snapshot, retry_after) = tokio::select! {
+                    done = self.cycle(&previous, &due, Scope::All) => done,
                     () = &mut shutdown => return,
                 };
-                let elapsed = started.elapsed();
-                self.report(&due, &outcome, elapsed);
-                // A Retry-After beyond backoff_max is cut to it, as the client does.
-                let retry_after = outcome.retry_after.map(|r| r.min(self.config.backoff_max));
-                let snapshot = Arc::new(merge(
-                    &previous,
-                    outcome.orgs,
-                    outcome.outcomes,
-                    SystemTime::now(),
-                ));
-                self.publish.send_replace(snapshot.clone());
                 previous = snapshot;
-
                 let now = Instant::now();
                 for (collector, due) in collectors.iter().zip(&mut next_due) {
                     let schedule = collector.schedule();
@@ -224,21 +428,70 @@ impl Refresher {
                         next_start(*due, now, Duration::ZERO, retry_after, schedule.stale_after)
                     };
                 }
-                if let Some(backoff) = retry_after {
-                    tracing::warn!(
-                        retry_after_seconds = backoff.as_secs(),
-                        "Pipefy is throttling; every collector waits at least that long"
-                    );
-                }
             }
-            let Some(next) = next_due.iter().min().copied() else {
-                return;
+            // With every collector disabled by a reload, wait for the next reload.
+            let next = next_due.iter().min().copied();
+            let sleep = async {
+                match next {
+                    Some(next) => tokio::time::sleep_until(next.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let reloaded = async {
+                match self.reloads.as_mut() {
+                    Some(reloads) => {
+                        if reloads.reloads.changed().await.is_err() {
+                            // The reloader is gone (shutdown): nothing more will come.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
             };
             tokio::select! {
-                () = tokio::time::sleep_until(next.into()) => {}
+                () = sleep => {}
+                () = reloaded => {}
                 () = &mut shutdown => return,
             }
         }
+    }
+
+    /// One refresh of the `due` collectors in `scope`: fetched, counted, merged and
+    /// published. Returns the new snapshot and the `Retry-After` to honour, if Pipefy
+    /// throttled (cut to `backoff_max`, as the client does).
+    async fn cycle(
+        &self,
+        previous: &Snapshot,
+        due: &[&dyn Collector],
+        scope: Scope<'_>,
+    ) -> (Arc<Snapshot>, Option<Duration>) {
+        let started = Instant::now();
+        let outcome = self.refresh_in(previous, due, scope).await;
+        self.report(due, &outcome, started.elapsed());
+        let retry_after = outcome.retry_after.map(|r| r.min(self.config.backoff_max));
+        let snapshot = Arc::new(merge(
+            previous,
+            outcome.orgs,
+            outcome.outcomes,
+            SystemTime::now(),
+        ));
+        self.publish.send_replace(snapshot.clone());
+        if let Some(backoff) = retry_after {
+            tracing::warn!(
+                retry_after_seconds = backoff.as_secs(),
+                "Pipefy is throttling; every collector waits at least that long"
+            );
+        }
+        (snapshot, retry_after)
+    }
+
+    /// A configuration sent by a reload and not yet applied, if any.
+    fn reloaded(&mut self) -> Option<Arc<Config>> {
+        let reloads = self.reloads.as_mut()?;
+        // `changed()` in the loop's select marks the value seen; compare the pointer
+        // to what runs instead.
+        let latest = reloads.reloads.borrow_and_update().clone();
+        (!Arc::ptr_eq(&latest, &self.config)).then_some(latest)
     }
 
     /// Counts each due collector's refresh in the self-metrics and logs failures once
@@ -308,7 +561,28 @@ impl Refresher {
         previous: &Snapshot,
         due: &[&dyn Collector],
     ) -> RefreshOutcome {
-        let plans = join_all(self.accounts.iter().map(|ac| self.plan(ac, previous))).await;
+        self.refresh_in(previous, due, Scope::All).await
+    }
+
+    /// [`Refresher::refresh`] of the organizations in `scope`; the others are carried
+    /// over untouched.
+    async fn refresh_in(
+        &self,
+        previous: &Snapshot,
+        due: &[&dyn Collector],
+        scope: Scope<'_>,
+    ) -> RefreshOutcome {
+        let accounts: Vec<&AccountClient> = self
+            .accounts
+            .iter()
+            .filter(|ac| scope.asks(&ac.account.name))
+            .collect();
+        let plans = join_all(accounts.iter().map(|ac| async {
+            let (mut plan, retry_after) = self.plan(ac, previous).await;
+            plan.retain(|id| scope.wants(id, previous));
+            (plan, retry_after)
+        }))
+        .await;
         let mut outcome = RefreshOutcome::default();
         // Accounts that can fetch claim first; a failing account keeps only the
         // organizations nobody else fetches.
@@ -326,7 +600,7 @@ impl Refresher {
             .collect();
         let mut owned: HashSet<String> = HashSet::new();
         let mut fetches = Vec::new();
-        for (ac, (plan, retry_after)) in self.accounts.iter().zip(plans) {
+        for (ac, (plan, retry_after)) in accounts.iter().zip(plans) {
             outcome.retry_after = outcome.retry_after.max(retry_after);
             let account = &ac.account.name;
             match plan {
@@ -364,11 +638,26 @@ impl Refresher {
             outcome.orgs.extend(fetched.orgs);
             outcome.outcomes.extend(fetched.outcomes);
         }
-        for (ac, admitted) in self.accounts.iter().zip(admitted) {
+        for (ac, admitted) in accounts.iter().zip(admitted) {
             let tally = ac.client.take_tally();
             if admitted {
                 self.judge(ac, tally.verdict());
             }
+        }
+        if let Scope::Newcomers { .. } = scope {
+            // Everything else stays as it is: merge drops organizations it is not given.
+            let asked: HashSet<&str> = outcome.orgs.iter().map(|o| o.id.as_str()).collect();
+            let kept: Vec<OrgEntry> = previous
+                .orgs
+                .values()
+                .filter(|org| !asked.contains(org.meta.id.as_str()))
+                .map(|org| OrgEntry {
+                    id: org.meta.id.clone(),
+                    account: org.account.clone(),
+                    meta: None,
+                })
+                .collect();
+            outcome.orgs.extend(kept);
         }
         outcome
     }
@@ -448,6 +737,19 @@ impl Refresher {
         }
     }
 
+    /// What an account backing off does this refresh: nothing, its organizations fail.
+    fn skip(&self, ids: Vec<String>, remaining: Duration, why: Why) -> Plan {
+        Plan::Fail {
+            ids,
+            error: format!(
+                "not asked: {}; next try in {}s",
+                why.as_str(),
+                remaining.as_secs_f64().ceil()
+            ),
+            skipped: true,
+        }
+    }
+
     /// Authenticates (a broken credential then costs one token request per refresh,
     /// not one per batch) and finds the organizations to ask about.
     async fn plan(&self, ac: &AccountClient, previous: &Snapshot) -> (Plan, Option<Duration>) {
@@ -464,16 +766,16 @@ impl Refresher {
                 .collect(),
         };
         if let Admission::Wait { remaining, why } = self.admit(ac) {
-            let plan = Plan::Fail {
-                ids: fallback(),
-                error: format!(
-                    "not asked: {}; next try in {}s",
-                    why.as_str(),
-                    remaining.as_secs_f64().ceil()
-                ),
-                skipped: true,
-            };
-            return (plan, None);
+            // A secret rotated on disk is worth one try at once rather than at the end
+            // of a wait of up to backoff_max: Kubernetes updates mounted secrets in place.
+            if why == Why::CredentialRejected && ac.client.secret_rotated() {
+                tracing::info!(
+                    account,
+                    "the secret file changed during the credential backoff; trying it now"
+                );
+            } else {
+                return (self.skip(fallback(), remaining, why), None);
+            }
         }
         if let Err(error) = ac.client.authenticate().await {
             tracing::warn!(account, %error, "cannot authenticate to Pipefy; last good values are kept until stale_after");

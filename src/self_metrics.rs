@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::exposition::{Encoder, Histogram, MetricType};
 
@@ -67,6 +67,14 @@ struct Inner {
     api_duration: BTreeMap<&'static str, Histogram>,
     /// Per account: the backoff wait in force (0: none) and whether its circuit is open.
     accounts: BTreeMap<String, (Duration, bool)>,
+    /// Whether the last (re)load of the configuration succeeded, and when one last did.
+    reload: Reload,
+}
+
+#[derive(Debug, Default)]
+struct Reload {
+    successful: bool,
+    last_success: Option<SystemTime>,
 }
 
 impl SelfMetrics {
@@ -74,19 +82,47 @@ impl SelfMetrics {
     /// uses, so that `increase()` sees the first refresh and the first calls.
     pub fn new(collectors: &[&'static str], operations: &[&'static str]) -> Self {
         let metrics = SelfMetrics::default();
-        {
-            let mut inner = metrics.lock();
-            for collector in collectors {
-                inner.refreshes.insert(collector, refresh_entry());
-            }
-            for operation in operations {
-                inner.api_requests.insert((operation, "200".to_owned()), 0);
-                inner
-                    .api_duration
-                    .insert(operation, Histogram::new(REQUEST_BUCKETS));
-            }
-        }
+        metrics.add(collectors, operations);
         metrics
+    }
+
+    /// Starts at 0 the counters of collectors and operations not seen before (after a
+    /// reload enabled them); counters already running keep counting.
+    pub(crate) fn add(&self, collectors: &[&'static str], operations: &[&'static str]) {
+        let mut inner = self.lock();
+        for collector in collectors {
+            inner
+                .refreshes
+                .entry(collector)
+                .or_insert_with(refresh_entry);
+        }
+        for operation in operations {
+            inner
+                .api_requests
+                .entry((operation, "200".to_owned()))
+                .or_insert(0);
+            inner
+                .api_duration
+                .entry(operation)
+                .or_insert_with(|| Histogram::new(REQUEST_BUCKETS));
+        }
+    }
+
+    /// Forgets the backoff gauges of accounts a reload removed: a gauge of an account
+    /// that is no longer watched would claim a wait that nobody is doing.
+    pub(crate) fn retain_accounts(&self, keep: &[&str]) {
+        self.lock()
+            .accounts
+            .retain(|account, _| keep.contains(&account.as_str()));
+    }
+
+    /// Records how the last load of the configuration went (the one at start counts).
+    pub(crate) fn observe_reload(&self, successful: bool, now: SystemTime) {
+        let mut inner = self.lock();
+        inner.reload.successful = successful;
+        if successful {
+            inner.reload.last_success = Some(now);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -143,6 +179,30 @@ impl SelfMetrics {
 
     pub(crate) fn encode(&self, enc: &mut Encoder) {
         let inner = self.lock();
+        // Named as Prometheus and Alertmanager name theirs, so that existing alerts on
+        // `*_config_last_reload_successful == 0` cover this exporter too.
+        enc.family(
+            "pipefy_exporter_config_last_reload_successful",
+            "Whether the last configuration reload attempt (or the load at start) succeeded.",
+            MetricType::Gauge,
+        );
+        enc.sample(
+            "pipefy_exporter_config_last_reload_successful",
+            &[],
+            if inner.reload.successful { 1.0 } else { 0.0 },
+        );
+        enc.family(
+            "pipefy_exporter_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration load (at start or by a reload).",
+            MetricType::Gauge,
+        );
+        if let Some(at) = inner.reload.last_success {
+            enc.sample(
+                "pipefy_exporter_config_last_reload_success_timestamp_seconds",
+                &[],
+                crate::timefmt::unix_seconds(at),
+            );
+        }
         enc.family(
             "pipefy_exporter_refresh_duration_seconds",
             "Duration of background refreshes, per collector (all organizations).",

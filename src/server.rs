@@ -134,18 +134,18 @@ enum Phase {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish for up to [`DRAIN_DEADLINE`]. With `tls`, HTTPS only.
+/// finish for up to [`DRAIN_DEADLINE`]. HTTPS only when `web` has TLS.
 pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    web: watch::Receiver<Arc<WebConfig>>,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let shared = Shared {
         http: http1_builder(&limits),
         service: TowerToHyperService::new(router.layer(axum::middleware::from_fn(limit_body))),
-        tls: tls.map(TlsAcceptor::from),
+        web,
         limits,
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -252,7 +252,9 @@ async fn limit_body(request: Request, next: Next) -> Response {
 struct Shared {
     http: http1::Builder,
     service: TowerToHyperService<Router>,
-    tls: Option<TlsAcceptor>,
+    /// Read at each connection, so that a reload's new certificate is used from the
+    /// next handshake on. Whether TLS is on does not change (a reload refuses that).
+    web: watch::Receiver<Arc<WebConfig>>,
     limits: Limits,
 }
 
@@ -269,9 +271,11 @@ struct Connection {
 impl Connection {
     async fn run(mut self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        match self.shared.tls.clone() {
+        let tls = self.shared.web.borrow().tls.clone();
+        match tls {
             None => self.serve(stream).await,
-            Some(acceptor) => {
+            Some(config) => {
+                let acceptor = TlsAcceptor::from(config);
                 if let Some(stream) = self.handshake(&acceptor, stream).await {
                     self.serve(stream).await;
                 }

@@ -145,6 +145,29 @@ pub struct Snapshot {
     pub last_cycle: Option<SystemTime>,
 }
 
+impl Snapshot {
+    /// The organizations `watched` keeps, with only the series of `collectors`: what a
+    /// reloaded configuration still exposes, before its first refresh. Everything kept
+    /// keeps its values and ages.
+    pub fn retain(&self, watched: impl Fn(&OrgSnapshot) -> bool, collectors: &[&str]) -> Snapshot {
+        let orgs = self
+            .orgs
+            .iter()
+            .filter(|(_, org)| watched(org))
+            .map(|(id, org)| {
+                let mut org = org.clone();
+                org.collectors.retain(|name, _| collectors.contains(name));
+                (id.clone(), org)
+            })
+            .collect();
+        Snapshot {
+            orgs,
+            cycles: self.cycles,
+            last_cycle: self.last_cycle,
+        }
+    }
+}
+
 /// An organization taking part in a refresh, with what this refresh learned of its
 /// identity (if anything).
 #[derive(Clone, Debug, Default)]

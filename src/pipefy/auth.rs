@@ -1,14 +1,19 @@
 //! Bearer tokens for Pipefy: a static personal access token, or an OAuth2
 //! client-credentials access token that is cached, renewed before it expires, and
 //! fetched again after a 401.
+//!
+//! A secret read from a file is read again when Pipefy refuses it: Kubernetes (and
+//! Vault agents) rotate mounted secrets in place, and the new value must be picked up
+//! without a reload or a restart. A secret from the environment cannot change.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::ApiError;
+use super::{lock, ApiError};
 use crate::config::Credential;
 use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
@@ -23,14 +28,73 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) enum Auth {
     Anonymous,
-    Static(Secret),
+    Static(FileSecret),
     ServiceAccount(ServiceAccount),
+}
+
+/// A secret and the file it came from, if any. Locked briefly, never across an
+/// `.await`.
+#[derive(Debug)]
+pub(crate) struct FileSecret {
+    current: std::sync::Mutex<Secret>,
+    file: Option<PathBuf>,
+}
+
+impl FileSecret {
+    fn new(secret: &Secret, file: Option<&PathBuf>) -> Self {
+        FileSecret {
+            current: std::sync::Mutex::new(secret.clone()),
+            file: file.cloned(),
+        }
+    }
+
+    fn get(&self) -> Secret {
+        lock(&self.current).clone()
+    }
+
+    /// Reads the file again; true when it now holds another secret, which then
+    /// replaces the current one. An unreadable or empty file keeps the current one: a
+    /// rotation caught half-way must not lose a secret that may still work.
+    fn reread(&self, account: &str, what: &str) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        let Some(fresh) = read_secret_file(file, account, what) else {
+            return false;
+        };
+        let mut current = lock(&self.current);
+        if current.expose() == fresh.expose() {
+            return false;
+        }
+        *current = fresh;
+        tracing::info!(
+            account,
+            file = %file.display(),
+            "the {what} file changed on disk; using the new {what}"
+        );
+        true
+    }
+}
+
+/// The trimmed content of a secret file, or `None` (logged) when it cannot be used.
+fn read_secret_file(file: &Path, account: &str, what: &str) -> Option<Secret> {
+    match std::fs::read_to_string(file) {
+        Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim())),
+        Ok(_) => {
+            tracing::warn!(account, file = %file.display(), "the {what} file is empty; keeping the {what} read before");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(account, file = %file.display(), %error, "cannot read the {what} file again; keeping the {what} read before");
+            None
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct ServiceAccount {
     client_id: String,
-    client_secret: Secret,
+    client_secret: FileSecret,
     token_endpoint: String,
     /// Held across the token request so that concurrent batches wait for one fetch
     /// instead of each asking for a token.
@@ -55,46 +119,87 @@ impl Auth {
     pub(crate) fn new(credential: &Credential) -> Auth {
         match credential {
             Credential::Anonymous => Auth::Anonymous,
-            Credential::Token(token) => Auth::Static(token.clone()),
+            Credential::Token { token, file } => {
+                Auth::Static(FileSecret::new(token, file.as_ref()))
+            }
             Credential::ServiceAccount {
                 client_id,
                 client_secret,
+                client_secret_file,
                 token_endpoint,
             } => Auth::ServiceAccount(ServiceAccount {
                 client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
+                client_secret: FileSecret::new(client_secret, client_secret_file.as_ref()),
                 token_endpoint: token_endpoint.clone(),
                 cached: Mutex::new(None),
             }),
         }
     }
 
-    /// The bearer token to send, fetching one if needed.
+    /// The bearer token to send, fetching one if needed. When the token endpoint
+    /// refuses the client secret and the secret file has changed since, the new secret
+    /// is tried at once.
     pub(crate) async fn bearer(
         &self,
         http: &reqwest::Client,
         metrics: &Arc<SelfMetrics>,
+        account: &str,
     ) -> Result<Option<Secret>, ApiError> {
         match self {
             Auth::Anonymous => Ok(None),
-            Auth::Static(token) => Ok(Some(token.clone())),
-            Auth::ServiceAccount(sa) => sa.token(http, metrics).await.map(Some),
+            Auth::Static(token) => Ok(Some(token.get())),
+            Auth::ServiceAccount(sa) => match sa.token(http, metrics).await {
+                Err(ApiError::TokenRejected(_))
+                    if sa.client_secret.reread(account, "client secret") =>
+                {
+                    sa.token(http, metrics).await.map(Some)
+                }
+                other => other.map(Some),
+            },
         }
     }
 
-    /// Forgets the access token `rejected` after a 401 or 403, unless another request has
-    /// already replaced it; returns whether a retry with a new token can help (not
-    /// for static tokens).
-    pub(crate) async fn invalidate(&self, rejected: Option<&Secret>) -> bool {
+    /// Whether the secret file changed on disk since it was last read (the new secret
+    /// is then used from here on). Cheap: one small file read.
+    pub(crate) fn rotated(&self, account: &str) -> bool {
         match self {
+            Auth::Anonymous => false,
+            Auth::Static(token) => token.reread(account, "token"),
             Auth::ServiceAccount(sa) => {
+                let rotated = sa.client_secret.reread(account, "client secret");
+                if rotated {
+                    // The access token belongs to the old client secret.
+                    if let Ok(mut cached) = sa.cached.try_lock() {
+                        *cached = None;
+                    }
+                }
+                rotated
+            }
+        }
+    }
+
+    /// After a 401 or 403 with `rejected`: forgets a service account's access token
+    /// (unless another request has already replaced it) and reads the secret file
+    /// again. Returns whether a retry can help: with a new access token, or with a
+    /// token file that changed on disk; not with the same static token.
+    pub(crate) async fn invalidate(&self, rejected: Option<&Secret>, account: &str) -> bool {
+        match self {
+            Auth::Anonymous => false,
+            Auth::Static(token) => {
+                // Another request may have picked up the new file already.
+                rejected.is_some_and(|r| r.expose() != token.get().expose())
+                    || token.reread(account, "token")
+            }
+            Auth::ServiceAccount(sa) => {
+                // A refused access token may mean a rotated client: take the new
+                // secret, if any, for the token request that follows.
+                sa.client_secret.reread(account, "client secret");
                 let mut cached = sa.cached.lock().await;
                 if cached.as_ref().map(|c| &c.token) == rejected {
                     *cached = None;
                 }
                 true
             }
-            _ => false,
         }
     }
 }
@@ -120,12 +225,13 @@ impl ServiceAccount {
         // Measure the lifetime from before the request: the server starts its clock
         // when it answers, so this errs on the safe side.
         let requested = Instant::now();
+        let client_secret = self.client_secret.get();
         let response = http
             .post(&self.token_endpoint)
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.expose()),
+                ("client_secret", client_secret.expose()),
             ])
             .send()
             .await;

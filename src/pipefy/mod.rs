@@ -212,13 +212,19 @@ impl PipefyClient {
     pub(crate) async fn authenticate(&self) -> Result<(), ApiError> {
         let result = self
             .auth
-            .bearer(&self.http, &self.metrics)
+            .bearer(&self.http, &self.metrics, &self.account)
             .await
             .map(|_| ());
         if let Err(error) = &result {
             self.count(error.class());
         }
         result
+    }
+
+    /// Whether the account's secret file changed on disk since it was read; the new
+    /// secret is used from here on.
+    pub(crate) fn secret_rotated(&self) -> bool {
+        self.auth.rotated(&self.account)
     }
 
     /// What this account's requests came to since the last call, and a fresh start
@@ -342,20 +348,27 @@ impl PipefyClient {
         result
     }
 
-    /// One try: the bearer token, the request, and once more with a new access token
-    /// if a service account's token was refused (401 and 403 are not billed).
+    /// One try: the bearer token, the request, and once more if the credential was
+    /// refused and something changed: a service account's new access token, or a
+    /// secret file rotated on disk (401 and 403 are not billed).
     async fn try_once(
         &self,
         operation: &'static str,
         body: &serde_json::Value,
     ) -> Result<GraphQlResponse, ApiError> {
-        let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
+        let bearer = self
+            .auth
+            .bearer(&self.http, &self.metrics, &self.account)
+            .await?;
         match self.send(operation, body, bearer.as_ref()).await {
             Err(error @ (ApiError::Unauthorized | ApiError::Forbidden))
-                if self.auth.invalidate(bearer.as_ref()).await =>
+                if self.auth.invalidate(bearer.as_ref(), &self.account).await =>
             {
-                tracing::info!(account = %self.account, operation, %error, "access token refused; fetching a new one");
-                let bearer = self.auth.bearer(&self.http, &self.metrics).await?;
+                tracing::info!(account = %self.account, operation, %error, "credential refused; trying once more with a new access token or the secret file's new content");
+                let bearer = self
+                    .auth
+                    .bearer(&self.http, &self.metrics, &self.account)
+                    .await?;
                 self.send(operation, body, bearer.as_ref()).await
             }
             other => other,

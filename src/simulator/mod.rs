@@ -149,10 +149,11 @@ struct State {
     latency: Duration,
     /// Ticks so far, which drive the oscillation of [`SimData::tick`].
     ticks: u64,
+    /// Who may call; changes when a test rotates a credential.
+    auth: SimAuth,
 }
 
 struct Inner {
-    auth: SimAuth,
     schema: schema::SimSchema,
     /// Seeds issued tokens, so tokens differ between simulators and runs.
     hasher: std::collections::hash_map::RandomState,
@@ -176,7 +177,6 @@ impl Simulator {
     pub fn new(data: SimData, auth: SimAuth) -> Self {
         Simulator {
             inner: Arc::new(Inner {
-                auth,
                 schema: schema::build_schema(),
                 hasher: std::collections::hash_map::RandomState::new(),
                 state: Mutex::new(State {
@@ -191,6 +191,7 @@ impl Simulator {
                     fail_all: None,
                     latency: Duration::ZERO,
                     ticks: 0,
+                    auth,
                 }),
             }),
         }
@@ -296,6 +297,12 @@ impl Simulator {
         self.lock().latency = latency;
     }
 
+    /// Rotates credentials: from now on only `auth` is accepted (access tokens already
+    /// issued stay valid until revoked or expired).
+    pub fn set_auth(&self, auth: SimAuth) {
+        self.lock().auth = auth;
+    }
+
     /// Every access token issued so far is rejected from now on (401), as after a
     /// secret rotation. Tokens issued later work.
     pub fn revoke_access_tokens(&self) {
@@ -385,13 +392,13 @@ impl Simulator {
     }
 
     fn authorized(&self, st: &mut State, headers: &HeaderMap) -> bool {
-        if self.inner.auth.open {
+        if st.auth.open {
             return true;
         }
         let Some(token) = bearer_token(headers) else {
             return false;
         };
-        if self.inner.auth.static_tokens.iter().any(|t| t == token) {
+        if st.auth.static_tokens.iter().any(|t| t == token) {
             return true;
         }
         match st.issued.get(token) {
@@ -418,18 +425,17 @@ impl Simulator {
     /// The client-credentials grant: a new access token for a known client, or `None`.
     /// Returns the token and its `expires_in`.
     fn issue_token(&self, client_id: &str, client_secret: &str) -> Option<(String, u64)> {
-        let known = self
-            .inner
+        let mut st = self.lock();
+        let known = st
             .auth
             .clients
             .iter()
             .any(|(id, secret)| id == client_id && secret == client_secret);
-        let mut st = self.lock();
         st.stats.token_requests += 1;
         if !known {
             return None;
         }
-        let ttl = match self.inner.auth.token_ttl {
+        let ttl = match st.auth.token_ttl {
             Duration::ZERO => DEFAULT_TOKEN_TTL,
             ttl => ttl,
         };

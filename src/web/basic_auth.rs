@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
+
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -143,30 +145,24 @@ fn parse_basic(value: &HeaderValue) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
 }
 
-/// Wraps `router` in the basic-auth check and the extra headers of `web`, for every
-/// route and for the 404 fallback alike. A no-op without either.
+/// Wraps `router` in the basic-auth check and the extra headers of the current web
+/// configuration, for every route and for the 404 fallback alike. Read at each request,
+/// so that a reload changes users and headers from the next request on.
 ///
 /// One layer for both, so that the headers land on the 401 as well, as the toolkit
 /// sets them.
-pub(crate) fn protect(router: Router, web: &WebConfig) -> Router {
-    if web.basic_auth.is_none() && web.headers.is_empty() {
-        return router;
-    }
-    let guard = Guard {
-        auth: web.basic_auth.clone(),
-        headers: Arc::new(web.headers.clone()),
-    };
-    router.layer(axum::middleware::from_fn_with_state(guard, guard_layer))
+pub(crate) fn protect(router: Router, web: watch::Receiver<Arc<WebConfig>>) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(web, guard_layer))
 }
 
-#[derive(Clone)]
-struct Guard {
-    auth: Option<Arc<BasicAuth>>,
-    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
-}
-
-async fn guard_layer(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    let allowed = match &guard.auth {
+async fn guard_layer(
+    State(web): State<watch::Receiver<Arc<WebConfig>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // Clone the Arc and release the watch lock at once: the check below may wait.
+    let web = web.borrow().clone();
+    let allowed = match &web.basic_auth {
         None => true,
         Some(auth) => {
             auth.check(request.headers().get(header::AUTHORIZATION))
@@ -179,7 +175,7 @@ async fn guard_layer(State(guard): State<Guard>, request: Request, next: Next) -
         unauthorized()
     };
     // Like the toolkit, on every response, the 401 included.
-    for (name, value) in guard.headers.iter() {
+    for (name, value) in web.headers.iter() {
         response.headers_mut().insert(name.clone(), value.clone());
     }
     response

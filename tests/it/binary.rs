@@ -114,10 +114,11 @@ async fn demo_mode_serves_the_seed_values_and_stops_on_sigterm() {
     );
     assert_eq!(metrics.find("pipefy_organization_info", &[]).len(), 3);
     assert_eq!(scrape(&addr, "/-/ready").await.0, 200);
-    assert!(
-        exporter.logs().contains("/sim/stats"),
-        "the demo says where to look"
-    );
+    // The reader thread may not have caught up with the announcement yet.
+    poll("the demo saying where to look", || async {
+        exporter.logs().contains("/sim/stats").then_some(())
+    })
+    .await;
     assert_eq!(exporter.terminate(), 0, "graceful shutdown on SIGTERM");
     assert!(exporter.logs().contains("msg=\"shutting down\""));
 }

@@ -53,13 +53,15 @@ fn router_at(
     let state = AppState {
         snapshot,
         metrics: Arc::new(SelfMetrics::default()),
-        info: Arc::new({
+        info: watch::channel(Arc::new({
             let mut info = ExpositionInfo::new(config);
             info.version = "1.2.3-test";
             info.revision = "abc123";
             info
-        }),
+        }))
+        .1,
         telemetry_path: telemetry_path.to_owned(),
+        lifecycle: None,
     };
     (app(state), publish)
 }

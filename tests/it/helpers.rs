@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipefy_exporter::config::Config;
+use pipefy_exporter::reload::Sources;
 use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
 use pipefy_exporter::web::WebConfig;
 use pipefy_exporter::ServeOptions;
@@ -97,7 +98,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    /// The files the exporter was started from: `config.yml`, `token`,
+    /// `client-secret`, and `web.yml` if any; a reload reads them again.
+    pub dir: tempfile::TempDir,
 }
 
 /// What a [`TestApp`] starts with; every setting but the data has a default.
@@ -109,6 +112,7 @@ pub struct TestAppBuilder {
     config: String,
     web_config: Option<String>,
     pki: Option<Vec<(&'static str, String)>>,
+    lifecycle: bool,
 }
 
 impl TestApp {
@@ -123,6 +127,7 @@ impl TestApp {
             config: pat_config(""),
             web_config: None,
             pki: None,
+            lifecycle: false,
         }
     }
 
@@ -200,6 +205,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Turns on `POST /-/reload` (`--web.enable-lifecycle`), reading the files in
+    /// [`TestApp::dir`] again.
+    pub fn lifecycle(mut self) -> Self {
+        self.lifecycle = true;
+        self
+    }
+
     /// Starts the simulator, then the exporter.
     pub async fn spawn(self) -> TestApp {
         let sim = Simulator::new(self.data, self.auth);
@@ -210,12 +222,13 @@ impl TestAppBuilder {
         for (name, pem) in self.pki.into_iter().flatten() {
             std::fs::write(dir.path().join(name), pem).unwrap();
         }
-        let web = match self.web_config {
-            None => WebConfig::default(),
+        let (web, web_config_file) = match self.web_config {
+            None => (WebConfig::default(), None),
             Some(yaml) => {
                 let file = dir.path().join("web.yml");
                 std::fs::write(&file, &yaml).unwrap();
-                WebConfig::load(&file).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+                let web = WebConfig::load(&file).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+                (web, Some(file))
             }
         };
 
@@ -224,6 +237,11 @@ impl TestAppBuilder {
         let (stop, stopped) = oneshot::channel::<()>();
         let options = ServeOptions {
             web,
+            sources: Sources {
+                config_file: Some(dir.path().join("config.yml")),
+                web_config_file,
+            },
+            enable_lifecycle: self.lifecycle,
             ..ServeOptions::default()
         };
         let task = tokio::spawn(pipefy_exporter::serve_with(
@@ -241,7 +259,7 @@ impl TestAppBuilder {
             http: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),
-            _dir: dir,
+            dir,
         }
     }
 }
@@ -473,6 +491,11 @@ impl Running {
             });
         }
         Running { child, logs }
+    }
+
+    /// The process id, to send it signals.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the process wrote so far, stderr and stdout interleaved by line.
