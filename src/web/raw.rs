@@ -23,7 +23,7 @@ use crate::yaml::File;
 // bad value gets a message of our own under its key path.
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(super) struct RawWebConfig {
     pub(super) tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
@@ -31,7 +31,7 @@ pub(super) struct RawWebConfig {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(super) struct RawTls {
     pub(super) cert_file: Option<String>,
     pub(super) key_file: Option<String>,
@@ -46,7 +46,7 @@ pub(super) struct RawTls {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 struct RawHttp {
     http2: Option<bool>,
     headers: Option<BTreeMap<String, String>>,
@@ -118,11 +118,7 @@ impl Validator<'_> {
 
     /// Relative paths are relative to the web config file, as in the toolkit.
     pub(super) fn resolve(&self, file: &str) -> PathBuf {
-        let file = Path::new(file);
-        match self.file.path.parent() {
-            Some(dir) if file.is_relative() => dir.join(file),
-            _ => file.to_owned(),
-        }
+        self.file.resolve(Path::new(file))
     }
 
     pub(super) fn read(&self, key: &str, file: &Path) -> Result<Vec<u8>, WebConfigError> {
@@ -223,19 +219,19 @@ mod tests {
         let message = f.error(&format!("{TLS}  cert_fle: x\n"));
         assert!(
             message.starts_with(&format!(
-                "web config file {}: key tls_server_config.cert_fle: unknown field `cert_fle`",
+                "web config file {}: line 4: key tls_server_config.cert_fle: unknown key `cert_fle`, expected one of `cert_file`, ",
                 f.file()
             )),
             "{message}"
         );
         let message = f.error("http_server_config:\n  http3: true\n");
         assert!(
-            message.contains("key http_server_config.http3: unknown field `http3`"),
+            message.contains("line 2: key http_server_config.http3: unknown key `http3`, expected `http2` or `headers`"),
             "{message}"
         );
         let message = f.error("rate_limit:\n  burst: 1\n");
         assert!(
-            message.contains("key rate_limit: unknown field `rate_limit`"),
+            message.contains("line 1: key rate_limit: unknown key `rate_limit`, expected one of "),
             "{message}"
         );
     }
@@ -246,7 +242,7 @@ mod tests {
         let message = f.error("http_server_config:\n  headers:\n    X-Powered-By: rust\n");
         assert_eq!(
             message,
-            format!("web config file {}: key http_server_config.headers.X-Powered-By: HTTP header \"X-Powered-By\" can not be configured (allowed: Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection)", f.file())
+            format!("web config file {}: line 3: key http_server_config.headers.X-Powered-By: HTTP header \"X-Powered-By\" can not be configured (allowed: Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection)", f.file())
         );
         // Names are compared exactly, as in the toolkit.
         let message = f.error("http_server_config:\n  headers:\n    x-frame-options: deny\n");
@@ -265,7 +261,7 @@ mod tests {
         let message = f.error(&format!("basic_auth_users:\n  alice: '{leaked}'\n"));
         assert!(
             message.starts_with(&format!(
-                "web config file {}: key basic_auth_users.alice: not a bcrypt hash: ",
+                "web config file {}: line 2: key basic_auth_users.alice: not a bcrypt hash: ",
                 f.file()
             )),
             "{message}"
@@ -273,9 +269,8 @@ mod tests {
         assert!(!message.contains(leaked), "{message}");
         let message = f.error("basic_auth_users:\n  alice: 123456789\n");
         assert!(
-            message.contains(
-                "key basic_auth_users.alice: expected a bcrypt hash (a string) at line 2"
-            ),
+            message
+                .contains("line 2: key basic_auth_users.alice: expected a bcrypt hash (a string)"),
             "{message}"
         );
         assert!(!message.contains("123456789"), "{message}");
