@@ -1184,6 +1184,172 @@ mod tests {
         );
     }
 
+    // -----------------------------------------------------------------------------
+    // The Helm chart's values.schema.json describes `config:` (this file's format) so
+    // that `helm install` rejects what would crash-loop the pod. These tests keep the two
+    // in step, with the parser itself as the reference: at every table, the schema lists
+    // exactly the keys the parser knows, refuses others, and each leaf's example is a
+    // value the parser accepts.
+
+    type Json = serde_json::Value;
+
+    fn chart_schema() -> Json {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/helm/pipefy-exporter/values.schema.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// `node` with its `$ref` (`#/definitions/x`) followed.
+    fn deref<'a>(root: &'a Json, node: &'a Json) -> &'a Json {
+        match node["$ref"].as_str() {
+            Some(r) => {
+                let name = r.strip_prefix("#/definitions/").unwrap();
+                deref(root, &root["definitions"][name])
+            }
+            None => node,
+        }
+    }
+
+    /// A path in the config: a key, or the first item of a list.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Key(String),
+        Item,
+    }
+
+    fn path_name(path: &[Step]) -> String {
+        let mut name = String::new();
+        for step in path {
+            match step {
+                Step::Key(k) if name.is_empty() => name.push_str(k),
+                Step::Key(k) => name.push_str(&format!(".{k}")),
+                Step::Item => name.push_str("[0]"),
+            }
+        }
+        if name.is_empty() {
+            name.push_str("(top level)");
+        }
+        name
+    }
+
+    /// The JSON (hence YAML) document with `leaf` at `path`, and around it what the
+    /// parser requires there: an account's name and auth, a service account's fields,
+    /// readable secret files.
+    fn document(path: &[Step], leaf: Json, secret: &Path) -> String {
+        let secret = Json::String(secret.display().to_string());
+        let mut doc = match path.last() {
+            Some(Step::Key(k)) if k.ends_with("_file") => secret.clone(),
+            _ => leaf,
+        };
+        for step in path.iter().rev() {
+            doc = match step {
+                Step::Key(k) => serde_json::json!({ k.as_str(): doc }),
+                Step::Item => serde_json::json!([doc]),
+            };
+        }
+        if let Some(account) = doc.pointer_mut("/accounts/0").and_then(Json::as_object_mut) {
+            account.entry("name").or_insert("a".into());
+            account
+                .entry("auth")
+                .or_insert(serde_json::json!({ "token_file": secret.clone() }));
+        }
+        for at in [
+            "/pipefy/auth/service_account",
+            "/accounts/0/auth/service_account",
+        ] {
+            if let Some(sa) = doc.pointer_mut(at).and_then(Json::as_object_mut) {
+                sa.entry("client_id").or_insert("c".into());
+                sa.entry("client_secret_file").or_insert(secret.clone());
+                sa.entry("token_endpoint")
+                    .or_insert("https://auth.example/t".into());
+            }
+        }
+        doc.to_string()
+    }
+
+    /// The keys the parser knows in the table at `path`, from its own "unknown key"
+    /// message.
+    fn parser_keys(path: &[Step], secret: &Path) -> Vec<String> {
+        let mut probe = path.to_vec();
+        probe.push(Step::Key("zz_unknown".into()));
+        let yaml = document(&probe, 1.into(), secret);
+        let msg = message(parse_env(&yaml, &[(ENV_TOKEN, "t")]));
+        let (_, expected) = msg
+            .split_once("unknown key `zz_unknown`, expected ")
+            .unwrap_or_else(|| panic!("{yaml}: {msg}"));
+        let mut keys: Vec<String> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Walks the schema from `node` at `path`, checking each table against the parser;
+    /// returns the number of leaves checked.
+    fn walk(root: &Json, node: &Json, path: &mut Vec<Step>, secret: &Path) -> usize {
+        let node = deref(root, node);
+        let name = path_name(path);
+        if let Some(properties) = node["properties"].as_object() {
+            assert_eq!(
+                node["additionalProperties"],
+                Json::Bool(false),
+                "{name}: the schema must refuse unknown keys"
+            );
+            let mut schema_keys: Vec<String> = properties.keys().cloned().collect();
+            schema_keys.sort();
+            assert_eq!(schema_keys, parser_keys(path, secret), "keys of {name}");
+            let mut leaves = 0;
+            for (key, child) in properties {
+                path.push(Step::Key(key.clone()));
+                leaves += walk(root, child, path, secret);
+                path.pop();
+            }
+            return leaves;
+        }
+        if node["type"] == "array" && deref(root, &node["items"])["properties"].is_object() {
+            path.push(Step::Item);
+            let leaves = walk(root, &node["items"], path, secret);
+            path.pop();
+            return leaves;
+        }
+        let example = node["examples"][0].clone();
+        assert!(!example.is_null(), "{name}: a leaf needs an example");
+        let yaml = document(path, example, secret);
+        if let Err(e) = parse_env(&yaml, &[(ENV_TOKEN, "t")]) {
+            panic!("the parser refuses the schema's example for {name}: {yaml}: {e}");
+        }
+        1
+    }
+
+    #[test]
+    fn the_chart_schema_describes_exactly_what_the_parser_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s").unwrap();
+        let root = chart_schema();
+        let config = &root["properties"]["config"];
+        let leaves = walk(&root, config, &mut Vec::new(), &secret);
+        // pipefy: 8 settings + auth (token_file, 3 of service_account); 3 top-level; an
+        // account: name, organizations + auth; the collectors: 2 each (enabled,
+        // interval) + ai_credits 2, api_usage 3, automation_jobs 1, integrations 1,
+        // token_attribution 2. A walk that stopped early would count fewer.
+        assert_eq!(leaves, (8 + 4) + 3 + (2 + 4) + (6 * 2 + 2 + 3 + 1 + 1 + 2));
+        let collectors = deref(&root, config)["properties"]["collectors"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>();
+        let mut names = crate::collectors::NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(collectors, names);
+    }
+
     #[test]
     fn mangled_files_give_errors_not_panics() {
         let valid = "pipefy:\n  endpoint: https://api.pipefy.com/graphql\n  auth:\n    token_file: /nonexistent\n  timeout: 30s\nrefresh_interval: 5m\nstale_after: 15m\norganizations: [\"2\", 300]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n";
