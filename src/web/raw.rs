@@ -237,6 +237,43 @@ mod tests {
     }
 
     #[test]
+    fn wrong_types_get_their_line_key_and_expectation() {
+        let f = files();
+        for (yaml, expected) in [
+            (
+                "tls_server_config: 5\n",
+                "line 1: key tls_server_config: expected a table of settings, found 5",
+            ),
+            (
+                "tls_server_config:\n  client_allowed_sans: x\n",
+                "line 2: key tls_server_config.client_allowed_sans: expected a list, found \"x\"",
+            ),
+            (
+                "tls_server_config:\n  prefer_server_cipher_suites: 1\n",
+                "line 2: key tls_server_config.prefer_server_cipher_suites: expected true or false, found 1",
+            ),
+            (
+                "http_server_config:\n  http2: \"yes\"\n",
+                "line 2: key http_server_config.http2: expected true or false, found \"yes\"",
+            ),
+            (
+                "http_server_config:\n  headers: [a]\n",
+                "line 2: key http_server_config.headers: expected a table (key: value lines), found a list",
+            ),
+            (
+                "basic_auth_users: [a]\n",
+                "line 1: key basic_auth_users: expected a table (key: value lines), found a list",
+            ),
+        ] {
+            assert_eq!(
+                f.error(yaml),
+                format!("web config file {}: {expected}", f.file()),
+                "{yaml}"
+            );
+        }
+    }
+
+    #[test]
     fn headers_are_limited_to_the_toolkit_set() {
         let f = files();
         let message = f.error("http_server_config:\n  headers:\n    X-Powered-By: rust\n");
