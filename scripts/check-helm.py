@@ -5,19 +5,22 @@ Uses helm-python-sdk (the Helm v4 Go SDK behind a C ABI: no helm binary, no clus
 kubernetes-validate (Kubernetes OpenAPI schemas, --strict) and promtool:
 
   1. `helm lint --strict` with the default values and with each ci/*-values.yaml;
-  2. values.schema.json accepts those values and rejects bad ones;
+  2. values.schema.json accepts those values and rejects bad ones, including a misspelt
+     key of the exporter's own configuration (values.config);
   3. `helm template` of each values file; every rendered core object validates against
      the Kubernetes schemas of the oldest supported version (Chart.yaml kubeVersion) and of
      the newest one kubernetes-validate knows, in strict mode (unknown fields are errors);
   4. the Deployment: non-root, read-only root filesystem, no privilege escalation, ALL
      capabilities dropped, seccomp RuntimeDefault, probes on /-/healthy and /-/ready, the
-     Service and ServiceMonitor select its pods and its named port;
+     Service and ServiceMonitor select its pods and its named port; the ConfigMap is
+     values.config with exactly one credential kind, the one of auth.type;
   5. the PrometheusRule's spec is files/rules.yml, unchanged, and passes `promtool check
      rules` (the CRD has no schema in kubernetes-validate, so this is its validation);
      the ServiceMonitor sets job="pipefy-exporter", which PipefyExporterDown expects.
 Exit status 0 when everything passes, 1 otherwise.
 """
 import argparse
+import copy
 import glob
 import os
 import subprocess
@@ -111,8 +114,7 @@ def check_deployment(label, docs, values):
             err(f"{label}: ConfigMap with pipefy-exporter.yml missing")
         else:
             cfg = yaml.safe_load(cm["data"]["pipefy-exporter.yml"])
-            if cfg != values.get("config", cfg):
-                err(f"{label}: ConfigMap content differs from values.config")
+            check_credentials(label, cfg, values)
         if values.get("existingSecret"):
             vols = {v["name"]: v for v in spec.get("volumes", [])}
             sec = vols.get("pipefy-credentials", {}).get("secret", {})
@@ -140,6 +142,37 @@ def check_deployment(label, docs, values):
             err(f"{label}: ServiceMonitor does not set job=\"pipefy-exporter\" (PipefyExporterDown needs it)")
     elif values.get("serviceMonitor", {}).get("enabled"):
         err(f"{label}: serviceMonitor.enabled but no ServiceMonitor rendered")
+
+
+def expected_config(values):
+    """values.config with the credentials the chart writes from values.auth."""
+    cfg = copy.deepcopy(values.get("config") or {})
+    auth = values.get("auth") or {}
+    kind = auth.get("type")
+    if kind == "token":
+        cfg.setdefault("pipefy", {})["auth"] = {"token_file": f"/run/secrets/pipefy/{auth['tokenKey']}"}
+    elif kind == "service_account":
+        sa = auth["serviceAccount"]
+        cfg.setdefault("pipefy", {})["auth"] = {"service_account": {
+            "client_id": sa["clientId"],
+            "client_secret_file": f"/run/secrets/pipefy/{sa['clientSecretKey']}",
+            "token_endpoint": sa["tokenEndpoint"]}}
+    return cfg
+
+
+def check_credentials(label, cfg, values):
+    """The rendered config has exactly one credential kind per account: the one of
+    auth.type, or the accounts written in config."""
+    if cfg != expected_config(values):
+        err(f"{label}: ConfigMap content differs from values.config + auth: {cfg}")
+    accounts = cfg.get("accounts") or [{"auth": (cfg.get("pipefy") or {}).get("auth") or {}}]
+    for account in accounts:
+        kinds = sorted(k for k in ("token_file", "service_account") if k in (account.get("auth") or {}))
+        if len(kinds) != 1:
+            err(f"{label}: a credential has {kinds or 'none'} of token_file / service_account, not exactly one")
+    kind = {"token": "token_file", "service_account": "service_account"}.get((values.get("auth") or {}).get("type"))
+    if kind and kind not in ((cfg.get("pipefy") or {}).get("auth") or {}):
+        err(f"{label}: auth.type asks for {kind} but the ConfigMap has {cfg.get('pipefy')}")
 
 
 def check_prometheus_rule(label, docs, rules_file, tmp):
@@ -196,17 +229,34 @@ def main():
                 ch.validate_schema(values or None)
             except helm.HelmError as e:
                 err(f"values.schema.json rejects {label}: {e}")
-        for bad_label, bad in [("unknown key", {"replicas": 2}),
-                               ("wrong type", {"service": {"port": "http"}}),
-                               ("root filesystem writable", {"securityContext": {"readOnlyRootFilesystem": False, "allowPrivilegeEscalation": False}}),
-                               ("bad log format", {"log": {"format": "xml"}})]:
+        bad_values = [("unknown key", {"replicas": 2}),
+                      ("wrong type", {"service": {"port": "http"}}),
+                      ("root filesystem writable", {"securityContext": {"readOnlyRootFilesystem": False, "allowPrivilegeEscalation": False}}),
+                      ("bad log format", {"log": {"format": "xml"}}),
+                      # The exporter's own configuration: what would crash-loop the pod.
+                      ("config.organisations", {"config": {"organisations": ["2"]}}),
+                      ("unknown collector key", {"config": {"collectors": {"api_usage": {"by_tokens": True}}}}),
+                      ("duration without unit", {"config": {"refresh_interval": "5"}}),
+                      ("organization id 2.5", {"config": {"organizations": [2.5]}}),
+                      ("both credentials", {"auth": {"type": ""}, "config": {"pipefy": {"auth": {"token_file": "/a", "service_account": {"client_id": "a", "token_endpoint": "https://a/t"}}}}}),
+                      ("unknown auth type", {"auth": {"type": "password"}}),
+                      ("service account without client id", {"auth": {"type": "service_account", "serviceAccount": {"tokenEndpoint": "https://a/t"}}})]
+        for bad_label, bad in bad_values:
             try:
                 ch.validate_schema(bad)
                 err(f"values.schema.json accepts bad values ({bad_label}): {bad}")
             except helm.HelmError:
                 pass
         if not any(e.startswith("values.schema") for e in errors):
-            ok(f"values.schema.json accepts {len(value_sets)} value sets, rejects 4 bad ones")
+            ok(f"values.schema.json accepts {len(value_sets)} value sets, rejects {len(bad_values)} bad ones")
+
+        # Credentials written in config and by auth.type at once: the chart refuses.
+        try:
+            ch.render({"config": {"pipefy": {"auth": {"token_file": "/a"}}}}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+            err("helm template accepts auth.type=token together with config.pipefy.auth")
+        except helm.HelmError as e:
+            if "auth.type is set and config has its own credentials" not in str(e):
+                err(f"helm template fails config.pipefy.auth with auth.type=token, but says: {e}")
 
         # 3-5. render and validate
         rule_rendered = False

@@ -1,11 +1,12 @@
 //! Configuration: raw serde structs (unknown keys rejected) validated once into
 //! [`Config`]. Every error names the file and the key path, e.g.
-//! `config file /etc/pipefy.yml: key pipefy.auth.token_file: cannot read ...`.
+//! `config file /etc/pipefy.yml: line 3: key pipefy.auth.token_file: cannot read ...`.
 //!
 //! Secrets are read here, from files or the environment, and nowhere else; they are
 //! wrapped in [`Secret`] whose `Debug` never prints the value.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,19 +116,20 @@ impl Config {
     /// Reads and validates a config file, taking secrets overrides from the process
     /// environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = File { kind: KIND, path }.read()?;
+        let text = File::new(KIND, path).read()?;
         Config::from_yaml(&text, path, &|name| std::env::var(name).ok())
     }
 
-    /// Parses and validates YAML text. `path` is only used in messages (and to resolve
-    /// nothing: secret file paths are taken as written). `env` looks up overrides.
+    /// Parses and validates YAML text. `path` names the file in messages, and relative
+    /// `token_file` and `client_secret_file` paths are taken from its directory. `env`
+    /// looks up overrides.
     pub fn from_yaml(
         text: &str,
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let file = File { kind: KIND, path };
-        let raw: RawConfig = file.parse(text)?;
+        let file = File::new(KIND, path).with_text(text);
+        let raw: RawConfig = file.parse()?;
         Validator { file, env }.validate(raw)
     }
 
@@ -234,7 +236,7 @@ impl Config {
 // Raw shapes, exactly as written in the file.
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 struct RawConfig {
     #[serde(default)]
     pipefy: RawPipefy,
@@ -242,23 +244,22 @@ struct RawConfig {
     refresh_interval: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     stale_after: Option<Duration>,
-    #[serde(default, deserialize_with = "de_org_ids")]
-    organizations: Option<Vec<String>>,
+    organizations: Option<OrgIds>,
     accounts: Option<Vec<RawAccount>>,
     #[serde(default)]
     collectors: RawCollectors,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 struct RawPipefy {
     endpoint: Option<String>,
     auth: Option<RawAuth>,
     #[serde(default, deserialize_with = "de_duration")]
     timeout: Option<Duration>,
-    max_orgs_per_request: Option<usize>,
-    max_concurrent_requests: Option<usize>,
-    max_tries: Option<u32>,
+    max_orgs_per_request: Option<Whole>,
+    max_concurrent_requests: Option<Whole>,
+    max_tries: Option<Whole>,
     #[serde(default, deserialize_with = "de_duration")]
     retry_delay: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -268,14 +269,20 @@ struct RawPipefy {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with token_file or service_account"
+)]
 struct RawAuth {
     token_file: Option<PathBuf>,
     service_account: Option<RawServiceAccount>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with client_id, client_secret_file and token_endpoint"
+)]
 struct RawServiceAccount {
     client_id: String,
     client_secret_file: Option<PathBuf>,
@@ -283,12 +290,14 @@ struct RawServiceAccount {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an account: a table with name, auth and organizations"
+)]
 struct RawAccount {
     name: String,
     auth: RawAuth,
-    #[serde(default, deserialize_with = "de_org_ids")]
-    organizations: Option<Vec<String>>,
+    organizations: Option<OrgIds>,
 }
 
 // ---------------------------------------------------------------------------------
@@ -315,28 +324,24 @@ impl Validator<'_> {
         if timeout.is_zero() {
             return Err(self.err("pipefy.timeout", "must be greater than 0"));
         }
-        let max_orgs_per_request = raw.pipefy.max_orgs_per_request.unwrap_or(50);
-        if !(1..=MAX_ORGS_PER_REQUEST).contains(&max_orgs_per_request) {
-            return Err(self.err(
-                "pipefy.max_orgs_per_request",
-                format!("must be between 1 and {MAX_ORGS_PER_REQUEST}, got {max_orgs_per_request}"),
-            ));
-        }
-        let max_concurrent_requests = raw.pipefy.max_concurrent_requests.unwrap_or(4);
-        if !(1..=64).contains(&max_concurrent_requests) {
-            return Err(self.err(
-                "pipefy.max_concurrent_requests",
-                format!("must be between 1 and 64, got {max_concurrent_requests}"),
-            ));
-        }
-
-        let max_tries = raw.pipefy.max_tries.unwrap_or(DEFAULT_MAX_TRIES);
-        if !(1..=10).contains(&max_tries) {
-            return Err(self.err(
-                "pipefy.max_tries",
-                format!("must be between 1 and 10, got {max_tries}"),
-            ));
-        }
+        let max_orgs_per_request = self.whole(
+            "pipefy.max_orgs_per_request",
+            raw.pipefy.max_orgs_per_request,
+            50,
+            MAX_ORGS_PER_REQUEST,
+        )?;
+        let max_concurrent_requests = self.whole(
+            "pipefy.max_concurrent_requests",
+            raw.pipefy.max_concurrent_requests,
+            4,
+            64,
+        )?;
+        let max_tries = self.whole(
+            "pipefy.max_tries",
+            raw.pipefy.max_tries,
+            DEFAULT_MAX_TRIES,
+            10,
+        )?;
         let retry_delay = raw.pipefy.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY);
         if retry_delay > Duration::from_secs(60) {
             return Err(self.err("pipefy.retry_delay", "must be at most 1m"));
@@ -392,7 +397,7 @@ impl Validator<'_> {
                 vec![Account {
                     name: "default".into(),
                     credential,
-                    organizations: non_empty(raw.organizations),
+                    organizations: non_empty(raw.organizations.map(|ids| ids.0)),
                 }]
             }
         };
@@ -409,6 +414,26 @@ impl Validator<'_> {
             accounts,
             collectors,
         })
+    }
+
+    /// A whole number from 1 to `max` at `key`, or `default` when absent.
+    fn whole<T: TryFrom<i128>>(
+        &self,
+        key: &str,
+        value: Option<Whole>,
+        default: T,
+        max: usize,
+    ) -> Result<T, ConfigError> {
+        let Some(Whole(value)) = value else {
+            return Ok(default);
+        };
+        match T::try_from(value) {
+            Ok(v) if (1..=max as i128).contains(&value) => Ok(v),
+            _ => Err(self.err(
+                key,
+                format!("expected a whole number from 1 to {max}, found {value}"),
+            )),
+        }
     }
 
     fn accounts(&self, raw: Vec<RawAccount>) -> Result<Vec<Account>, ConfigError> {
@@ -429,7 +454,7 @@ impl Validator<'_> {
                     format!("duplicate account name {:?}", account.name),
                 ));
             }
-            let organizations = non_empty(account.organizations);
+            let organizations = non_empty(account.organizations.map(|ids| ids.0));
             for id in organizations.iter().flatten() {
                 // The same organization twice would export duplicate series.
                 if !claimed.insert(id.clone()) {
@@ -457,17 +482,24 @@ impl Validator<'_> {
         raw: Option<RawAuth>,
         env_overrides: bool,
     ) -> Result<Credential, ConfigError> {
-        let env = |name: &str| {
-            if env_overrides {
-                (self.env)(name).filter(|v| !v.trim().is_empty())
-            } else {
-                None
-            }
+        // An override set but empty is an error, not "unset": it is what a missing key
+        // of a Kubernetes Secret or a typo in a unit file gives, and falling back to the
+        // file would hide it.
+        let env = |name: &str, secret: &str, replaces: &str| {
+            match (self.env)(name) {
+            Some(value) if env_overrides && value.trim().is_empty() => Err(self.err(
+                key,
+                format!("the {name} environment variable is set but empty: put the {secret} in it or unset it (it takes the place of {replaces})"),
+            )),
+            Some(value) if env_overrides => Ok(Some(value)),
+            _ => Ok(None),
+        }
         };
+        let token_env = || env(ENV_TOKEN, "token", &format!("{key}.token_file"));
         let raw = match raw {
             Some(raw) => raw,
             // No `auth` block: a token in the environment is enough.
-            None => match env(ENV_TOKEN) {
+            None => match token_env()? {
                 Some(token) => return Ok(Credential::from_env_token(&token)),
                 None => {
                     return Err(self.err(
@@ -482,15 +514,17 @@ impl Validator<'_> {
                 key,
                 "set exactly one of `token_file` and `service_account`, not both",
             )),
-            (None, None) => match env(ENV_TOKEN) {
+            (None, None) => match token_env()? {
                 Some(token) => Ok(Credential::from_env_token(&token)),
                 None => Err(self.err(key, "set exactly one of `token_file` and `service_account`")),
             },
-            (Some(file), None) => Ok(match env(ENV_TOKEN) {
+            (Some(file), None) => Ok(match token_env()? {
                 Some(token) => Credential::from_env_token(&token),
                 None => Credential::Token {
                     token: Secret::new(self.read_secret(&format!("{key}.token_file"), &file)?),
-                    file: Some(file),
+                    // Resolved now, so that a rotation re-reads the same file whatever
+                    // the working directory.
+                    file: Some(self.file.resolve(&file)),
                 },
             }),
             (None, Some(sa)) => {
@@ -499,22 +533,23 @@ impl Validator<'_> {
                     return Err(self.err(format!("{sa_key}.client_id"), "must not be empty"));
                 }
                 self.check_url(&format!("{sa_key}.token_endpoint"), &sa.token_endpoint)?;
-                let (secret, client_secret_file) =
-                    match (env(ENV_CLIENT_SECRET), sa.client_secret_file) {
-                        (Some(secret), _) => (secret, None),
-                        (None, Some(file)) => (
-                            self.read_secret(&format!("{sa_key}.client_secret_file"), &file)?,
-                            Some(file),
-                        ),
-                        (None, None) => {
-                            return Err(self.err(
-                                format!("{sa_key}.client_secret_file"),
-                                format!(
-                                    "required (or the {ENV_CLIENT_SECRET} environment variable)"
-                                ),
-                            ))
-                        }
-                    };
+                let secret_key = format!("{sa_key}.client_secret_file");
+                let (secret, client_secret_file) = match (
+                    env(ENV_CLIENT_SECRET, "client secret", &secret_key)?,
+                    sa.client_secret_file,
+                ) {
+                    (Some(secret), _) => (secret, None),
+                    (None, Some(file)) => (
+                        self.read_secret(&secret_key, &file)?,
+                        Some(self.file.resolve(&file)),
+                    ),
+                    (None, None) => {
+                        return Err(self.err(
+                            secret_key,
+                            format!("required (or the {ENV_CLIENT_SECRET} environment variable)"),
+                        ))
+                    }
+                };
                 Ok(Credential::ServiceAccount {
                     client_id: sa.client_id,
                     client_secret: Secret::new(secret.trim()),
@@ -525,8 +560,10 @@ impl Validator<'_> {
         }
     }
 
+    /// The secret in `file`, relative to the config file's directory.
     fn read_secret(&self, key: &str, file: &Path) -> Result<String, ConfigError> {
-        let value = std::fs::read_to_string(file)
+        let file = self.file.resolve(file);
+        let value = std::fs::read_to_string(&file)
             .map_err(|e| self.err(key, format!("cannot read {}: {e}", file.display())))?;
         if value.trim().is_empty() {
             return Err(self.err(key, format!("{} is empty", file.display())));
@@ -562,40 +599,116 @@ fn non_empty(ids: Option<Vec<String>>) -> Option<Vec<String>> {
 // ---------------------------------------------------------------------------------
 // Field parsers, used through serde so that errors carry the key path.
 
+/// What a date in the configuration looks like, for error messages.
+const EXPECTED_DATE: &str = "a date in the form YYYY-MM-DD";
+
+/// A `YYYY-MM-DD` date as Unix seconds (UTC midnight).
 pub(crate) fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let text = String::deserialize(d)?;
-    crate::timefmt::parse_date(&text)
-        .map(Some)
-        .ok_or_else(|| de::Error::custom(format!("invalid date {text:?}: expected YYYY-MM-DD")))
+    struct Visitor;
+    impl de::Visitor<'_> for Visitor {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(EXPECTED_DATE)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+            crate::timefmt::parse_date(v)
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &EXPECTED_DATE))
+        }
+    }
+    d.deserialize_any(Visitor).map(Some)
 }
 
-/// Organization ids are numbers in Pipefy URLs; YAML users write them quoted or not.
-fn de_org_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Text(String),
-        Number(u64),
+/// A whole number as written; the validator checks its range, and says it.
+#[derive(Clone, Copy, Debug)]
+struct Whole(i128);
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Whole;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Whole, E> {
+                Ok(Whole(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Whole, E> {
+                Ok(Whole(v.into()))
+            }
+        }
+        d.deserialize_any(Visitor)
     }
-    let ids = Option::<Vec<Id>>::deserialize(d)?;
-    ids.map(|ids| {
-        ids.into_iter()
-            .map(|id| {
-                let id = match id {
-                    Id::Text(t) => t.trim().to_owned(),
-                    Id::Number(n) => n.to_string(),
-                };
-                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-                    Err(de::Error::custom(format!(
-                        "invalid organization id {id:?}: expected the number from the organization's URL"
-                    )))
-                } else {
-                    Ok(id)
+}
+
+/// What an organization id looks like, for error messages.
+const EXPECTED_ORG_ID: &str = "an organization id (a positive integer or a string of digits)";
+
+/// `organizations:`: ids are numbers in Pipefy URLs; YAML users write them quoted or
+/// not. Each one is checked where it is read, so that an error names its index and line.
+#[derive(Debug, Default)]
+struct OrgIds(Vec<String>);
+
+impl<'de> Deserialize<'de> for OrgIds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = OrgIds;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of organization ids, such as [\"2\", \"300\"]")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OrgIds, A::Error> {
+                let mut ids = Vec::new();
+                while let Some(OrgId(id)) = seq.next_element()? {
+                    ids.push(id);
                 }
-            })
-            .collect()
-    })
-    .transpose()
+                Ok(OrgIds(ids))
+            }
+            // `organizations:` with nothing after it: the same as an empty list.
+            fn visit_unit<E: de::Error>(self) -> Result<OrgIds, E> {
+                Ok(OrgIds::default())
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+struct OrgId(String);
+
+impl<'de> Deserialize<'de> for OrgId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = OrgId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED_ORG_ID)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<OrgId, E> {
+                match v {
+                    0 => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+                    _ => Ok(OrgId(v.to_string())),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<OrgId, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OrgId, E> {
+                let id = v.trim();
+                if !id.is_empty()
+                    && id.bytes().all(|b| b.is_ascii_digit())
+                    && id.bytes().any(|b| b != b'0')
+                {
+                    Ok(OrgId(id.to_owned()))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[cfg(test)]
@@ -663,11 +776,7 @@ mod tests {
         for (yaml, key) in [
             (
                 "pipefy: {max_tries: 0}",
-                "key pipefy.max_tries: must be between 1 and 10, got 0",
-            ),
-            (
-                "pipefy: {max_tries: 11}",
-                "key pipefy.max_tries: must be between 1 and 10",
+                "key pipefy.max_tries: expected a whole number from 1 to 10, found 0",
             ),
             (
                 "pipefy: {retry_delay: 2m}",
@@ -683,7 +792,7 @@ mod tests {
             ),
             (
                 "pipefy: {backoff_max: soon}",
-                "key pipefy.backoff_max: invalid duration",
+                "key pipefy.backoff_max: expected a duration such as 30s, 5m or 1h30m, found \"soon\"",
             ),
         ] {
             let msg = message(parse_env(yaml, env));
@@ -747,75 +856,168 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named_with_their_path() {
+        // Before any validation (here: of the missing credential).
         let msg = message(parse("pipefy:\n  auth:\n    token_fle: /x\n"));
-        assert!(
-            msg.starts_with(
-                "config file test.yml: key pipefy.auth.token_fle: unknown field `token_fle`"
-            ),
-            "{msg}"
+        assert_eq!(
+            msg,
+            "config file test.yml: line 3: key pipefy.auth.token_fle: unknown key `token_fle`, expected `token_file` or `service_account`"
         );
-        assert!(msg.contains("unknown field `token_fle`"), "{msg}");
-        let msg = message(parse_env("colectors: {}", &[(ENV_TOKEN, "t")]));
-        assert!(msg.contains("unknown field `colectors`"), "{msg}");
+    }
+
+    /// A wrong value for every key of the file, and the full message it gets (after
+    /// `config file test.yml: `): the line, the key, what was expected and what was found.
+    const BAD_VALUES: &[(&str, &str)] = &[
+            ("pipefy: 5",
+             "line 1: key pipefy: expected a table of settings, found 5"),
+            ("pipefy:\n  endpoint: [1]",
+             "line 2: key pipefy.endpoint: expected a string, found a list"),
+            ("pipefy:\n  endpoint: ftp://x",
+             "line 2: key pipefy.endpoint: must be an http(s) URL, got \"ftp://x\""),
+            ("pipefy:\n  auth: token",
+             "line 2: key pipefy.auth: expected a table with token_file or service_account, found \"token\""),
+            ("pipefy:\n  auth:\n    token_fle: /x",
+             "line 3: key pipefy.auth.token_fle: unknown key `token_fle`, expected `token_file` or `service_account`"),
+            ("pipefy:\n  auth:\n    token_file: [a]",
+             "line 3: key pipefy.auth.token_file: expected a file path, found a list"),
+            ("pipefy:\n  auth:\n    service_account: yes",
+             "line 3: key pipefy.auth.service_account: expected a table with client_id, client_secret_file and token_endpoint, found \"yes\""),
+            ("pipefy:\n  auth:\n    service_account:\n      client_id: a\n      client_secret_file: /s\n      token_endpoint: 5",
+             "line 6: key pipefy.auth.service_account.token_endpoint: invalid URL \"5\": relative URL without a base"),
+            ("pipefy:\n  auth:\n    service_account:\n      client_secret_file: /s\n      token_endpoint: https://x/t",
+             "line 3: key pipefy.auth.service_account: required key `client_id` is missing"),
+            ("pipefy:\n  endpoint: https://api.pipefy.com/graphql\n  timeout: 30",
+             "line 3: key pipefy.timeout: expected a duration such as 30s, 5m or 1h30m, found 30: a number needs a unit (ms, s, m, h, d, w, y), e.g. 30s"),
+            ("pipefy:\n  timeout: 0s",
+             "line 2: key pipefy.timeout: must be greater than 0"),
+            ("pipefy:\n  timeout: 1.5",
+             "line 2: key pipefy.timeout: expected a duration such as 30s, 5m or 1h30m, found 1.5: write fractions with a smaller unit, e.g. 1m30s or 1500ms"),
+            ("pipefy:\n  max_orgs_per_request: 2.5",
+             "line 2: key pipefy.max_orgs_per_request: expected a whole number, found 2.5"),
+            ("pipefy:\n  max_orgs_per_request: 0",
+             "line 2: key pipefy.max_orgs_per_request: expected a whole number from 1 to 500, found 0"),
+            ("pipefy:\n  max_orgs_per_request: 501",
+             "line 2: key pipefy.max_orgs_per_request: expected a whole number from 1 to 500, found 501"),
+            ("pipefy:\n  max_concurrent_requests: -1",
+             "line 2: key pipefy.max_concurrent_requests: expected a whole number from 1 to 64, found -1"),
+            ("pipefy:\n  max_concurrent_requests: 99999999999999999999999",
+             "line 2: key pipefy.max_concurrent_requests: expected a whole number, found 99999999999999999999999"),
+            ("pipefy:\n  max_tries: \"3\"",
+             "line 2: key pipefy.max_tries: expected a whole number, found \"3\""),
+            ("pipefy:\n  max_tries: 11",
+             "line 2: key pipefy.max_tries: expected a whole number from 1 to 10, found 11"),
+            ("pipefy:\n  retry_delay: 2m",
+             "line 2: key pipefy.retry_delay: must be at most 1m"),
+            ("pipefy:\n  retry_delay: fast",
+             "line 2: key pipefy.retry_delay: expected a duration such as 30s, 5m or 1h30m, found \"fast\": expected a number at \"fast\""),
+            ("pipefy:\n  backoff_base: 0s",
+             "line 2: key pipefy.backoff_base: must be greater than 0"),
+            ("pipefy:\n  backoff_base: 2m\n  backoff_max: 1m",
+             "line 3: key pipefy.backoff_max: must be at least pipefy.backoff_base"),
+            ("pipefy:\n  backoff_max: true",
+             "line 2: key pipefy.backoff_max: expected a duration such as 30s, 5m or 1h30m, found true"),
+            ("refresh_interval: 5 minutes",
+             "line 1: key refresh_interval: expected a duration such as 30s, 5m or 1h30m, found \"5 minutes\": unknown unit \" minutes\" (units: ms, s, m, h, d, w, y)"),
+            ("refresh_interval: 5",
+             "line 1: key refresh_interval: expected a duration such as 30s, 5m or 1h30m, found 5: a number needs a unit (ms, s, m, h, d, w, y), e.g. 5s"),
+            ("refresh_interval: 0s",
+             "line 1: key refresh_interval: must be greater than 0"),
+            ("stale_after: 1.5",
+             "line 1: key stale_after: expected a duration such as 30s, 5m or 1h30m, found 1.5: write fractions with a smaller unit, e.g. 1m30s or 1500ms"),
+            ("stale_after:",
+             "line 1: key stale_after: expected a duration such as 30s, 5m or 1h30m, found an empty value"),
+            ("organizations: [2.5]",
+             "line 1: key organizations[0]: expected an organization id (a positive integer or a string of digits), found 2.5"),
+            ("organizations:\n  - 2\n  - acme",
+             "line 3: key organizations[1]: expected an organization id (a positive integer or a string of digits), found \"acme\""),
+            ("organizations:\n  - 2\n  - -4",
+             "line 3: key organizations[1]: expected an organization id (a positive integer or a string of digits), found -4"),
+            ("organizations: [0]",
+             "line 1: key organizations[0]: expected an organization id (a positive integer or a string of digits), found 0"),
+            ("organizations: 5",
+             "line 1: key organizations: expected a list of organization ids, such as [\"2\", \"300\"], found 5"),
+            ("organizations:\n  - {id: 3}",
+             "line 2: key organizations[0]: expected an organization id (a positive integer or a string of digits), found a table"),
+            ("accounts: {}",
+             "line 1: key accounts: expected a list, found a table"),
+            ("accounts: []",
+             "line 1: key accounts: must list at least one account"),
+            ("accounts:\n  - name: a",
+             "line 2: key accounts[0]: required key `auth` is missing"),
+            ("accounts:\n  - auth: {token_file: /a}",
+             "line 2: key accounts[0]: required key `name` is missing"),
+            ("accounts:\n  - name: a\n    auth: {token_file: /a}\n    bogus: 1",
+             "line 4: key accounts[0].bogus: unknown key `bogus`, expected one of `name`, `auth`, `organizations`"),
+            ("accounts:\n  - name: \"\"\n    auth: {token_file: /a}",
+             "line 2: key accounts[0].name: must not be empty"),
+            ("accounts:\n  - name: a\n    auth: {token_file: /a}\n    organizations: [x]",
+             "line 4: key accounts[0].organizations[0]: expected an organization id (a positive integer or a string of digits), found \"x\""),
+            ("colectors: {}",
+             "line 1: key colectors: unknown key `colectors`, expected one of `pipefy`, `refresh_interval`, `stale_after`, `organizations`, `accounts`, `collectors`"),
+            ("collectors: []",
+             "line 1: key collectors: expected a table of settings, found a list"),
+            ("collectors:\n  apiusage: true",
+             "line 2: key collectors.apiusage: unknown key `apiusage`, expected one of `subscription_limits`, `ai_credits`, `api_usage`, `automation_jobs`, `integrations`, `token_attribution`"),
+            ("collectors:\n  api_usage: yes please",
+             "line 2: key collectors.api_usage: expected true, false, or a table of settings, found \"yes please\""),
+            ("collectors:\n  api_usage: {by_tokens: true}",
+             "line 2: key collectors.api_usage.by_tokens: unknown key `by_tokens`, expected one of `enabled`, `interval`, `period`, `by_token`, `by_operation`"),
+            ("collectors:\n  api_usage:\n    by_token: 1",
+             "line 3: key collectors.api_usage.by_token: expected true or false, found 1"),
+            ("collectors:\n  api_usage:\n    by_operation: \"no\"",
+             "line 3: key collectors.api_usage.by_operation: expected true or false, found \"no\""),
+            ("collectors:\n  api_usage:\n    period: this_month",
+             "line 3: key collectors.api_usage.period: expected one of current_month, last_month, last_3_months, found \"this_month\""),
+            ("collectors:\n  ai_credits:\n    source: both",
+             "line 3: key collectors.ai_credits.source: expected one of combined, per_organization, found \"both\""),
+            ("collectors:\n  ai_credits:\n    enabled: yes",
+             "line 3: key collectors.ai_credits.enabled: expected true or false, found \"yes\""),
+            ("collectors:\n  automation_jobs:\n    interval: 10",
+             "line 3: key collectors.automation_jobs.interval: expected a duration such as 30s, 5m or 1h30m, found 10: a number needs a unit (ms, s, m, h, d, w, y), e.g. 10s"),
+            ("collectors:\n  integrations:\n    interval: 0s",
+             "line 3: key collectors.integrations.interval: must be greater than 0"),
+            ("collectors:\n  integrations:\n    period: [last_month]",
+             "line 3: key collectors.integrations.period: expected one of current_month, last_month, last_3_months, found a list"),
+            ("collectors:\n  subscription_limits:\n    period: last_month",
+             "line 3: key collectors.subscription_limits.period: unknown key `period`, expected `enabled` or `interval`"),
+            ("collectors:\n  token_attribution:\n    deadline: 2027-02-30",
+             "line 3: key collectors.token_attribution.deadline: expected a date in the form YYYY-MM-DD, found \"2027-02-30\""),
+            ("collectors:\n  token_attribution:\n    deadline: 20270105",
+             "line 3: key collectors.token_attribution.deadline: expected a date in the form YYYY-MM-DD, found 20270105"),
+            ("collectors:\n  token_attribution:\n    selection: \"{ a\"",
+             "line 3: key collectors.token_attribution.selection: must be a non-empty GraphQL selection with balanced braces"),
+            ("collectors:\n  token_attribution:\n    selection: [a]",
+             "line 3: key collectors.token_attribution.selection: expected a string, found a list"),
+            ("collectors: {subscription_limits: false, ai_credits: false, api_usage: false, automation_jobs: false, integrations: false, token_attribution: false}",
+             "line 1: key collectors: every collector is disabled: nothing to export"),
+            ("pipefy:\n  auth:\n    token_file: \"abc",
+             "line 3: key pipefy.auth.token_file: invalid YAML: found unexpected end of stream, while scanning a quoted scalar"),
+            ("organizations: [1, 2",
+             "line 2: key organizations: invalid YAML: did not find expected ',' or ']', while parsing a flow sequence"),
+            ("pipefy: *nope",
+             "line 1: key pipefy: invalid YAML: unknown anchor"),
+            ("- a",
+             "line 1: key (top level): expected a table of settings, found a list"),
+    ];
+
+    #[test]
+    fn every_bad_value_gets_its_line_key_and_expectation() {
+        for (yaml, expected) in BAD_VALUES {
+            let msg = message(parse_env(yaml, &[(ENV_TOKEN, "t")]));
+            assert_eq!(msg, format!("config file test.yml: {expected}"), "{yaml}");
+        }
     }
 
     #[test]
-    fn bad_values_name_their_key() {
-        let env = &[(ENV_TOKEN, "t")];
-        let msg = message(parse_env("refresh_interval: 5 minutes", env));
-        assert!(
-            msg.contains("key refresh_interval: invalid duration"),
-            "{msg}"
-        );
-        let msg = message(parse_env("organizations: [acme]", env));
-        assert!(
-            msg.contains("key organizations: invalid organization id \"acme\""),
-            "{msg}"
-        );
-        let msg = message(parse_env(
-            "collectors:\n  token_attribution:\n    deadline: 2027-02-30",
-            env,
-        ));
-        assert!(
-            msg.contains("key collectors.token_attribution.deadline: invalid date"),
-            "{msg}"
-        );
-        let msg = message(parse_env(
-            "collectors:\n  api_usage: {by_tokens: true}",
-            env,
-        ));
-        assert!(
-            msg.contains("key collectors.api_usage.by_tokens: unknown field `by_tokens`"),
-            "{msg}"
-        );
-        let msg = message(parse_env(
-            "collectors:\n  api_usage: {period: this_month}",
-            env,
-        ));
-        assert!(
-            msg.contains("key collectors.api_usage.period: unknown variant `this_month`"),
-            "{msg}"
-        );
-        let msg = message(parse_env(
-            "collectors:\n  integrations: {interval: 0s}",
-            env,
-        ));
-        assert!(
-            msg.contains("key collectors.integrations.interval: must be greater than 0"),
-            "{msg}"
-        );
-        let msg = message(parse_env("collectors:\n  api_usage: yes please", env));
-        assert!(
-            msg.contains("key collectors.api_usage: invalid type: string \"yes please\", expected true, false, or a table of settings"),
-            "{msg}"
-        );
-        let msg = message(parse_env("pipefy:\n  endpoint: ftp://x", env));
-        assert!(msg.contains("key pipefy.endpoint"), "{msg}");
-        let msg = message(parse_env("pipefy:\n  max_orgs_per_request: 0", env));
-        assert!(
-            msg.contains("key pipefy.max_orgs_per_request: must be between 1 and 500"),
-            "{msg}"
-        );
+    fn no_message_speaks_rust() {
+        for (yaml, _) in BAD_VALUES {
+            let msg = message(parse_env(yaml, &[(ENV_TOKEN, "t")]));
+            for rust in [
+                "struct ", "enum ", "variant", "usize", "u32", "u64", "u128", "i64", "f64", "Raw",
+                "::",
+            ] {
+                assert!(!msg.contains(rust), "{rust:?} in {msg}");
+            }
+        }
     }
 
     #[test]
@@ -863,6 +1065,103 @@ mod tests {
         assert_eq!(from_env.accounts[0].credential, expected("from-env", None));
         // Debug output never shows a secret.
         assert!(!format!("{from_env:?}").contains("from-env"));
+    }
+
+    #[test]
+    fn an_override_set_but_empty_is_an_error_that_says_so() {
+        let msg = message(parse_env("organizations: [2]", &[(ENV_TOKEN, "")]));
+        assert_eq!(
+            msg,
+            "config file test.yml: key pipefy.auth: the PIPEFY_TOKEN environment variable is set but empty: put the token in it or unset it (it takes the place of pipefy.auth.token_file)"
+        );
+        // It overrides the file: falling back to the file would hide the mistake.
+        let msg = message(parse_env(
+            "pipefy:\n  auth:\n    token_file: /nonexistent/token\n",
+            &[(ENV_TOKEN, " \n")],
+        ));
+        assert_eq!(
+            msg,
+            "config file test.yml: line 2: key pipefy.auth: the PIPEFY_TOKEN environment variable is set but empty: put the token in it or unset it (it takes the place of pipefy.auth.token_file)"
+        );
+        let yaml = "pipefy:\n  auth:\n    service_account:\n      client_id: abc\n      token_endpoint: https://auth.example/oauth/token\n";
+        let msg = message(parse_env(yaml, &[(ENV_CLIENT_SECRET, "")]));
+        assert_eq!(
+            msg,
+            "config file test.yml: line 2: key pipefy.auth: the PIPEFY_CLIENT_SECRET environment variable is set but empty: put the client secret in it or unset it (it takes the place of pipefy.auth.service_account.client_secret_file)"
+        );
+        // Unset, the message is about the key instead.
+        let msg = message(parse(yaml));
+        assert_eq!(
+            msg,
+            "config file test.yml: line 3: key pipefy.auth.service_account.client_secret_file: required (or the PIPEFY_CLIENT_SECRET environment variable)"
+        );
+    }
+
+    #[test]
+    fn relative_secret_files_are_taken_from_the_config_files_directory() {
+        // The test's working directory is the crate root, which has no `secrets/`: only
+        // the config file's directory can make these paths readable.
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("etc");
+        std::fs::create_dir_all(conf.join("secrets")).unwrap();
+        std::fs::write(conf.join("secrets/token"), "pat-rel\n").unwrap();
+        std::fs::write(conf.join("secrets/client"), "cs-rel").unwrap();
+        assert!(!Path::new("secrets/token").exists());
+        let file = conf.join("pipefy.yml");
+        let yaml = "accounts:\n  - name: a\n    auth: {token_file: secrets/token}\n  - name: b\n    auth:\n      service_account: {client_id: c, client_secret_file: ./secrets/client, token_endpoint: 'https://auth.example/t'}\n";
+        let config = Config::from_yaml(yaml, &file, &|_| None).unwrap();
+        assert_eq!(
+            config.accounts[0].credential,
+            Credential::Token {
+                token: Secret::new("pat-rel"),
+                // Resolved, so that a rotation re-reads this very file.
+                file: Some(conf.join("secrets/token")),
+            }
+        );
+        assert_eq!(
+            config.accounts[1].credential,
+            Credential::ServiceAccount {
+                client_id: "c".into(),
+                client_secret: Secret::new("cs-rel"),
+                client_secret_file: Some(conf.join("./secrets/client")),
+                token_endpoint: "https://auth.example/t".into(),
+            }
+        );
+        // A missing one is named by the path that was tried.
+        let msg = Config::from_yaml("pipefy: {auth: {token_file: missing}}", &file, &|_| None)
+            .unwrap_err()
+            .to_string();
+        let tried = conf.join("missing");
+        assert!(
+            msg.starts_with(&format!(
+                "config file {}: line 1: key pipefy.auth.token_file: cannot read {}: ",
+                file.display(),
+                tried.display()
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_reach_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "pat-s3cr3t").unwrap();
+        // A valid credential and a later error: the message is about the later key only.
+        let yaml = format!(
+            "pipefy:\n  auth: {{token_file: {}}}\n  max_tries: 99\n",
+            token.display()
+        );
+        for env in [&[][..], &[(ENV_TOKEN, "env-s3cr3t")][..]] {
+            let msg = message(parse_env(&yaml, env));
+            assert!(
+                msg.ends_with(
+                    "key pipefy.max_tries: expected a whole number from 1 to 10, found 99"
+                ),
+                "{msg}"
+            );
+            assert!(!msg.contains("s3cr3t"), "{msg}");
+        }
     }
 
     #[test]
@@ -918,6 +1217,172 @@ mod tests {
         );
     }
 
+    // -----------------------------------------------------------------------------
+    // The Helm chart's values.schema.json describes `config:` (this file's format) so
+    // that `helm install` rejects what would crash-loop the pod. These tests keep the two
+    // in step, with the parser itself as the reference: at every table, the schema lists
+    // exactly the keys the parser knows, refuses others, and each leaf's example is a
+    // value the parser accepts.
+
+    type Json = serde_json::Value;
+
+    fn chart_schema() -> Json {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/helm/pipefy-exporter/values.schema.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// `node` with its `$ref` (`#/definitions/x`) followed.
+    fn deref<'a>(root: &'a Json, node: &'a Json) -> &'a Json {
+        match node["$ref"].as_str() {
+            Some(r) => {
+                let name = r.strip_prefix("#/definitions/").unwrap();
+                deref(root, &root["definitions"][name])
+            }
+            None => node,
+        }
+    }
+
+    /// A path in the config: a key, or the first item of a list.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Key(String),
+        Item,
+    }
+
+    fn path_name(path: &[Step]) -> String {
+        let mut name = String::new();
+        for step in path {
+            match step {
+                Step::Key(k) if name.is_empty() => name.push_str(k),
+                Step::Key(k) => name.push_str(&format!(".{k}")),
+                Step::Item => name.push_str("[0]"),
+            }
+        }
+        if name.is_empty() {
+            name.push_str("(top level)");
+        }
+        name
+    }
+
+    /// The JSON (hence YAML) document with `leaf` at `path`, and around it what the
+    /// parser requires there: an account's name and auth, a service account's fields,
+    /// readable secret files.
+    fn document(path: &[Step], leaf: Json, secret: &Path) -> String {
+        let secret = Json::String(secret.display().to_string());
+        let mut doc = match path.last() {
+            Some(Step::Key(k)) if k.ends_with("_file") => secret.clone(),
+            _ => leaf,
+        };
+        for step in path.iter().rev() {
+            doc = match step {
+                Step::Key(k) => serde_json::json!({ k.as_str(): doc }),
+                Step::Item => serde_json::json!([doc]),
+            };
+        }
+        if let Some(account) = doc.pointer_mut("/accounts/0").and_then(Json::as_object_mut) {
+            account.entry("name").or_insert("a".into());
+            account
+                .entry("auth")
+                .or_insert(serde_json::json!({ "token_file": secret.clone() }));
+        }
+        for at in [
+            "/pipefy/auth/service_account",
+            "/accounts/0/auth/service_account",
+        ] {
+            if let Some(sa) = doc.pointer_mut(at).and_then(Json::as_object_mut) {
+                sa.entry("client_id").or_insert("c".into());
+                sa.entry("client_secret_file").or_insert(secret.clone());
+                sa.entry("token_endpoint")
+                    .or_insert("https://auth.example/t".into());
+            }
+        }
+        doc.to_string()
+    }
+
+    /// The keys the parser knows in the table at `path`, from its own "unknown key"
+    /// message.
+    fn parser_keys(path: &[Step], secret: &Path) -> Vec<String> {
+        let mut probe = path.to_vec();
+        probe.push(Step::Key("zz_unknown".into()));
+        let yaml = document(&probe, 1.into(), secret);
+        let msg = message(parse_env(&yaml, &[(ENV_TOKEN, "t")]));
+        let (_, expected) = msg
+            .split_once("unknown key `zz_unknown`, expected ")
+            .unwrap_or_else(|| panic!("{yaml}: {msg}"));
+        let mut keys: Vec<String> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Walks the schema from `node` at `path`, checking each table against the parser;
+    /// returns the number of leaves checked.
+    fn walk(root: &Json, node: &Json, path: &mut Vec<Step>, secret: &Path) -> usize {
+        let node = deref(root, node);
+        let name = path_name(path);
+        if let Some(properties) = node["properties"].as_object() {
+            assert_eq!(
+                node["additionalProperties"],
+                Json::Bool(false),
+                "{name}: the schema must refuse unknown keys"
+            );
+            let mut schema_keys: Vec<String> = properties.keys().cloned().collect();
+            schema_keys.sort();
+            assert_eq!(schema_keys, parser_keys(path, secret), "keys of {name}");
+            let mut leaves = 0;
+            for (key, child) in properties {
+                path.push(Step::Key(key.clone()));
+                leaves += walk(root, child, path, secret);
+                path.pop();
+            }
+            return leaves;
+        }
+        if node["type"] == "array" && deref(root, &node["items"])["properties"].is_object() {
+            path.push(Step::Item);
+            let leaves = walk(root, &node["items"], path, secret);
+            path.pop();
+            return leaves;
+        }
+        let example = node["examples"][0].clone();
+        assert!(!example.is_null(), "{name}: a leaf needs an example");
+        let yaml = document(path, example, secret);
+        if let Err(e) = parse_env(&yaml, &[(ENV_TOKEN, "t")]) {
+            panic!("the parser refuses the schema's example for {name}: {yaml}: {e}");
+        }
+        1
+    }
+
+    #[test]
+    fn the_chart_schema_describes_exactly_what_the_parser_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s").unwrap();
+        let root = chart_schema();
+        let config = &root["properties"]["config"];
+        let leaves = walk(&root, config, &mut Vec::new(), &secret);
+        // pipefy: 8 settings + auth (token_file, 3 of service_account); 3 top-level; an
+        // account: name, organizations + auth; the collectors: 2 each (enabled,
+        // interval) + ai_credits 2, api_usage 3, automation_jobs 1, integrations 1,
+        // token_attribution 2. A walk that stopped early would count fewer.
+        assert_eq!(leaves, (8 + 4) + 3 + (2 + 4) + (6 * 2 + 2 + 3 + 1 + 1 + 2));
+        let collectors = deref(&root, config)["properties"]["collectors"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>();
+        let mut names = crate::collectors::NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(collectors, names);
+    }
+
     #[test]
     fn mangled_files_give_errors_not_panics() {
         let valid = "pipefy:\n  endpoint: https://api.pipefy.com/graphql\n  auth:\n    token_file: /nonexistent\n  timeout: 30s\nrefresh_interval: 5m\nstale_after: 15m\norganizations: [\"2\", 300]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n";
@@ -963,10 +1428,16 @@ mod tests {
             let text: String = text.into_iter().collect();
             // Every outcome is an Ok or an error naming the file; never a panic.
             if let Err(e) = parse_env(&text, &[(ENV_TOKEN, "t")]) {
-                assert!(
-                    e.to_string().starts_with("config file test.yml: key "),
-                    "{e}"
-                );
+                let msg = e.to_string();
+                let rest = msg.strip_prefix("config file test.yml: ").unwrap_or("");
+                let rest = match rest.strip_prefix("line ") {
+                    Some(line) => line
+                        .trim_start_matches(|c: char| c.is_ascii_digit())
+                        .strip_prefix(": ")
+                        .unwrap_or(""),
+                    None => rest,
+                };
+                assert!(rest.starts_with("key "), "{msg}");
             }
         }
     }

@@ -1,16 +1,21 @@
 //! Prometheus-style durations as written in the configuration (`30s`, `5m`, `1h30m`).
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
-use serde::Deserialize;
 
 /// Parses a Prometheus-style duration: one or more `<number><unit>` with units
 /// `ms`, `s`, `m`, `h`, `d`, `w`, `y`, e.g. `30s`, `5m`, `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse(text).map_err(|why| format!("invalid duration {text:?}: {why}"))
+}
+
+/// [`parse_duration`], the error being only what is wrong with `text`.
+fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration".into());
+        return Err("it is empty".into());
     }
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -22,11 +27,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("invalid duration {text:?}: expected a number"));
+            return Err(format!("expected a number at {rest:?}"));
         }
         let number: u128 = rest[..digits]
             .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+            .map_err(|_| "the number is too large".to_owned())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -39,22 +44,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "d" => 86_400_000,
             "w" => 604_800_000,
             "y" => 31_536_000_000,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ms, s, m, h, d, w, y)"
-                ))
-            }
-            unit => return Err(format!("invalid duration {text:?}: unknown unit {unit:?}")),
+            "" => return Err(format!("{number} needs a unit ({UNITS})")),
+            unit => return Err(format!("unknown unit {unit:?} (units: {UNITS})")),
         };
         rest = &rest[unit_len..];
         total_ms = total_ms
             .checked_add(number.saturating_mul(unit_ms))
-            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+            .ok_or_else(|| TOO_LARGE.to_owned())?;
     }
     u64::try_from(total_ms)
         .map(Duration::from_millis)
-        .map_err(|_| format!("invalid duration {text:?}: too large"))
+        .map_err(|_| TOO_LARGE.to_owned())
 }
+
+const UNITS: &str = "ms, s, m, h, d, w, y";
+const TOO_LARGE: &str = "it is too large";
+/// What a duration in the configuration looks like, for error messages.
+pub(crate) const EXPECTED: &str = "a duration such as 30s, 5m or 1h30m";
 
 /// Formats a duration the way it is written in the config (`5m`, `1h30m`, `250ms`).
 pub fn format_duration(d: Duration) -> String {
@@ -72,9 +78,43 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// A duration in a config file. A visitor rather than "read a string, then parse it", so
+/// that an error carries the position of the value itself.
 pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration(&text).map(Some).map_err(de::Error::custom)
+    d.deserialize_any(DurationVisitor).map(Some)
+}
+
+struct DurationVisitor;
+
+impl de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(EXPECTED)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse(v).map_err(|why| E::custom(format!("expected {EXPECTED}, found {v:?}: {why}")))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        match v {
+            0 => Ok(Duration::ZERO),
+            _ => Err(E::custom(format!(
+                "expected {EXPECTED}, found {v}: a number needs a unit ({UNITS}), e.g. {v}s"
+            ))),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        Err(E::custom(format!("expected {EXPECTED}, found {v}")))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+        Err(E::custom(format!(
+            "expected {EXPECTED}, found {v}: write fractions with a smaller unit, e.g. 1m30s or 1500ms"
+        )))
+    }
 }
 
 #[cfg(test)]
@@ -88,7 +128,10 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
+        assert_eq!(
+            parse_duration("5").unwrap_err(),
+            "invalid duration \"5\": 5 needs a unit (ms, s, m, h, d, w, y)"
+        );
         assert!(parse_duration("5 minutes")
             .unwrap_err()
             .contains("unknown unit"));

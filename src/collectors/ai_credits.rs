@@ -23,8 +23,7 @@ const COMBINED: &str = "aiCreditUsageStatsCombined(organizationUuids: $uuids, pe
 const PER_ORGANIZATION: &str = "aiCreditUsageStats(organizationUuid: $uuid, period: $period) { active usage limit hasAddon updatedAt aiAutomation { enabled usage } assistants { enabled usage } freeAiCredit { limit usage } }";
 
 /// Which query answers for the AI credits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Source {
     /// `aiCreditUsageStatsCombined`: 25 organizations per root field; no free credits.
     #[default]
@@ -33,8 +32,20 @@ pub(crate) enum Source {
     PerOrganization,
 }
 
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::yaml::one_of(
+            d,
+            &[
+                ("combined", Source::Combined),
+                ("per_organization", Source::PerOrganization),
+            ],
+        )
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,

@@ -25,7 +25,7 @@ const BREAKDOWN: &str = "apiUsageStats(organizationUuid: $uuid, period: $period,
 const NOT_SPECIFIED: &str = "Not specified";
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,

@@ -19,7 +19,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 const COMBINED: &str = "automationsUsageDetailsCombined(organizationUuids: $uuids, period: $period) { byOrganization { organizationUuid organizationName usage } partial }";
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,

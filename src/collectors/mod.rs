@@ -214,7 +214,7 @@ macro_rules! registry {
 
         /// Every collector name, in the order they are scheduled and rendered.
         #[cfg(test)]
-        const NAMES: &[&str] = &[$(stringify!($name)),*];
+        pub(crate) const NAMES: &[&str] = &[$(stringify!($name)),*];
 
         impl RawCollectors {
             /// The enabled collectors, validated. The error's key is relative to

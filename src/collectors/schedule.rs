@@ -65,24 +65,34 @@ impl Schedule {
 }
 
 /// The window the usage-statistics queries read (`period: PeriodFilter!`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Period {
     #[default]
     CurrentMonth,
     LastMonth,
-    #[serde(rename = "last_3_months")]
     Last3Months,
 }
 
 impl Period {
+    /// Pipefy's spelling of each value, which is also the config file's.
+    const ALL: &'static [(&'static str, Period)] = &[
+        ("current_month", Period::CurrentMonth),
+        ("last_month", Period::LastMonth),
+        ("last_3_months", Period::Last3Months),
+    ];
+
     /// Pipefy's spelling of the enum value.
     pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Period::CurrentMonth => "current_month",
-            Period::LastMonth => "last_month",
-            Period::Last3Months => "last_3_months",
-        }
+        Period::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("current_month", |(name, _)| name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::yaml::one_of(d, Period::ALL)
     }
 }
 

@@ -20,7 +20,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 const FIELD: &str = "organization(id: $id) { id uuid name planName activeSubscription { limits { resource limit used } } }";
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,

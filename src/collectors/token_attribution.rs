@@ -29,7 +29,7 @@ pub const DEFAULT_TOKEN_SELECTION: &str =
     "personalAccessTokens { id name billingOrganization { id } }";
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(crate) struct Raw {
     #[serde(default)]
     enabled: Option<bool>,

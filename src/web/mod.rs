@@ -2,10 +2,10 @@
 //! authentication and extra response headers), read once at startup.
 //!
 //! The file has the exporter-toolkit schema (`tls_server_config`, `http_server_config`,
-//! `basic_auth_users`); unknown keys are errors, and every error names the file and the
-//! key path, e.g. `web config file /etc/web.yml: key tls_server_config.cert_file: cannot
-//! read ...`. As in the toolkit, relative file paths are taken from the directory of the
-//! web config file.
+//! `basic_auth_users`); unknown keys are errors, and every error names the file, the line
+//! and the key path, e.g. `web config file /etc/web.yml: line 2: key
+//! tls_server_config.cert_file: cannot read ...`. As in the toolkit, relative file paths
+//! are taken from the directory of the web config file.
 //!
 //! TLS is served by rustls with the *ring* provider, the same provider reqwest uses here,
 //! passed explicitly to every config (no process-wide default is installed). rustls has
@@ -78,7 +78,7 @@ impl WebConfig {
     /// Reads and validates a web config file, including the certificate, key and CA
     /// files it names, so that a bad file fails before anything is bound.
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let text = File { kind: KIND, path }.read()?;
+        let text = File::new(KIND, path).read()?;
         WebConfig::from_yaml(&text, path)
     }
 
@@ -87,8 +87,8 @@ impl WebConfig {
     /// directory.
     pub fn from_yaml(text: &str, path: &Path) -> Result<WebConfig, WebConfigError> {
         // An empty file is a valid document: plain HTTP, as in the toolkit.
-        let file = File { kind: KIND, path };
-        let raw: raw::RawWebConfig = file.parse(text)?;
+        let file = File::new(KIND, path).with_text(text);
+        let raw: raw::RawWebConfig = file.parse()?;
         raw::Validator { file }.validate(raw)
     }
 

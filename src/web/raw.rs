@@ -23,7 +23,7 @@ use crate::yaml::File;
 // bad value gets a message of our own under its key path.
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(super) struct RawWebConfig {
     pub(super) tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
@@ -31,7 +31,7 @@ pub(super) struct RawWebConfig {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 pub(super) struct RawTls {
     pub(super) cert_file: Option<String>,
     pub(super) key_file: Option<String>,
@@ -46,7 +46,7 @@ pub(super) struct RawTls {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of settings")]
 struct RawHttp {
     http2: Option<bool>,
     headers: Option<BTreeMap<String, String>>,
@@ -118,11 +118,7 @@ impl Validator<'_> {
 
     /// Relative paths are relative to the web config file, as in the toolkit.
     pub(super) fn resolve(&self, file: &str) -> PathBuf {
-        let file = Path::new(file);
-        match self.file.path.parent() {
-            Some(dir) if file.is_relative() => dir.join(file),
-            _ => file.to_owned(),
-        }
+        self.file.resolve(Path::new(file))
     }
 
     pub(super) fn read(&self, key: &str, file: &Path) -> Result<Vec<u8>, WebConfigError> {
@@ -223,21 +219,58 @@ mod tests {
         let message = f.error(&format!("{TLS}  cert_fle: x\n"));
         assert!(
             message.starts_with(&format!(
-                "web config file {}: key tls_server_config.cert_fle: unknown field `cert_fle`",
+                "web config file {}: line 4: key tls_server_config.cert_fle: unknown key `cert_fle`, expected one of `cert_file`, ",
                 f.file()
             )),
             "{message}"
         );
         let message = f.error("http_server_config:\n  http3: true\n");
         assert!(
-            message.contains("key http_server_config.http3: unknown field `http3`"),
+            message.contains("line 2: key http_server_config.http3: unknown key `http3`, expected `http2` or `headers`"),
             "{message}"
         );
         let message = f.error("rate_limit:\n  burst: 1\n");
         assert!(
-            message.contains("key rate_limit: unknown field `rate_limit`"),
+            message.contains("line 1: key rate_limit: unknown key `rate_limit`, expected one of "),
             "{message}"
         );
+    }
+
+    #[test]
+    fn wrong_types_get_their_line_key_and_expectation() {
+        let f = files();
+        for (yaml, expected) in [
+            (
+                "tls_server_config: 5\n",
+                "line 1: key tls_server_config: expected a table of settings, found 5",
+            ),
+            (
+                "tls_server_config:\n  client_allowed_sans: x\n",
+                "line 2: key tls_server_config.client_allowed_sans: expected a list, found \"x\"",
+            ),
+            (
+                "tls_server_config:\n  prefer_server_cipher_suites: 1\n",
+                "line 2: key tls_server_config.prefer_server_cipher_suites: expected true or false, found 1",
+            ),
+            (
+                "http_server_config:\n  http2: \"yes\"\n",
+                "line 2: key http_server_config.http2: expected true or false, found \"yes\"",
+            ),
+            (
+                "http_server_config:\n  headers: [a]\n",
+                "line 2: key http_server_config.headers: expected a table (key: value lines), found a list",
+            ),
+            (
+                "basic_auth_users: [a]\n",
+                "line 1: key basic_auth_users: expected a table (key: value lines), found a list",
+            ),
+        ] {
+            assert_eq!(
+                f.error(yaml),
+                format!("web config file {}: {expected}", f.file()),
+                "{yaml}"
+            );
+        }
     }
 
     #[test]
@@ -246,7 +279,7 @@ mod tests {
         let message = f.error("http_server_config:\n  headers:\n    X-Powered-By: rust\n");
         assert_eq!(
             message,
-            format!("web config file {}: key http_server_config.headers.X-Powered-By: HTTP header \"X-Powered-By\" can not be configured (allowed: Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection)", f.file())
+            format!("web config file {}: line 3: key http_server_config.headers.X-Powered-By: HTTP header \"X-Powered-By\" can not be configured (allowed: Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection)", f.file())
         );
         // Names are compared exactly, as in the toolkit.
         let message = f.error("http_server_config:\n  headers:\n    x-frame-options: deny\n");
@@ -265,7 +298,7 @@ mod tests {
         let message = f.error(&format!("basic_auth_users:\n  alice: '{leaked}'\n"));
         assert!(
             message.starts_with(&format!(
-                "web config file {}: key basic_auth_users.alice: not a bcrypt hash: ",
+                "web config file {}: line 2: key basic_auth_users.alice: not a bcrypt hash: ",
                 f.file()
             )),
             "{message}"
@@ -273,9 +306,8 @@ mod tests {
         assert!(!message.contains(leaked), "{message}");
         let message = f.error("basic_auth_users:\n  alice: 123456789\n");
         assert!(
-            message.contains(
-                "key basic_auth_users.alice: expected a bcrypt hash (a string) at line 2"
-            ),
+            message
+                .contains("line 2: key basic_auth_users.alice: expected a bcrypt hash (a string)"),
             "{message}"
         );
         assert!(!message.contains("123456789"), "{message}");

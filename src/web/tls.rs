@@ -419,7 +419,7 @@ mod tests {
             assert_eq!(
                 message,
                 format!(
-                    "web config file {}: key tls_server_config.{key}: {version} is not supported: rustls implements only TLS 1.2 and 1.3 (use TLS12 or TLS13)",
+                    "web config file {}: line 4: key tls_server_config.{key}: {version} is not supported: rustls implements only TLS 1.2 and 1.3 (use TLS12 or TLS13)",
                     f.file()
                 )
             );
@@ -448,7 +448,7 @@ mod tests {
             f.error("tls_server_config:\n  cert_file: nope.crt\n  key_file: server.key\n");
         assert!(
             message.starts_with(&format!(
-                "web config file {}: key tls_server_config.cert_file: cannot read {}: ",
+                "web config file {}: line 2: key tls_server_config.cert_file: cannot read {}: ",
                 f.file(),
                 missing.display()
             )),
@@ -521,10 +521,7 @@ mod tests {
             let raw: RawWebConfig = serde_yaml_ng::from_str(&format!("{TLS}{extra}")).unwrap();
             let path = self.dir.path().join("web.yml");
             Validator {
-                file: crate::yaml::File {
-                    kind: "web config file",
-                    path: &path,
-                },
+                file: crate::yaml::File::new("web config file", &path),
             }
             .client_verifier(
                 &raw.tls_server_config.unwrap(),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pipefy_exporter::simulator::demo_data;
 
-use crate::helpers::{pat_config, poll, TestApp};
+use crate::helpers::{pat_config, pat_config_with, poll, TestApp};
 
 const THREE_ORGS: &str = "refresh_interval: 1h\norganizations: [2, 300, 4242]\n";
 
@@ -83,7 +83,13 @@ async fn a_denied_organization_fails_alone() {
 
 #[tokio::test]
 async fn last_good_values_are_kept_until_stale_after_then_dropped() {
-    let config = pat_config("refresh_interval: 300ms\nstale_after: 3s\norganizations: [2]\n");
+    // The outage outlasts three refreshes, so the circuit opens; a short backoff_base
+    // lets the half-open probe see the recovery within the test's patience (the
+    // default, 30 s, doubling at each failed probe, would not).
+    let config = pat_config_with(
+        "  backoff_base: 200ms\n  backoff_max: 1s\n",
+        "refresh_interval: 300ms\nstale_after: 3s\norganizations: [2]\n",
+    );
     let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     let first = app.cycles(1).await;
     let pipes = [("organization_id", "2"), ("resource", "pipes")];

@@ -478,17 +478,17 @@ fn a_bad_web_config_stops_the_binary_before_it_listens() {
     for (text, key, message) in [
         (
             format!("{TLS}  min_version: TLS10\n"),
-            "tls_server_config.min_version",
+            "line 4: key tls_server_config.min_version",
             "TLS10 is not supported: rustls implements only TLS 1.2 and 1.3",
         ),
         (
             "tls_server_config:\n  cert_file: nope.crt\n  key_file: server.key\n".to_string(),
-            "tls_server_config.cert_file",
+            "line 2: key tls_server_config.cert_file",
             "cannot read ",
         ),
         (
             format!("basic_auth_users:\n  alice: '{broken}'\n"),
-            "basic_auth_users.alice",
+            "line 2: key basic_auth_users.alice",
             "not a bcrypt hash",
         ),
     ] {
@@ -504,7 +504,7 @@ fn a_bad_web_config_stops_the_binary_before_it_listens() {
         assert_eq!(exit.code, 1, "{stderr}");
         assert!(
             stderr.contains(&format!(
-                "web config file {}: key {key}: {message}",
+                "web config file {}: {key}: {message}",
                 file.display()
             )),
             "{stderr}"
