@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipefy_exporter::config::Config;
+use pipefy_exporter::shard::Shard;
 use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
 use pipefy_exporter::web::WebConfig;
 use pipefy_exporter::ServeOptions;
@@ -109,6 +110,7 @@ pub struct TestAppBuilder {
     config: String,
     web_config: Option<String>,
     pki: Option<Vec<(&'static str, String)>>,
+    shard: Shard,
 }
 
 impl TestApp {
@@ -123,6 +125,7 @@ impl TestApp {
             config: pat_config(""),
             web_config: None,
             pki: None,
+            shard: Shard::ALL,
         }
     }
 
@@ -194,6 +197,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs as this shard (`--shard`, `--total-shards`; default: not sharded).
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
+    }
+
     /// Writes `server.crt`, `server.key` and `ca.crt` of `pki` beside `web.yml`.
     pub fn certificates(mut self, pki: &Pki) -> Self {
         self.pki = Some(pki.files());
@@ -206,7 +215,7 @@ impl TestAppBuilder {
         (self.prepare)(&sim);
         let sim_server = spawn_simulator(&sim).await;
         let dir = tempfile::tempdir().unwrap();
-        let config = load_config(&self.config, &sim_server, dir.path());
+        let config = load_config(&self.config, &sim_server, dir.path()).sharded(self.shard);
         for (name, pem) in self.pki.into_iter().flatten() {
             std::fs::write(dir.path().join(name), pem).unwrap();
         }

@@ -14,6 +14,7 @@ mod failures;
 mod faults;
 mod handlers;
 mod helpers;
+mod sharding;
 mod usage_stats;
 mod values;
 mod webconfig;
