@@ -130,6 +130,41 @@ mod tests {
     }
 
     #[test]
+    fn a_sharded_config_keeps_its_own_listed_organizations_and_every_discovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "tok").unwrap();
+        // Among 3 shards, 1000 and 1003 belong to shard 1, 1002 to shard 0.
+        let yaml = format!(
+            "accounts:\n  - name: a\n    auth: {{token_file: {0}}}\n    organizations: [1000, 1003]\n  - name: b\n    auth: {{token_file: {0}}}\n    organizations: [1002]\n  - name: c\n    auth: {{token_file: {0}}}\n",
+            token.display()
+        );
+        let config = crate::config::Config::from_yaml(&yaml, "x.yml".as_ref(), &|_| None).unwrap();
+        let accounts = |shard: u32| -> Vec<(String, Option<Vec<String>>)> {
+            let sharded = config.clone().sharded(Shard::new(shard, 3).unwrap());
+            assert_eq!(sharded.shard.index(), shard);
+            sharded
+                .accounts
+                .into_iter()
+                .map(|a| (a.name, a.organizations))
+                .collect()
+        };
+        assert_eq!(
+            accounts(0),
+            [("b".into(), Some(vec!["1002".into()])), ("c".into(), None)]
+        );
+        assert_eq!(
+            accounts(1),
+            [
+                ("a".into(), Some(vec!["1000".into(), "1003".into()])),
+                ("c".into(), None)
+            ]
+        );
+        assert_eq!(accounts(2), [("c".into(), None)]);
+        assert_eq!(config.clone().sharded(Shard::ALL).accounts, config.accounts);
+    }
+
+    #[test]
     fn bad_shard_flags_are_explained() {
         assert_eq!(
             Shard::new(0, 0).unwrap_err(),
