@@ -38,9 +38,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     && install -D -m 0755 target/release/pipefy-exporter /out/pipefy-exporter
 
 FROM gcr.io/distroless/cc-debian12:nonroot
+# org.opencontainers.image.source/version/revision are added by the release workflow
+# (docker/metadata-action, from the repository it runs in), not written here.
 LABEL org.opencontainers.image.title="pipefy-exporter" \
       org.opencontainers.image.description="Prometheus exporter for Pipefy plan limits, AI credits and token billing attribution" \
-      org.opencontainers.image.source="https://github.com/pipefy-exporter/pipefy-exporter" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/pipefy-exporter /usr/local/bin/pipefy-exporter
 # Mount the configuration here and the secrets under /run/secrets (see the config's

@@ -10,13 +10,21 @@ kubernetes-validate (Kubernetes OpenAPI schemas, --strict) and promtool:
   3. `helm template` of each values file; every rendered core object validates against
      the Kubernetes schemas of the oldest supported version (Chart.yaml kubeVersion) and of
      the newest one kubernetes-validate knows, in strict mode (unknown fields are errors);
-  4. the Deployment: non-root, read-only root filesystem, no privilege escalation, ALL
-     capabilities dropped, seccomp RuntimeDefault, probes on /-/healthy and /-/ready, the
-     Service and ServiceMonitor select its pods and its named port; the ConfigMap is
-     values.config with exactly one credential kind, the one of auth.type;
-  5. the PrometheusRule's spec is files/rules.yml, unchanged, and passes `promtool check
-     rules` (the CRD has no schema in kubernetes-validate, so this is its validation);
-     the ServiceMonitor sets job="pipefy-exporter", which PipefyExporterDown expects.
+  4. the workload (a Deployment, or a StatefulSet of one pod per shard with
+     sharding.totalShards > 1, --shard from the pod-index label): non-root, read-only root
+     filesystem, no privilege escalation, ALL capabilities dropped, seccomp RuntimeDefault,
+     probes on /-/healthy and /-/ready (HTTPS with webConfig TLS; with basic auth, an
+     Authorization header or tcpSocket probes), --web.config.file and its Secret volume
+     exactly when webConfig.existingSecret is set, the Service and ServiceMonitor select
+     its pods and its named port; the ConfigMap is values.config with exactly one
+     credential kind, the one of auth.type; the ServiceMonitor's scheme, tlsConfig and basicAuth
+     follow webConfig, and a web config without them fails to render with a message;
+  5. the PrometheusRule's spec is files/rules.yml, unchanged but for the runbook links
+     when prometheusRule.runbookBaseURL is set, and passes `promtool check rules` (the CRD
+     has no schema in kubernetes-validate, so this is its validation); the ServiceMonitor
+     sets job="pipefy-exporter", which PipefyExporterDown expects;
+  6. NOTES.txt warns when the token-attribution deadline is unset (the deadline alerts
+     could never fire), and only then.
 Exit status 0 when everything passes, 1 otherwise.
 """
 import argparse
@@ -42,7 +50,9 @@ except ImportError:
     sys.exit(1)
 
 RELEASE, NAMESPACE = "pipefy-exporter", "monitoring"
-CORE_KINDS = {"Deployment", "Service", "ConfigMap", "ServiceAccount", "Secret"}
+CORE_KINDS = {"Deployment", "StatefulSet", "Service", "ConfigMap", "ServiceAccount", "Secret"}
+WEB_DIR = "/etc/pipefy-exporter-web"
+DEADLINE_WARNING = "WARNING: config.collectors.token_attribution.deadline is not set"
 errors = []
 
 
@@ -76,12 +86,111 @@ def kube_versions(chart_dir):
     return sorted({oldest, kv_utils.latest_version()}, key=lambda v: [int(x) for x in v.split(".")])
 
 
+def expected_probe_handler(path, web):
+    """The probe handler the chart must render for `path` under these webConfig values."""
+    on = bool(web.get("existingSecret"))
+    auth = on and web["basicAuth"]["enabled"]
+    if auth and not web["basicAuth"].get("probeAuthorization"):
+        return {"tcpSocket": {"port": "http"}}
+    http = {"path": path, "port": "http"}
+    if on and web["tls"]["enabled"]:
+        http["scheme"] = "HTTPS"
+    if auth:
+        http["httpHeaders"] = [{"name": "Authorization", "value": web["basicAuth"]["probeAuthorization"]}]
+    return {"httpGet": http}
+
+
+def check_workload(label, dep, values):
+    """Kind, replicas, rollout and shard arguments of the Deployment / StatefulSet."""
+    total = values["sharding"]["totalShards"]
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    args, env = c.get("args", []), {e["name"]: e for e in c.get("env", [])}
+    if total > 1:
+        if dep["kind"] != "StatefulSet":
+            err(f"{label}: sharding.totalShards={total} but a {dep['kind']}")
+            return
+        spec = dep["spec"]
+        if spec.get("replicas") != total or spec.get("podManagementPolicy") != "Parallel":
+            err(f"{label}: StatefulSet must run {total} replicas in parallel, got {spec.get('replicas')} {spec.get('podManagementPolicy')}")
+        if spec.get("serviceName") != dep["metadata"]["name"]:
+            err(f"{label}: StatefulSet serviceName is not the chart's Service")
+        want = ["--shard=$(PIPEFY_EXPORTER_SHARD)", f"--total-shards={total}"]
+        if [a for a in args if a.startswith(("--shard=", "--total-shards="))] != want:
+            err(f"{label}: StatefulSet args must include {want}, got {args}")
+        ref = env.get("PIPEFY_EXPORTER_SHARD", {}).get("valueFrom", {}).get("fieldRef", {})
+        if ref.get("fieldPath") != "metadata.labels['apps.kubernetes.io/pod-index']":
+            err(f"{label}: PIPEFY_EXPORTER_SHARD must come from the pod-index label, got {ref}")
+    else:
+        if dep["kind"] != "Deployment" or dep["spec"].get("strategy", {}).get("type") != "Recreate":
+            err(f"{label}: not sharded: expected a Deployment with the Recreate strategy")
+        if any(a.startswith(("--shard", "--total-shards")) for a in args) or "PIPEFY_EXPORTER_SHARD" in env:
+            err(f"{label}: not sharded, but shard arguments or env rendered")
+
+
+def check_web_config(label, dep, values):
+    """--web.config.file, its volume and the probes, on or off with webConfig."""
+    web = values["webConfig"]
+    spec = dep["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    args = c.get("args", [])
+    flags = [a for a in args if a.startswith("--web.config.file")]
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+    if web.get("existingSecret"):
+        if flags != [f"--web.config.file={WEB_DIR}/{web['key']}"]:
+            err(f"{label}: expected --web.config.file={WEB_DIR}/{web['key']}, got {flags}")
+        if vols.get("web-config", {}).get("secret", {}).get("secretName") != web["existingSecret"]:
+            err(f"{label}: webConfig.existingSecret {web['existingSecret']} is not a volume")
+        m = mounts.get("web-config", {})
+        if m.get("mountPath") != WEB_DIR or m.get("readOnly") is not True:
+            err(f"{label}: the web config Secret must be mounted read-only at {WEB_DIR}, got {m}")
+    elif flags or "web-config" in vols or "web-config" in mounts:
+        err(f"{label}: no webConfig.existingSecret, but --web.config.file or its volume rendered")
+    for probe, path in (("livenessProbe", "/-/healthy"), ("readinessProbe", "/-/ready")):
+        got = c.get(probe, {})
+        handler = {k: v for k, v in got.items() if k in ("httpGet", "tcpSocket", "exec", "grpc")}
+        want = expected_probe_handler(path, web)
+        if handler != want:
+            err(f"{label}: {probe} is {handler}, expected {want}")
+        timing = {k: v for k, v in values[probe].items() if k != "httpGet"}
+        if {k: v for k, v in got.items() if k not in handler} != timing:
+            err(f"{label}: {probe} lost its timings {timing}")
+
+
+def check_service_monitor_auth(label, ep, values):
+    web = values["webConfig"]
+    on = bool(web.get("existingSecret"))
+    sm = values["serviceMonitor"]
+    if on and web["tls"]["enabled"]:
+        if ep.get("scheme") != "https" or ep.get("tlsConfig") != sm["tlsConfig"]:
+            err(f"{label}: ServiceMonitor must scrape https with serviceMonitor.tlsConfig, got {ep.get('scheme')} {ep.get('tlsConfig')}")
+    elif "scheme" in ep or "tlsConfig" in ep:
+        err(f"{label}: no TLS, but the ServiceMonitor sets scheme/tlsConfig")
+    if on and web["basicAuth"]["enabled"]:
+        if ep.get("basicAuth") != sm["basicAuth"]:
+            err(f"{label}: ServiceMonitor basicAuth is {ep.get('basicAuth')}, expected serviceMonitor.basicAuth")
+    elif "basicAuth" in ep:
+        err(f"{label}: no basic auth, but the ServiceMonitor sets basicAuth")
+
+
+def check_notes(label, notes, values):
+    cfg = values.get("config") or {}
+    attribution = (cfg.get("collectors") or {}).get("token_attribution")
+    disabled = attribution is False or (isinstance(attribution, dict) and attribution.get("enabled") is False)
+    deadline = attribution.get("deadline") if isinstance(attribution, dict) else None
+    want = not values.get("demo") and not disabled and not deadline
+    if (DEADLINE_WARNING in notes) != want:
+        err(f"{label}: NOTES.txt {'lacks' if want else 'has'} the unset-deadline warning")
+
+
 def check_deployment(label, docs, values):
-    dep = next((d for d in docs if d["kind"] == "Deployment"), None)
+    dep = next((d for d in docs if d["kind"] in ("Deployment", "StatefulSet")), None)
     svc = next((d for d in docs if d["kind"] == "Service"), None)
     if not dep or not svc:
-        err(f"{label}: Deployment or Service missing")
+        err(f"{label}: Deployment/StatefulSet or Service missing")
         return
+    check_workload(label, dep, values)
+    check_web_config(label, dep, values)
     pod = dep["spec"]["template"]
     spec = pod["spec"]
     c = spec["containers"][0]
@@ -92,8 +201,6 @@ def check_deployment(label, docs, values):
         "allowPrivilegeEscalation=false": sc.get("allowPrivilegeEscalation") is False,
         "capabilities drop ALL": "ALL" in (sc.get("capabilities", {}).get("drop") or []),
         "seccomp RuntimeDefault": (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type") == "RuntimeDefault",
-        "liveness on /-/healthy": c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/-/healthy",
-        "readiness on /-/ready": c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/-/ready",
         "no service-account token": spec.get("automountServiceAccountToken") is False,
     }
     for name, good in checks.items():
@@ -137,6 +244,7 @@ def check_deployment(label, docs, values):
         ep = sm["spec"]["endpoints"][0]
         if ep.get("port") != svc["spec"]["ports"][0]["name"] or ep.get("path") != "/metrics":
             err(f"{label}: ServiceMonitor endpoint is not the Service's http port /metrics")
+        check_service_monitor_auth(label, ep, values)
         job = [r for r in ep.get("relabelings", []) if r.get("targetLabel") == "job"]
         if not job or job[0].get("replacement") != "pipefy-exporter":
             err(f"{label}: ServiceMonitor does not set job=\"pipefy-exporter\" (PipefyExporterDown needs it)")
@@ -175,16 +283,30 @@ def check_credentials(label, cfg, values):
         err(f"{label}: auth.type asks for {kind} but the ConfigMap has {cfg.get('pipefy')}")
 
 
-def check_prometheus_rule(label, docs, rules_file, tmp):
+def runbook_urls(spec):
+    return [r["annotations"]["runbook_url"] for g in spec["groups"] for r in g["rules"] if "alert" in r]
+
+
+def check_prometheus_rule(label, docs, rules_file, tmp, values, home):
     pr = next((d for d in docs if d["kind"] == "PrometheusRule"), None)
     if not pr:
         return False
     if pr["apiVersion"] != "monitoring.coreos.com/v1":
         err(f"{label}: PrometheusRule apiVersion {pr['apiVersion']}")
     with open(rules_file, encoding="utf-8") as f:
-        canonical = yaml.safe_load(f)
+        text = f.read()
+    default_base = f"{home}/blob/main/docs/runbook.md#"
+    base = values["prometheusRule"].get("runbookBaseURL") or ""
+    expected_base = f"{base}#" if base else default_base
+    # The file with its runbook links moved, and nothing else changed.
+    canonical = yaml.safe_load(text.replace(default_base, expected_base))
     if pr["spec"] != canonical:
-        err(f"{label}: PrometheusRule spec differs from {rules_file}")
+        err(f"{label}: PrometheusRule spec differs from {rules_file} (runbook base {expected_base})")
+    urls = runbook_urls(pr["spec"])
+    if not urls or any(not u.startswith(expected_base) for u in urls):
+        err(f"{label}: runbook_url not all under {expected_base}: {urls}")
+    if base and runbook_urls(yaml.safe_load(text)) == urls:
+        err(f"{label}: prometheusRule.runbookBaseURL changed no runbook_url")
     out = os.path.join(tmp, f"{label}-prometheusrule-spec.yml")
     with open(out, "w", encoding="utf-8") as f:
         yaml.safe_dump(pr["spec"], f, sort_keys=False)
@@ -222,6 +344,9 @@ def main():
             ok(f"helm lint --strict ({label})" + (f"; info: {'; '.join(infos)}" if infos else ""))
 
     kube = kube_versions(chart)
+    with open(os.path.join(chart, "Chart.yaml"), encoding="utf-8") as f:
+        meta = yaml.safe_load(f)
+    chart_name, home = meta["name"], meta["home"].rstrip("/")
     with helm.Chart.load(chart) as ch, tempfile.TemporaryDirectory() as tmp:
         # 2. schema
         for label, values in value_sets:
@@ -285,10 +410,29 @@ def main():
                         err(f"{label}: {d['kind']}/{d['metadata']['name']} invalid for Kubernetes {v}: {e.message} at {list(e.path)}")
                     except kv_utils.SchemaNotFoundError as e:
                         err(f"{label}: {e.message}")
-            check_deployment(label, docs, ch.merge_values(values or None))
-            rule_rendered |= check_prometheus_rule(label, docs, rules_file, tmp)
+            merged = ch.merge_values(values or None)
+            check_deployment(label, docs, merged)
+            check_notes(label, manifests.get(f"{chart_name}/templates/NOTES.txt", ""), merged)
+            rule_rendered |= check_prometheus_rule(label, docs, rules_file, tmp, merged, home)
             if len(errors) == before:
                 ok(f"helm template ({label}): {', '.join(kinds)}; valid for Kubernetes {' and '.join(kube)} (strict)")
+        # A web config the ServiceMonitor cannot follow is refused, with the fix.
+        for bad_label, bad, message in [
+            ("TLS without serviceMonitor.tlsConfig",
+             {"webConfig": {"existingSecret": "w", "tls": {"enabled": True}}, "serviceMonitor": {"enabled": True}},
+             "set serviceMonitor.tlsConfig"),
+            ("basic auth without serviceMonitor.basicAuth",
+             {"webConfig": {"existingSecret": "w", "basicAuth": {"enabled": True}}, "serviceMonitor": {"enabled": True}},
+             "set serviceMonitor.basicAuth"),
+        ]:
+            try:
+                ch.render(bad, name=RELEASE, namespace=NAMESPACE, is_install=True)
+                err(f"helm template renders {bad_label}")
+            except helm.HelmError as e:
+                if message not in str(e):
+                    err(f"helm template ({bad_label}): the error does not say {message!r}: {e}")
+                else:
+                    ok(f"helm template refuses {bad_label}: {message}")
         if not rule_rendered:
             err("no value set renders the PrometheusRule: enable prometheusRule in a ci/*-values.yaml")
         elif not any("PrometheusRule" in e for e in errors):

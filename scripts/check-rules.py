@@ -5,8 +5,13 @@
   - every alert has labels.severity in {warning, critical}, annotations summary,
     description and runbook_url; the summary of an alert about Pipefy organizations names
     the organization; the description shows a number ($value or a query);
-  - every runbook_url points at docs/runbook.md#<anchor> and the anchor exists there
-    (GitHub heading slugs), and every alert has its own section;
+  - every runbook_url, in the rules and in the expected annotations of their unit tests,
+    is <project>/blob/main/docs/runbook.md#<anchor> and the anchor exists there (GitHub
+    heading slugs), and every alert has its own section;
+  - <project> is the chart's `home` (Chart.yaml), the one place that names the project's
+    URL: the chart's `sources`, the systemd unit's Documentation= and every GitHub URL of
+    the rules files must be it (the Helm chart can point the alerts elsewhere with
+    prometheusRule.runbookBaseURL; the plain rules file keeps the project's);
   - every alert is tested in rules_test.yml both firing and not firing;
   - every alert appears in README.md (the alert table).
 Exit status 0 when everything passes, 1 otherwise.
@@ -17,7 +22,11 @@ import sys
 
 import yaml
 
-RUNBOOK_BASE = "https://github.com/pipefy-exporter/pipefy-exporter/blob/main/docs/runbook.md#"
+CHART = "deploy/helm/pipefy-exporter/Chart.yaml"
+# Where the runbook lives under the project URL; the chart's PrometheusRule template
+# builds the same prefix from .Chart.Home to replace it (templates/prometheusrule.yaml).
+RUNBOOK_PATH = "/blob/main/docs/runbook.md"
+GITHUB_URL_RE = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+")
 RECORD_RE = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$")
 
 
@@ -33,8 +42,28 @@ def main():
     ap.add_argument("--tests", default="deploy/prometheus/rules_test.yml")
     ap.add_argument("--runbook", default="docs/runbook.md")
     ap.add_argument("--docs", default="README.md")
+    ap.add_argument("--unit", default="deploy/systemd/pipefy-exporter.service")
     args = ap.parse_args()
     errors = []
+
+    with open(CHART, encoding="utf-8") as f:
+        chart = yaml.safe_load(f)
+    project = chart.get("home", "").rstrip("/")
+    if not GITHUB_URL_RE.fullmatch(project):
+        errors.append(f"{CHART}: home {project!r} is not a https://github.com/OWNER/REPO URL")
+    runbook_base = f"{project}{RUNBOOK_PATH}#"
+    if chart.get("sources") != [project]:
+        errors.append(f"{CHART}: sources must be [{project}] (the chart's home)")
+    with open(args.unit, encoding="utf-8") as f:
+        documentation = re.findall(r"^Documentation=(.*)$", f.read(), re.M)
+    if documentation != [project]:
+        errors.append(f"{args.unit}: Documentation= is {documentation}, expected {project} ({CHART} home)")
+    for path in (args.rules, args.tests):
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                for url in GITHUB_URL_RE.findall(line):
+                    if url != project:
+                        errors.append(f"{path}:{lineno}: {url} is not the project URL {project} ({CHART} home)")
 
     with open(args.rules, encoding="utf-8") as f:
         rules = yaml.safe_load(f)
@@ -46,10 +75,24 @@ def main():
     with open(args.docs, encoding="utf-8") as f:
         docs = f.read()
 
+    def check_runbook_url(where, name, url):
+        if not url.startswith(runbook_base):
+            errors.append(f"{where}: runbook_url must start with {runbook_base}")
+            return
+        anchor = url[len(runbook_base):]
+        if anchor not in anchors:
+            errors.append(f"{where}: anchor #{anchor} not found in {args.runbook}")
+        if anchor != github_slug(name):
+            errors.append(f"{where}: runbook anchor #{anchor} is not the alert's own section")
+
     firing, silent = set(), set()
     for group in tests.get("tests", []):
         for t in group.get("alert_rule_test", []) or []:
             (firing if t.get("exp_alerts") else silent).add(t.get("alertname"))
+            for alert in t.get("exp_alerts") or []:
+                url = (alert.get("exp_annotations") or {}).get("runbook_url")
+                if url is not None:
+                    check_runbook_url(f"{args.tests}: {t.get('alertname')}", t.get("alertname", "?"), url)
 
     alerts, records = [], []
     for group in rules.get("groups", []):
@@ -74,15 +117,7 @@ def main():
             desc = ann.get("description", "")
             if "$value" not in desc and "query" not in desc:
                 errors.append(f"{name}: description shows no number ($value or query)")
-            url = ann.get("runbook_url", "")
-            if not url.startswith(RUNBOOK_BASE):
-                errors.append(f"{name}: runbook_url must start with {RUNBOOK_BASE}")
-            else:
-                anchor = url[len(RUNBOOK_BASE):]
-                if anchor not in anchors:
-                    errors.append(f"{name}: anchor #{anchor} not found in {args.runbook}")
-                if anchor != github_slug(name):
-                    errors.append(f"{name}: runbook anchor #{anchor} is not the alert's own section")
+            check_runbook_url(name, name, ann.get("runbook_url", ""))
             if name not in firing:
                 errors.append(f"{name}: no unit test shows it firing ({args.tests})")
             if name not in silent:
@@ -94,6 +129,7 @@ def main():
         errors.append("duplicate alert names")
     for e in errors:
         print(f"  ERROR {e}")
+    print(f"  project URL {project} ({CHART} home); runbook links {runbook_base}<alert>")
     print(f"  {len(records)} recording rules, {len(alerts)} alerts: "
           f"{'ok' if not errors else f'{len(errors)} problem(s)'}")
     return 1 if errors else 0

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::logging::{LogFormat, LogLevel};
+use crate::shard::Shard;
 use crate::web::WebConfig;
 
 /// The default listen address, on every interface. The port is registered nowhere else:
@@ -102,6 +103,17 @@ pub struct Cli {
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     pub log_format: LogFormat,
 
+    /// The shard of the organizations this instance fetches and exports, from 0 (with
+    /// `--total-shards`): an organization belongs to shard FNV-1a-64(id) mod
+    /// total-shards.
+    #[arg(long = "shard", value_name = "N", default_value_t = 0)]
+    pub shard: u32,
+
+    /// The number of instances that share the organizations, one `--shard` each; 1 (the
+    /// default) disables sharding.
+    #[arg(long = "total-shards", value_name = "M", default_value_t = 1)]
+    pub total_shards: u32,
+
     /// Run against a built-in Pipefy simulator on loopback, with no credentials and a
     /// 15 s refresh interval; `--config.file` is ignored.
     #[arg(long)]
@@ -176,6 +188,7 @@ impl NoDemo {
 /// Runs the exporter until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     check_telemetry_path(&cli.telemetry_path)?;
+    let shard = Shard::new(cli.shard, cli.total_shards).map_err(anyhow::Error::msg)?;
     // Load the web config, then start the simulator (demo) or load the config, all
     // before binding, so that a bad file fails fast and never leaves a half-started
     // server. An empty `--web.config.file` means none, as in the exporter-toolkit.
@@ -193,10 +206,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         (Config::load(&cli.config_file)?, None)
     };
+    // Listed organizations are filtered here, once; discovered ones at each discovery.
+    let config = config.sharded(shard);
     if cli.config_check {
         tracing::info!(
             file = %cli.config_file.display(),
             organizations = %crate::reload::describe(&config),
+            shard = %config.shard,
             "configuration is valid"
         );
         return Ok(());
@@ -224,6 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         revision = REVISION,
         address = %local,
         organizations = %crate::reload::describe(&config),
+        shard = %config.shard,
         "starting pipefy-exporter"
     );
     for collector in &config.collectors {
@@ -337,6 +354,39 @@ mod tests {
                 Cli::try_parse_from(["pipefy-exporter", bad]).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn shard_flags_default_to_one_shard() {
+        let cli = Cli::try_parse_from(["pipefy-exporter"]).unwrap();
+        assert_eq!((cli.shard, cli.total_shards), (0, 1));
+        let cli =
+            Cli::try_parse_from(["pipefy-exporter", "--shard=2", "--total-shards", "3"]).unwrap();
+        assert_eq!((cli.shard, cli.total_shards), (2, 3));
+        assert!(Cli::try_parse_from(["pipefy-exporter", "--shard=-1"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn out_of_range_shards_stop_the_exporter_with_the_flags_named() {
+        for (args, message) in [
+            (
+                ["--shard=0", "--total-shards=0"],
+                "--total-shards must be at least 1, got 0",
+            ),
+            (
+                ["--shard=3", "--total-shards=3"],
+                "--shard must be less than --total-shards (3): shards are numbered from 0, got --shard=3",
+            ),
+        ] {
+            let cli = Cli::try_parse_from(
+                ["pipefy-exporter", "--config.file=/nonexistent.yml"]
+                    .into_iter()
+                    .chain(args),
+            )
+            .unwrap();
+            // Checked before the configuration file is read.
+            assert_eq!(run(cli).await.unwrap_err().to_string(), message);
         }
     }
 

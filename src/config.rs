@@ -19,6 +19,7 @@ use crate::collectors::{self, Collector, Context, RawCollectors, Target};
 use crate::duration::de_duration;
 pub use crate::duration::{format_duration, parse_duration};
 pub use crate::secret::Secret;
+use crate::shard::Shard;
 use crate::yaml::File;
 
 /// Environment variable that overrides `pipefy.auth.token_file`.
@@ -108,6 +109,10 @@ pub struct Config {
     /// Longest such wait, and longest `Retry-After` honoured.
     pub backoff_max: Duration,
     pub accounts: Vec<Account>,
+    /// The part of the organizations this process fetches (`--shard`, `--total-shards`);
+    /// listed organizations are already filtered by [`Config::sharded`], discovered ones
+    /// are filtered by the refresh.
+    pub shard: Shard,
     /// The enabled collectors, in scheduling order (see [`Config::schedules`]).
     pub(crate) collectors: Vec<Arc<dyn Collector>>,
 }
@@ -166,8 +171,26 @@ impl Config {
                 credential: Credential::Anonymous,
                 organizations: None,
             }],
+            shard: Shard::ALL,
             collectors,
         }
+    }
+
+    /// This configuration for one shard: each account keeps the listed organizations
+    /// the shard owns, and an account whose listed organizations all belong to other
+    /// shards is left out (it would authenticate for nothing). Accounts that discover
+    /// their organizations stay: every shard discovers, and keeps its own.
+    pub fn sharded(mut self, shard: Shard) -> Config {
+        self.accounts
+            .retain_mut(|account| match &mut account.organizations {
+                Some(ids) => {
+                    ids.retain(|id| shard.owns(id));
+                    !ids.is_empty()
+                }
+                None => true,
+            });
+        self.shard = shard;
+        self
     }
 
     /// The configured collector of type `T`, if enabled.
@@ -412,6 +435,7 @@ impl Validator<'_> {
             backoff_base,
             backoff_max,
             accounts,
+            shard: Shard::ALL,
             collectors,
         })
     }

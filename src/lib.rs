@@ -8,7 +8,8 @@
 //! Everything is `pub(crate)` unless it is part of the public surface, which is what the
 //! binary, the integration tests and the benchmark use:
 //! - [`cli::run`] and [`cli::Cli`], [`logging::init`] (the binary);
-//! - [`config::Config`] (load, validate, inspect schedules), [`web::WebConfig`];
+//! - [`config::Config`] (load, validate, inspect schedules), [`shard::Shard`],
+//!   [`web::WebConfig`];
 //! - [`serve`], [`serve_with`], [`ServeOptions`] (one exporter on a listener), with
 //!   [`reload::Sources`] (what a reload reads again);
 //! - [`http::app`] with [`http::AppState`] (the router, testable without a socket),
@@ -37,6 +38,7 @@ pub mod reload;
 pub mod secret;
 pub mod self_metrics;
 mod server;
+pub mod shard;
 #[cfg(feature = "demo")]
 pub mod simulator;
 pub mod snapshot;

@@ -1018,7 +1018,15 @@ impl Refresher {
         let data = serde_json::Value::Object(response.data.unwrap_or_default());
         let data: Data = serde_json::from_value(data)
             .map_err(|e| ApiError::Decode(format!("unexpected organizations response: {e}")))?;
-        Ok(data.a0.iter().map(Organization::meta).collect())
+        // Every shard discovers (one request each) and keeps the organizations it owns:
+        // the others' are never asked about, so they cost this shard nothing more.
+        let shard = self.config.shard;
+        Ok(data
+            .a0
+            .iter()
+            .filter(|org| shard.owns(&org.id))
+            .map(Organization::meta)
+            .collect())
     }
 }
 

@@ -85,7 +85,12 @@ impl Reloader {
 
     fn read(&self) -> Result<Arc<Config>, ReloadError> {
         let config = match &self.sources.config_file {
-            Some(path) => Arc::new(Config::load(path).map_err(|e| ReloadError(e.to_string()))?),
+            Some(path) => {
+                // The shard comes from the flags, which a reload does not change.
+                let shard = self.configs.borrow().shard;
+                let config = Config::load(path).map_err(|e| ReloadError(e.to_string()))?;
+                Arc::new(config.sharded(shard))
+            }
             None => self.configs.borrow().clone(),
         };
         let web = match &self.sources.web_config_file {

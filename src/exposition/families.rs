@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::encoder::{Encoder, MetricType};
 use crate::collectors::Collector;
+use crate::shard::Shard;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::timefmt::unix_seconds;
 
@@ -114,5 +115,31 @@ pub(crate) fn encode_build_info(enc: &mut Encoder, version: &str, revision: &str
         "pipefy_exporter_build_info",
         &[("version", version), ("revision", revision)],
         1.0,
+    );
+}
+
+/// `pipefy_exporter_shard_ordinal` and `pipefy_exporter_total_shards`, named after
+/// kube-state-metrics' `kube_state_metrics_shard_ordinal` and `_total_shards`: which part
+/// of the organizations this instance exports (0 of 1 when not sharded).
+pub(crate) fn encode_shard(enc: &mut Encoder, shard: Shard) {
+    enc.family(
+        "pipefy_exporter_shard_ordinal",
+        "The shard of the organizations this instance fetches and exports (--shard), from 0.",
+        MetricType::Gauge,
+    );
+    enc.sample(
+        "pipefy_exporter_shard_ordinal",
+        &[],
+        f64::from(shard.index()),
+    );
+    enc.family(
+        "pipefy_exporter_total_shards",
+        "The number of shards that share the organizations (--total-shards); 1: not sharded.",
+        MetricType::Gauge,
+    );
+    enc.sample(
+        "pipefy_exporter_total_shards",
+        &[],
+        f64::from(shard.total()),
     );
 }

@@ -19,6 +19,7 @@ use crate::collectors::Collector;
 use crate::config::Config;
 use crate::process;
 use crate::self_metrics::SelfMetrics;
+use crate::shard::Shard;
 use crate::snapshot::Snapshot;
 
 /// This build's version, as `pipefy_exporter_build_info` and `--version` tell it.
@@ -33,6 +34,8 @@ pub struct ExpositionInfo {
     pub(crate) collectors: Vec<Arc<dyn Collector>>,
     pub version: &'static str,
     pub revision: &'static str,
+    /// `--shard` and `--total-shards`.
+    pub shard: Shard,
 }
 
 impl ExpositionInfo {
@@ -42,6 +45,7 @@ impl ExpositionInfo {
             collectors: config.collectors.clone(),
             version: VERSION,
             revision: REVISION,
+            shard: config.shard,
         }
     }
 }
@@ -63,6 +67,7 @@ pub fn render(
     families::encode_intervals(&mut enc, &info.collectors);
     self_metrics.encode(&mut enc);
     families::encode_build_info(&mut enc, info.version, info.revision);
+    families::encode_shard(&mut enc, info.shard);
     if let Some(stats) = process::read() {
         process::encode(&mut enc, &stats);
     }

@@ -92,6 +92,13 @@ pub struct SimStats {
     /// (`apiUsageStatsCombined`, ...), including refused ones: Pipefy takes at most 25,
     /// and tests assert an exporter never sends more.
     pub max_combined_uuids: usize,
+    /// Organization ids named by `organization(id:)` and `organizations(ids:)`, with
+    /// how many fields named each: what the exporter asked about, whatever the answer.
+    pub organization_ids: BTreeMap<String, u64>,
+    /// Organization uuids named by the usage-statistics fields (the uuid of a
+    /// per-organization field, each uuid of a combined one), with how many fields named
+    /// each.
+    pub organization_uuids: BTreeMap<String, u64>,
     /// Every `POST /oauth/token`.
     pub token_requests: u64,
     pub tokens_issued: u64,
@@ -347,6 +354,19 @@ impl Simulator {
     fn read<R>(&self, f: impl FnOnce(&SimData, &str) -> R) -> R {
         let st = self.lock();
         f(&st.data, &st.updated_at)
+    }
+
+    /// Records the organization ids (`uuids: false`) or uuids a field named.
+    fn record_asked<'a>(&self, uuids: bool, asked: impl IntoIterator<Item = &'a str>) {
+        let mut st = self.lock();
+        let counts = if uuids {
+            &mut st.stats.organization_uuids
+        } else {
+            &mut st.stats.organization_ids
+        };
+        for key in asked {
+            *counts.entry(key.to_owned()).or_default() += 1;
+        }
     }
 
     fn record_combined_uuids(&self, count: usize) {

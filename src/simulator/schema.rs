@@ -195,6 +195,7 @@ fn per_organization<T>(
     uuid: &ID,
     build: impl FnOnce(&SimOrg, &str) -> Option<T>,
 ) -> async_graphql::Result<Option<T>> {
+    sim.record_asked(true, [uuid.as_str()]);
     sim.read(|data, updated_at| {
         let org = org_by_uuid(data, uuid).ok_or_else(not_found)?;
         if !usage_stats_allowed(data, org) {
@@ -216,6 +217,7 @@ fn combined<T>(
     build: impl FnOnce(&[&SimOrg], bool, &str) -> T,
 ) -> async_graphql::Result<Option<T>> {
     sim.record_combined_uuids(uuids.len());
+    sim.record_asked(true, uuids.iter().map(|uuid| uuid.as_str()));
     if !(1..=MAX_COMBINED_UUIDS).contains(&uuids.len()) {
         return Err(invalid_argument(format!(
             "organizationUuids must hold 1 to {MAX_COMBINED_UUIDS} uuids, got {}",
@@ -251,6 +253,7 @@ impl QueryRoot {
         id: ID,
     ) -> async_graphql::Result<Option<Organization>> {
         resolve(ctx, "organization", |sim| {
+            sim.record_asked(false, [id.as_str()]);
             sim.read(|data, _| {
                 if data.denied.contains(id.as_str()) {
                     return Err(permission_denied());
@@ -272,6 +275,9 @@ impl QueryRoot {
     ) -> async_graphql::Result<Vec<Organization>> {
         let sim = simulator(ctx)?;
         sim.count_root_field("organizations");
+        if let Some(ids) = &ids {
+            sim.record_asked(false, ids.iter().flatten().map(|id| id.as_str()));
+        }
         let wanted = |org: &SimOrg| {
             ids.as_ref()
                 .is_none_or(|ids| ids.iter().flatten().any(|id| id.as_str() == org.id))

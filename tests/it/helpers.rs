@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use pipefy_exporter::config::Config;
 use pipefy_exporter::reload::Sources;
+use pipefy_exporter::shard::Shard;
 use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
 use pipefy_exporter::web::WebConfig;
 use pipefy_exporter::ServeOptions;
@@ -113,6 +114,7 @@ pub struct TestAppBuilder {
     web_config: Option<String>,
     pki: Option<Vec<(&'static str, String)>>,
     lifecycle: bool,
+    shard: Shard,
 }
 
 impl TestApp {
@@ -128,6 +130,7 @@ impl TestApp {
             web_config: None,
             pki: None,
             lifecycle: false,
+            shard: Shard::ALL,
         }
     }
 
@@ -199,6 +202,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs as this shard (`--shard`, `--total-shards`; default: not sharded).
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
+    }
+
     /// Writes `server.crt`, `server.key` and `ca.crt` of `pki` beside `web.yml`.
     pub fn certificates(mut self, pki: &Pki) -> Self {
         self.pki = Some(pki.files());
@@ -218,7 +227,7 @@ impl TestAppBuilder {
         (self.prepare)(&sim);
         let sim_server = spawn_simulator(&sim).await;
         let dir = tempfile::tempdir().unwrap();
-        let config = load_config(&self.config, &sim_server, dir.path());
+        let config = load_config(&self.config, &sim_server, dir.path()).sharded(self.shard);
         for (name, pem) in self.pki.into_iter().flatten() {
             std::fs::write(dir.path().join(name), pem).unwrap();
         }

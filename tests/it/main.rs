@@ -15,6 +15,7 @@ mod faults;
 mod handlers;
 mod helpers;
 mod reload;
+mod sharding;
 mod usage_stats;
 mod values;
 mod webconfig;

@@ -50,3 +50,33 @@ app.kubernetes.io/part-of: pipefy-exporter
 {{- printf "%s:%s" .Values.image.repository $tag }}
 {{- end }}
 {{- end }}
+
+{{- /*
+  A probe from its value (livenessProbe / readinessProbe: httpGet plus timings), adapted
+  to webConfig: HTTPS with TLS; with basic authentication an Authorization header when
+  webConfig.basicAuth.probeAuthorization is set, else a tcpSocket probe of the same port
+  (every endpoint answers 401 without credentials, and the kubelet cannot read them from
+  a Secret). Called with (dict "probe" <value> "web" .Values.webConfig).
+*/}}
+{{- define "pipefy-exporter.probe" -}}
+{{- $web := .web }}
+{{- $on := ne (toString $web.existingSecret) "" }}
+{{- $timing := omit .probe "httpGet" "tcpSocket" "exec" "grpc" }}
+{{- if and $on $web.basicAuth.enabled (not $web.basicAuth.probeAuthorization) }}
+tcpSocket:
+  port: {{ .probe.httpGet.port }}
+{{- else }}
+{{- $http := deepCopy .probe.httpGet }}
+{{- if and $on $web.tls.enabled }}
+{{- $_ := set $http "scheme" "HTTPS" }}
+{{- end }}
+{{- if and $on $web.basicAuth.enabled }}
+{{- $_ := set $http "httpHeaders" (list (dict "name" "Authorization" "value" $web.basicAuth.probeAuthorization)) }}
+{{- end }}
+httpGet:
+  {{- toYaml $http | nindent 2 }}
+{{- end }}
+{{- with $timing }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
