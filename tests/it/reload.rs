@@ -415,3 +415,40 @@ async fn sighup_reloads_the_binary_and_a_bad_file_keeps_it_running() {
     assert!(!logs.contains(PAT), "a secret reached the logs");
     assert_eq!(exporter.terminate(), 0, "{}", exporter.logs());
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_shard_of_the_flags() {
+    // Of 2 shards, shard 1 owns organizations 2 and 4242, shard 0 owns 300. The reload
+    // lists all three, and only this shard's must be fetched and exported.
+    let shard = 1;
+    assert_eq!(pipefy_exporter::shard::owner("300", 2), 0);
+    let app = TestApp::builder(demo_data())
+        .config(&pat_config("refresh_interval: 1h\norganizations: [2]\n"))
+        .shard(pipefy_exporter::shard::Shard::new(shard, 2).unwrap())
+        .lifecycle()
+        .spawn()
+        .await;
+    let m = app.cycles(1).await;
+    assert!(watches(&m, "2"));
+
+    app.rewrite_config(&pat_config(
+        "refresh_interval: 1h\norganizations: [2, 300, 4242]\n",
+    ));
+    assert_eq!(app.reload().await.0, StatusCode::OK);
+    let owned = ["2", "4242"];
+    let m = poll("the reloaded organizations of this shard", || async {
+        let m = app.metrics().await;
+        owned.iter().all(|id| watches(&m, id)).then_some(m)
+    })
+    .await;
+    for id in ["2", "300", "4242"] {
+        assert_eq!(watches(&m, id), owned.contains(&id), "organization {id}");
+    }
+    // Nothing outside the shard was asked for either.
+    let asked = app.sim.stats().organization_ids;
+    assert!(
+        asked.keys().all(|id| owned.contains(&id.as_str())),
+        "{asked:?} asked, shard owns {owned:?}"
+    );
+    app.shutdown().await;
+}
