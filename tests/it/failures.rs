@@ -157,10 +157,13 @@ async fn stale_values_are_marked_on_the_landing_page() {
     .await;
     let page = app.get("/").await.text().await.unwrap();
     assert!(
-        page.contains("title=\"HTTP 500\">stale: failing, last good values kept</td>"),
+        page.contains("<td class=\"status stale\" data-label=\"status\" title=\"HTTP 500\">stale<small>updated "),
         "{page}"
     );
-    assert!(page.contains("<td>3 / 5</td>"), "{page}");
+    assert!(
+        page.contains("data-label=\"pipes\">3 / 5<small>60 %</small></td>"),
+        "{page}"
+    );
     app.shutdown().await;
 }
 
