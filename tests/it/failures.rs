@@ -77,7 +77,10 @@ async fn a_denied_organization_fails_alone() {
     // identity request is spent on an organization that was just denied.
     assert_eq!(app.sim.stats().graphql_requests, 6);
     let page = app.get("/").await.text().await.unwrap();
-    assert!(page.contains("Permission denied\">failing</td>"), "{page}");
+    assert!(
+        page.contains("Permission denied\">failing<small>never updated</small></td>"),
+        "{page}"
+    );
     app.shutdown().await;
 }
 
@@ -131,7 +134,11 @@ async fn last_good_values_are_kept_until_stale_after_then_dropped() {
         last_success
     );
     let page = app.get("/").await.text().await.unwrap();
-    assert!(page.contains(">failing</td>"), "{page}");
+    assert!(
+        page.contains("<td class=\"status failing\" data-label=\"status\" title=\"HTTP 503")
+            && page.contains("\">failing<small>updated "),
+        "{page}"
+    );
 
     // Recovery brings them back.
     app.sim.fail_all(None);
