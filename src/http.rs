@@ -4,7 +4,6 @@
 //! Handlers only read the latest published snapshot; nothing here talks to Pipefy.
 //! [`app`] builds the router without binding a socket, so tests and `serve` share it.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,13 +15,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::collectors::{self, slices, TokenAttribution};
 use crate::exposition::CONTENT_TYPE;
 use crate::exposition::{render, ExpositionInfo};
 use crate::reload::ReloadError;
 use crate::self_metrics::SelfMetrics;
-use crate::snapshot::{OrgSnapshot, Snapshot};
-use crate::timefmt::rfc3339;
+use crate::snapshot::Snapshot;
 
 /// Reloads the configuration (see `reload`); blocking.
 pub type ReloadFn = Arc<dyn Fn() -> Result<(), ReloadError> + Send + Sync>;
@@ -153,160 +150,12 @@ async fn reload(State(state): State<AppState>) -> Response {
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
-    Html(landing_page(
+    Html(crate::landing::page(
         &state.current(),
         &state.info(),
         &state.telemetry_path,
         SystemTime::now(),
     ))
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn format_number(value: f64) -> String {
-    if value.is_infinite() {
-        "∞".to_owned()
-    } else {
-        format!("{value}")
-    }
-}
-
-/// Status words of one organization: ok, stale (failing but values kept), failing.
-fn org_status(org: &OrgSnapshot, now: SystemTime) -> (&'static str, &'static str) {
-    if org.collectors.values().all(|s| s.up) {
-        return ("ok", "ok");
-    }
-    if org.collectors.values().any(|s| s.is_fresh(now)) {
-        ("stale", "stale: failing, last good values kept")
-    } else {
-        ("down", "failing")
-    }
-}
-
-fn used_of(used: f64, limit: f64) -> String {
-    format!("{} / {}", format_number(used), format_number(limit))
-}
-
-/// The landing page: version, links, the collectors' schedules, and one row per
-/// organization.
-pub(crate) fn landing_page(
-    snapshot: &Snapshot,
-    info: &ExpositionInfo,
-    telemetry_path: &str,
-    now: SystemTime,
-) -> String {
-    // Columns in Pipefy's order (first appearance), new resources at the end.
-    let mut resources: Vec<&str> = Vec::new();
-    for limit in snapshot
-        .orgs
-        .values()
-        .flat_map(|o| slices::subscription_limits(o, now))
-    {
-        if !resources.contains(&limit.resource.as_str()) {
-            resources.push(&limit.resource);
-        }
-    }
-    let mut html = String::with_capacity(4096);
-    let _ = write!(
-        html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pipefy Exporter</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}}td:first-child,th:first-child{{text-align:left}}\
-         .ok{{color:#1a7f37}}.stale{{color:#9a6700}}.down{{color:#cf222e}}</style></head><body>\
-         <h1>Pipefy Exporter</h1><p>Version {version} (revision {revision})</p>\
-         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
-         <p>Values come from background refreshes, not from the scrape; after a failure they are kept, marked stale, for a while:</p><ul>",
-        version = escape_html(info.version),
-        revision = escape_html(info.revision),
-        path = escape_html(telemetry_path),
-    );
-    for collector in &info.collectors {
-        let _ = write!(
-            html,
-            "<li>{}: {}</li>",
-            collector.name(),
-            collector.schedule().describe()
-        );
-    }
-    html.push_str("</ul>");
-    if let Some(deadline) =
-        collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline)
-    {
-        let days = (deadline as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0;
-        let (y, m, d) = crate::timefmt::civil_from_days(deadline.div_euclid(86_400));
-        let _ = write!(
-            html,
-            "<p>Token billing-attribution deadline: {y:04}-{m:02}-{d:02} ({days:.1} days left)</p>"
-        );
-    }
-    match snapshot.last_cycle {
-        None => html.push_str("<p>Waiting for the first refresh.</p>"),
-        Some(t) => {
-            let _ = write!(html, "<p>Last refresh: {}</p>", rfc3339(t));
-        }
-    }
-    html.push_str("<table><thead><tr><th>Organization</th><th>Status</th><th>Last success</th>");
-    for resource in &resources {
-        let _ = write!(html, "<th>{}<br>used / limit</th>", escape_html(resource));
-    }
-    html.push_str(
-        "<th>AI credits<br>used / limit</th><th>API calls<br>used / limit</th><th>Unassigned tokens</th></tr></thead><tbody>",
-    );
-    for org in snapshot.orgs.values() {
-        let (class, status) = org_status(org, now);
-        let last = org
-            .collectors
-            .values()
-            .filter_map(|s| s.last_success)
-            .max()
-            .map(rfc3339)
-            .unwrap_or_else(|| "never".into());
-        let title = org.last_error().map(escape_html).unwrap_or_default();
-        let _ = write!(
-            html,
-            "<tr><td>{name} ({id})</td><td class=\"{class}\" title=\"{title}\">{status}</td><td>{last}</td>",
-            name = escape_html(&org.meta.name),
-            id = escape_html(&org.meta.id),
-        );
-        let limits = slices::subscription_limits(org, now);
-        for resource in &resources {
-            let cell = limits
-                .iter()
-                .find(|l| l.resource == *resource)
-                .map(|l| used_of(l.used, l.limit))
-                .unwrap_or_else(|| "–".into());
-            let _ = write!(html, "<td>{cell}</td>");
-        }
-        let ai = slices::ai_credits(org, now)
-            .map(|a| used_of(a.used, a.limit))
-            .unwrap_or_else(|| "–".into());
-        let api = slices::api_usage(org, now)
-            .map(|a| used_of(a.used, a.limit))
-            .unwrap_or_else(|| "–".into());
-        let unassigned = slices::token_attribution(org, now)
-            .map(|t| t.iter().filter(|t| !t.assigned).count().to_string())
-            .unwrap_or_else(|| "–".into());
-        let _ = write!(
-            html,
-            "<td>{ai}</td><td>{api}</td><td>{unassigned}</td></tr>"
-        );
-    }
-    html.push_str("</tbody></table></body></html>\n");
-    html
 }
 
 #[cfg(test)]
@@ -327,13 +176,5 @@ mod tests {
         assert!(!with("gzip;q=0, *"));
         assert!(!with("identity"));
         assert!(!accepts_gzip(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape_html("<b>\"A&B's\"</b>"),
-            "&lt;b&gt;&quot;A&amp;B&#39;s&quot;&lt;/b&gt;"
-        );
     }
 }

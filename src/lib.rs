@@ -30,6 +30,7 @@ pub mod exposition;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+mod landing;
 pub mod logging;
 mod pipefy;
 mod process;

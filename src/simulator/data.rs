@@ -48,6 +48,51 @@ pub struct SimData {
     /// request's operation name (`"Not specified"` when unnamed). With it the demo shows
     /// what monitoring itself costs. `None`: nothing is billed.
     pub bill_requests_to: Option<(String, String)>,
+    /// How each organization's usage moves on [`SimData::tick`], by organization id;
+    /// organizations without an entry move by [`Motion::default`].
+    pub motion: BTreeMap<String, Motion>,
+}
+
+/// How one organization's usage moves on each tick: the figures below rise by their
+/// step for [`TICK_HALF_PERIOD`] ticks and fall back for as many, so each stays within a
+/// band around its starting value however long the demo runs, and AI credits only grow,
+/// up to a cap. Deterministic: the same ticks give the same figures.
+///
+/// With `phase` p ≤ H (H = [`TICK_HALF_PERIOD`]), the wave starts p ticks in: a figure
+/// starting at v with step c stays within `v + c × [-p, H - p]`, so the canned value can
+/// sit inside its band, and organizations do not move in step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Motion {
+    pub phase: u64,
+    /// Per tick: cards created this month, database records.
+    pub cards: i32,
+    pub records: i32,
+    /// Per tick, for each (token, operation) entry of the API calls, except those of the
+    /// token [`SimData::bill_requests_to`] names, which count real requests.
+    pub api_calls: f64,
+    pub automation_jobs: f64,
+    pub integration_tasks: f64,
+    /// One AI credit every this many ticks (0: AI credits do not move), up to
+    /// `ai_credits_up_to`. AI credits are a month-to-date total that Prometheus reads with
+    /// `rate()`, where any fall is a counter reset: they never fall here.
+    pub ai_credit_every: u64,
+    pub ai_credits_up_to: f64,
+}
+
+impl Default for Motion {
+    /// Every figure moves a little, AI credits stay.
+    fn default() -> Self {
+        Motion {
+            phase: 0,
+            cards: 1,
+            records: 3,
+            api_calls: 10.0,
+            automation_jobs: 2.0,
+            integration_tasks: 1.0,
+            ai_credit_every: 0,
+            ai_credits_up_to: 0.0,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -196,16 +241,8 @@ impl SimApiUsage {
 
 /// Ticks per half period of the oscillation [`SimData::tick`] applies to usage: usage
 /// rises for this many ticks, then falls back for as many. Eight ticks (two minutes at
-/// the demo's 15 s tick) make the graphs visibly move while keeping every organization
-/// where the demo puts it (4242 near its quotas, 2 comfortably inside them).
+/// the demo's 15 s tick) make the graphs visibly move.
 const TICK_HALF_PERIOD: u64 = 8;
-/// Per tick: calls for each (token, operation) entry, automation jobs, integration
-/// tasks and AI credits. The AI step is a whole credit so that the integer AI_CREDITS
-/// subscription `used` can follow `ai.usage` exactly.
-const TICK_API_CALLS: f64 = 10.0;
-const TICK_AUTOMATION_JOBS: f64 = 2.0;
-const TICK_INTEGRATION_TASKS: f64 = 1.0;
-const TICK_AI_CREDITS: f64 = 1.0;
 
 /// `+1.0` while usage rises, `-1.0` while it falls; `step` counts ticks from 1.
 fn tick_direction(step: u64) -> f64 {
@@ -298,64 +335,73 @@ impl SimData {
         }
     }
 
-    /// Tick number `step` (from 1) of fake activity so that demo graphs move: cards and
-    /// records are created, as before, and the usage-statistics figures (API calls,
-    /// automation jobs, integration tasks, AI credits) oscillate above their starting
-    /// values, so they stay bounded however long the demo runs. Limits never change.
+    /// Tick number `step` (from 1) of fake activity so that demo graphs move: each
+    /// organization's cards, records, API calls, automation jobs and integration tasks
+    /// oscillate within a band, and its AI credits grow up to a cap, as its [`Motion`]
+    /// says. Limits never change, so an organization inside its plan stays inside it.
     ///
     /// The AI credits move on one feature and on the total alike, and the AI_CREDITS
     /// subscription `used` with them, so that figures that agree keep agreeing. The calls
     /// billed to [`SimData::bill_requests_to`] are left alone: they show what the
     /// exporter's own requests cost, and must stay exact.
     pub(super) fn tick(&mut self, step: u64) {
-        let direction = tick_direction(step);
-        for org in self.orgs.values_mut() {
-            for l in &mut org.limits {
-                match l.resource {
-                    Resource::Cards => l.used = l.used.saturating_add(1),
-                    Resource::Records => l.used = l.used.saturating_add(3),
-                    _ => {}
-                }
-            }
-            let billing_token = match &self.bill_requests_to {
+        let SimData {
+            orgs,
+            bill_requests_to,
+            motion,
+            ..
+        } = self;
+        for org in orgs.values_mut() {
+            let billing_token = match bill_requests_to {
                 Some((org_id, token)) if *org_id == org.id => Some(token.as_str()),
                 _ => None,
             };
-            org.tick_usage(direction, billing_token);
+            let motion = motion.get(&org.id).cloned().unwrap_or_default();
+            org.tick_usage(step, &motion, billing_token);
         }
     }
 }
 
 impl SimOrg {
-    /// Moves this organization's usage statistics one step in `direction`.
-    fn tick_usage(&mut self, direction: f64, billing_token: Option<&str>) {
-        for call in &mut self.api.calls {
-            if Some(call.token.as_str()) != billing_token {
-                call.count = moved(call.count, direction * TICK_API_CALLS);
+    /// Moves this organization's usage one tick (`step`, from 1) as `motion` says.
+    fn tick_usage(&mut self, step: u64, motion: &Motion, billing_token: Option<&str>) {
+        let direction = tick_direction(step + motion.phase);
+        let sign = direction as i32;
+        for l in &mut self.limits {
+            match l.resource {
+                Resource::Cards => l.used = (l.used + sign * motion.cards).max(0),
+                Resource::Records => l.used = (l.used + sign * motion.records).max(0),
+                _ => {}
             }
         }
-        self.automation_jobs = moved(self.automation_jobs, direction * TICK_AUTOMATION_JOBS);
+        for call in &mut self.api.calls {
+            if Some(call.token.as_str()) != billing_token {
+                call.count = moved(call.count, direction * motion.api_calls);
+            }
+        }
+        self.automation_jobs = moved(self.automation_jobs, direction * motion.automation_jobs);
         let tasks = &mut self.integrations.tasks_used;
-        *tasks = moved(*tasks, direction * TICK_INTEGRATION_TASKS);
-        let spent = self
-            .ai
-            .as_mut()
-            .map_or(0.0, |ai| ai.spend(direction * TICK_AI_CREDITS));
+        *tasks = moved(*tasks, direction * motion.integration_tasks);
+        let due = motion.ai_credit_every > 0 && step % motion.ai_credit_every == 0;
+        let spent = match self.ai.as_mut() {
+            Some(ai) if due && ai.usage + 1.0 <= motion.ai_credits_up_to => ai.spend(1.0),
+            _ => 0.0,
+        };
         if let Some(l) = self
             .limits
             .iter_mut()
             .find(|l| l.resource == Resource::AiCredits)
         {
-            // `spent` is a whole number of credits (see TICK_AI_CREDITS).
-            l.used = l.used.saturating_add(spent as i32).max(0);
+            // `spent` is a whole credit or nothing.
+            l.used = l.used.saturating_add(spent as i32);
         }
     }
 }
 
 impl SimAiCredits {
-    /// Spends `delta` credits (negative: gives them back) on the first enabled feature
-    /// and on the total, and returns what the total actually moved by (less than asked
-    /// near zero; nothing when no feature is enabled, since nothing can spend credits).
+    /// Spends `delta` credits on the first enabled feature and on the total, and returns
+    /// what the total moved by (nothing when no feature is enabled, since nothing can
+    /// spend credits then).
     fn spend(&mut self, delta: f64) -> f64 {
         let feature = if self.ai_automation.enabled {
             &mut self.ai_automation
@@ -365,10 +411,9 @@ impl SimAiCredits {
             return 0.0;
         };
         // Both move by the same amount, so their difference (zero in canned data) holds.
-        let applied = delta.max(-feature.usage).max(-self.usage);
-        feature.usage += applied;
-        self.usage += applied;
-        applied
+        feature.usage += delta;
+        self.usage += delta;
+        delta
     }
 }
 
@@ -542,5 +587,35 @@ pub fn demo_data() -> SimData {
         },
     ]);
     data.bill_requests_to = Some(("2".to_string(), "pipefy-exporter".to_string()));
+    data.motion = BTreeMap::from([
+        // Inside its plan, and staying there: cards 12–20 of 50, records 45–69 of 500,
+        // API calls 8,130–8,450 of 50,000 (plus the exporter's own), integration tasks
+        // 1,150–1,158 of 5,000; AI credits stay at 25 of 100, since at the demo's pace
+        // any growth would forecast past the limit by the end of the month.
+        ("2".to_string(), Motion::default()),
+        // Unlimited or far from its limits; AI credits grow from 900 to 1,200 (uncapped).
+        (
+            "300".to_string(),
+            Motion {
+                phase: 3,
+                ai_credit_every: 1,
+                ai_credits_up_to: 1200.0,
+                ..Motion::default()
+            },
+        ),
+        // Near its limits all along: cards 91–99 of 100, API calls 9,150–9,390 of
+        // 10,000, integration tasks 475–483 of 500; pipes and users stay at their
+        // limits. AI credits grow one every minute from 41 to its limit of 50 and stay
+        // there: without the add-on, Pipefy blocks use past the limit.
+        (
+            "4242".to_string(),
+            Motion {
+                phase: 5,
+                ai_credit_every: 4,
+                ai_credits_up_to: 50.0,
+                ..Motion::default()
+            },
+        ),
+    ]);
     data
 }

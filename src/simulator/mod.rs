@@ -50,7 +50,7 @@ use axum::http::HeaderMap;
 use crate::timefmt::rfc3339_secs as rfc3339;
 
 pub use data::{
-    demo_data, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,
+    demo_data, Motion, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,
     SimIntegrations, SimLimit, SimOrg, SimToken,
 };
 
@@ -334,10 +334,10 @@ impl Simulator {
         st.recent_queries.clear();
     }
 
-    /// A step of fake activity so that demo graphs move: every organization gets one
-    /// more card and three more records, and its usage statistics (API calls,
-    /// automation jobs, integration tasks, AI credits) rise and fall back in a bounded
-    /// oscillation. Limits never change.
+    /// A step of fake activity so that demo graphs move: each organization's cards,
+    /// records, API calls, automation jobs and integration tasks rise and fall back
+    /// within a band, and its AI credits grow up to a cap, as [`SimData::motion`] says.
+    /// Limits never change.
     pub fn tick(&self) {
         let mut st = self.lock();
         st.ticks += 1;

@@ -705,7 +705,7 @@ async fn tick_moves_usage_but_not_limits() {
             ("CARDS", json!(50), 14),
             ("RECORDS", json!(500), 51),
             ("INTERFACES", json!(2), 1),
-            ("AI_CREDITS", json!(100), 27),
+            ("AI_CREDITS", json!(100), 25),
         ])
     );
     assert_eq!(
@@ -725,7 +725,8 @@ async fn tick_moves_usage_but_not_limits() {
             .map(|o| o.ai.as_ref().map_or(-1.0, |ai| ai.usage))
             .collect::<Vec<f64>>()
     });
-    assert_eq!(usage, [27.0, 902.0, 43.0]);
+    // Vandeley's AI credits stay, Kramerica's grow one a tick, Pendant's one every 4.
+    assert_eq!(usage, [25.0, 902.0, 41.0]);
 }
 
 #[test]
@@ -1441,58 +1442,195 @@ fn billable_statuses() {
     assert_eq!(billed, [200, 204, 304, 404, 408, 422]);
 }
 
+/// What the alerting rules of `deploy/prometheus/rules.yml` compute from one state of
+/// the simulator, per alert: the `(organization, resource)` pairs whose condition holds.
+/// Instant conditions only; `for:` delays and forecasts need a time series.
+fn alert_conditions(d: &SimData) -> BTreeMap<&'static str, Vec<(String, String)>> {
+    let mut firing: BTreeMap<&'static str, Vec<(String, String)>> = BTreeMap::new();
+    let mut fire = |alert: &'static str, org: &SimOrg, resource: &str| {
+        firing
+            .entry(alert)
+            .or_default()
+            .push((org.id.clone(), resource.to_string()));
+    };
+    for org in d.orgs.values() {
+        // pipefy:subscription_usage:ratio{resource!="ai_credits"}: limits > 0 and finite.
+        for l in &org.limits {
+            let Some(limit) = l.limit.filter(|&l| l > 0) else {
+                continue;
+            };
+            if l.resource == Resource::AiCredits {
+                continue;
+            }
+            let ratio = f64::from(l.used) / f64::from(limit);
+            let resource = format!("{:?}", l.resource).to_lowercase();
+            if ratio >= 0.9 {
+                fire("PipefyResourceUsageHigh", org, &resource);
+            }
+            if ratio >= 1.0 {
+                fire("PipefyResourceLimitReached", org, &resource);
+            }
+        }
+        // pipefy:ai_credits_usage:ratio: a limit of 0 is an uncapped plan.
+        if let Some(ai) = org.ai.as_ref().filter(|ai| ai.limit > 0.0) {
+            let ratio = ai.usage / ai.limit;
+            if ratio >= 0.8 {
+                fire("PipefyAICreditsUsageHigh", org, "ai_credits");
+            }
+            if ratio >= 0.95 {
+                fire("PipefyAICreditsUsageCritical", org, "ai_credits");
+            }
+        }
+        // pipefy:api_calls_usage:ratio >= 0.9.
+        if let Some(limit) = org.api.limit.filter(|&l| l > 0.0) {
+            if org.api.total() / limit >= 0.9 {
+                fire("PipefyAPIQuotaNearlyExhausted", org, "api_calls");
+            }
+        }
+    }
+    firing
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(o, r)| (o.to_string(), r.to_string()))
+        .collect()
+}
+
+fn limit_ratio(org: &SimOrg, resource: Resource) -> f64 {
+    let l = org.limits.iter().find(|l| l.resource == resource).unwrap();
+    f64::from(l.used) / f64::from(l.limit.unwrap())
+}
+
+/// Two hours of the demo (480 ticks of 15 s), tick by tick: every organization stays in
+/// its band, and the alerts the README promises are exactly the ones whose conditions
+/// hold, from the first tick to the last.
 #[test]
-fn tick_oscillates_and_keeps_ai_figures_in_step() {
+fn demo_usage_stays_in_its_bands_and_fires_the_promised_alerts() {
+    let mut d = demo_data();
+    let start = d.clone();
+    let mut previous = d.clone();
+    let mut seen_cards = std::collections::BTreeSet::new();
+    for step in 1..=480 {
+        d.tick(step);
+        let alerts = alert_conditions(&d);
+        // Pendant sits at its pipes and users limits, over 90 % of its cards and of
+        // its API quota, over 80 % of its AI credits.
+        assert_eq!(
+            alerts["PipefyResourceLimitReached"],
+            pairs(&[("4242", "pipes"), ("4242", "users")]),
+            "tick {step}"
+        );
+        assert_eq!(
+            alerts["PipefyResourceUsageHigh"],
+            pairs(&[("4242", "pipes"), ("4242", "users"), ("4242", "cards")]),
+            "tick {step}"
+        );
+        assert_eq!(
+            alerts["PipefyAPIQuotaNearlyExhausted"],
+            pairs(&[("4242", "api_calls")]),
+            "tick {step}"
+        );
+        assert_eq!(
+            alerts["PipefyAICreditsUsageHigh"],
+            pairs(&[("4242", "ai_credits")]),
+            "tick {step}"
+        );
+        // Pendant's AI credits reach 95 % (48 of 50) at tick 28, seven minutes in.
+        let critical = alerts.get("PipefyAICreditsUsageCritical").cloned();
+        let expected = (step >= 28).then(|| pairs(&[("4242", "ai_credits")]));
+        assert_eq!(critical, expected, "tick {step}");
+
+        for org in d.orgs.values() {
+            let ai = org.ai.as_ref().unwrap();
+            let before = previous.orgs[&org.id].ai.as_ref().unwrap();
+            // Month to date: AI credits never fall, and the plan limit's figure follows.
+            assert!(ai.usage >= before.usage, "org {} tick {step}", org.id);
+            assert_eq!(ai.usage, ai.ai_automation.usage + ai.assistants.usage);
+            let plan = org
+                .limits
+                .iter()
+                .find(|l| l.resource == Resource::AiCredits);
+            assert_eq!(plan.map(|l| f64::from(l.used)), Some(ai.usage));
+            // Without the add-on, use past the limit is blocked.
+            if !ai.has_addon && ai.limit > 0.0 {
+                assert!(ai.usage <= ai.limit, "org {} tick {step}", org.id);
+            }
+        }
+
+        // Vandeley, comfortably inside its plan: every figure that moves stays under
+        // 60 % of its limit.
+        let v = &d.orgs["2"];
+        seen_cards.insert(v.limits[2].used);
+        assert!(limit_ratio(v, Resource::Cards) <= 0.4, "tick {step}");
+        assert!(limit_ratio(v, Resource::Records) < 0.6, "tick {step}");
+        assert_eq!(v.ai.as_ref().unwrap().usage, 25.0, "tick {step}");
+        assert!(v.api.total() / v.api.limit.unwrap() < 0.6, "tick {step}");
+        let tasks = &v.integrations;
+        assert!(tasks.tasks_used / tasks.tasks_limit.unwrap() < 0.6);
+
+        // Pendant: near its limits, never over those that do not alert.
+        let p = &d.orgs["4242"];
+        let cards = limit_ratio(p, Resource::Cards);
+        assert!((0.91..=0.99).contains(&cards), "{cards} at tick {step}");
+        let api = p.api.total() / p.api.limit.unwrap();
+        assert!((0.915..=0.939).contains(&api), "{api} at tick {step}");
+        let tasks = &p.integrations;
+        assert!(tasks.tasks_used < tasks.tasks_limit.unwrap(), "tick {step}");
+        assert!(limit_ratio(p, Resource::Records) < 0.8, "tick {step}");
+
+        // Kramerica: AI credits capped at 1,200 (uncapped plan), records far from 100,000.
+        let k = &d.orgs["300"];
+        assert!(k.ai.as_ref().unwrap().usage <= 1200.0);
+        assert!(limit_ratio(k, Resource::Records) < 0.6, "tick {step}");
+        previous = d.clone();
+    }
+    // It moved: Vandeley's cards took every value from 12 to 20.
+    assert_eq!(
+        seen_cards.into_iter().collect::<Vec<_>>(),
+        (12..=20).collect::<Vec<_>>()
+    );
+    // 480 ticks are 30 whole periods: the oscillating figures are back where they started.
+    let figures = |d: &SimData| -> Vec<(f64, f64, f64, i32, i32)> {
+        d.orgs
+            .values()
+            .map(|o| {
+                (
+                    o.api.total(),
+                    o.automation_jobs,
+                    o.integrations.tasks_used,
+                    o.limits[2].used,
+                    o.limits[3].used,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(figures(&d), figures(&start));
+    let ai: Vec<f64> = d
+        .orgs
+        .values()
+        .map(|o| o.ai.as_ref().unwrap().usage)
+        .collect();
+    assert_eq!(ai, [25.0, 1200.0, 50.0]);
+}
+
+#[test]
+fn the_exporters_own_calls_are_left_alone_by_ticks() {
     let sim = quiet_demo();
     sim.update(|d| {
         d.bill_requests_to = Some(("4242".to_string(), "Café \"Monk's\" bot".to_string()))
     });
-    let start = demo_data();
-    let figures = |d: &SimData| -> Vec<(f64, f64, f64)> {
-        d.orgs
-            .values()
-            .map(|o| (o.api.total(), o.automation_jobs, o.integrations.tasks_used))
-            .collect()
-    };
-    let mut seen_higher = false;
-    for _ in 0..16 {
+    for _ in 0..20 {
         sim.tick();
-        sim.update(|d| {
-            for org in d.orgs.values() {
-                let ai = org.ai.as_ref().expect("demo orgs have AI credits");
-                assert_eq!(ai.usage, ai.ai_automation.usage + ai.assistants.usage);
-                let used = org
-                    .limits
-                    .iter()
-                    .find(|l| l.resource == Resource::AiCredits)
-                    .map(|l| f64::from(l.used));
-                assert_eq!(used, Some(ai.usage), "org {}", org.id);
-                // Never below the starting figures, 4242 above 90 % of its quota, 2 far
-                // from its own.
-                let api = org.api.total();
-                assert!(api >= start.orgs[&org.id].api.total());
-                if let Some(limit) = org.api.limit {
-                    assert!(api < limit, "org {}", org.id);
-                }
-            }
-            let pendant = &d.orgs["4242"];
-            assert!(pendant.api.total() >= 9300.0);
-            // The billed token's calls are left alone.
-            let billed = pendant
-                .api
-                .calls
-                .iter()
-                .find(|c| c.token.starts_with("Café"));
-            assert_eq!(billed.map(|c| c.count), Some(2900.0));
-            seen_higher |= figures(d) != figures(&start);
-        });
     }
-    assert!(seen_higher, "tick moved nothing");
-    // After a whole period, back where it started.
-    let (ai, features) = sim.update(|d| {
-        let ai = d.orgs["2"].ai.clone().expect("AI");
-        (ai.usage, ai.ai_automation.usage + ai.assistants.usage)
+    let billed = sim.update(|d| {
+        d.orgs["4242"]
+            .api
+            .calls
+            .iter()
+            .find(|c| c.token.starts_with("Café"))
+            .map(|c| c.count)
     });
-    assert_eq!((ai, features), (25.0, 25.0));
-    assert_eq!(sim.update(|d| figures(d)), figures(&start));
+    assert_eq!(billed, Some(2900.0));
 }

@@ -77,7 +77,10 @@ async fn a_denied_organization_fails_alone() {
     // identity request is spent on an organization that was just denied.
     assert_eq!(app.sim.stats().graphql_requests, 6);
     let page = app.get("/").await.text().await.unwrap();
-    assert!(page.contains("Permission denied\">failing</td>"), "{page}");
+    assert!(
+        page.contains("Permission denied\">failing<small>never updated</small></td>"),
+        "{page}"
+    );
     app.shutdown().await;
 }
 
@@ -137,7 +140,11 @@ async fn last_good_values_are_kept_until_stale_after_then_dropped() {
         last_success
     );
     let page = app.get("/").await.text().await.unwrap();
-    assert!(page.contains(">failing</td>"), "{page}");
+    assert!(
+        page.contains("<td class=\"status failing\" data-label=\"status\" title=\"HTTP 503")
+            && page.contains("\">failing<small>updated "),
+        "{page}"
+    );
 
     // Recovery brings them back.
     app.sim.fail_all(None);
@@ -163,10 +170,13 @@ async fn stale_values_are_marked_on_the_landing_page() {
     .await;
     let page = app.get("/").await.text().await.unwrap();
     assert!(
-        page.contains("title=\"HTTP 500\">stale: failing, last good values kept</td>"),
+        page.contains("<td class=\"status stale\" data-label=\"status\" title=\"HTTP 500\">stale<small>updated "),
         "{page}"
     );
-    assert!(page.contains("<td>3 / 5</td>"), "{page}");
+    assert!(
+        page.contains("data-label=\"pipes\">3 / 5<small>60 %</small></td>"),
+        "{page}"
+    );
     app.shutdown().await;
 }
 

@@ -180,31 +180,42 @@ async fn the_landing_page_escapes_organization_names() {
     );
     assert!(page.contains("<a href=\"/metrics\">Metrics</a>"), "{page}");
     let start = page
-        .find("<tr><td>&lt;script&gt;alert(&quot;x&amp;y&quot;)&lt;/script&gt; O&#39;Hara (2)</td><td class=\"ok\" title=\"\">ok</td>")
+        .find("<tr data-org=\"2\"><td class=\"org\">&lt;script&gt;alert(&quot;x&amp;y&quot;)&lt;/script&gt; O&#39;Hara<small>2</small></td><td class=\"status ok\" data-label=\"status\" title=\"\">ok<small>updated ")
         .unwrap_or_else(|| panic!("no escaped row for organization 2 in:\n{page}"));
     let row = &page[start..start + page[start..].find("</tr>").unwrap()];
     let cells: Vec<&str> = row
         .split("<td")
         .skip(1)
-        .map(|cell| &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()])
+        .map(|cell| &cell[..cell.find("</td>").unwrap()])
         .collect();
-    // Name, status, last success; pipes, users, cards, records, interfaces, AI credits
-    // (the plan limits); AI credits; API calls; unassigned tokens.
-    assert_eq!(cells.len(), 12, "{row}");
+    // Name, status; pipes, users, cards, records, interfaces (the plan limits, without
+    // AI credits); AI credits (from the usage statistics); API calls; unassigned tokens.
+    assert_eq!(cells.len(), 10, "{row}");
     assert_eq!(
-        cells[3..9],
-        ["3 / 5", "7 / 10", "12 / 50", "45 / 500", "1 / 2", "25 / 100"],
+        cells[2..8],
+        [
+            " class=\"ok\" data-label=\"pipes\">3 / 5<small>60 %</small>",
+            " class=\"ok\" data-label=\"users\">7 / 10<small>70 %</small>",
+            " class=\"ok\" data-label=\"cards\">12 / 50<small>24 %</small>",
+            " class=\"ok\" data-label=\"records\">45 / 500<small>9 %</small>",
+            " class=\"ok\" data-label=\"interfaces\">1 / 2<small>50 %</small>",
+            " class=\"ok\" data-label=\"AI credits\">25 / 100<small>25 %</small>",
+        ],
         "{row}"
     );
-    assert_eq!(cells[9], "25 / 100", "{row}");
     // The demo's 8,130 calls of this month, plus the exporter's own of this refresh.
-    let (used, limit) = cells[10].split_once(" / ").unwrap();
-    assert_eq!(limit, "50000", "{row}");
+    let api = cells[8]
+        .strip_prefix(" class=\"ok\" data-label=\"API calls\">8,13")
+        .unwrap_or_else(|| panic!("{row}"));
+    assert!(api.ends_with(" / 50,000<small>16 %</small>"), "{row}");
+    assert_eq!(cells[9], " data-label=\"unassigned tokens\">2", "{row}");
+    // Worst first: Pendant Publishing (at its pipes and users limits) leads.
+    let pendant = page.find("<tr data-org=\"4242\">").unwrap();
+    assert!(pendant < start, "{page}");
     assert!(
-        (8130..8140).contains(&used.parse::<u32>().unwrap()),
-        "{row}"
+        page.contains("<td class=\"at-limit\" data-label=\"pipes\">3 / 3<small>100 %</small></td>"),
+        "{page}"
     );
-    assert_eq!(cells[11], "2", "{row}");
     assert!(!page.contains("<script>"), "{page}");
 }
 

@@ -279,10 +279,16 @@ async fn landing_page_lists_organizations_with_escaped_names() {
     assert!(page.contains(&format!("Version {}", env!("CARGO_PKG_VERSION"))));
     assert!(page.contains("<a href=\"/metrics\">Metrics</a>"));
     assert!(page.contains(
-        "<td>Quote &quot; back\\slash \\n literal\nnewline Ünïcödé 東京 &lt;b&gt;&amp;&#39; (77)</td><td class=\"ok\" title=\"\">ok</td>"
+        "<td class=\"org\">Quote &quot; back\\slash \\n literal\nnewline Ünïcödé 東京 &lt;b&gt;&amp;&#39;<small>77</small></td><td class=\"status ok\" data-label=\"status\" title=\"\">ok<small>updated "
     ));
-    assert!(page.contains("<td>4 / 9</td>"), "pipes used / limit");
-    assert!(page.contains("<td>1</td></tr>"), "one unassigned token");
+    assert!(
+        page.contains("data-label=\"pipes\">4 / 9<small>44 %</small></td>"),
+        "pipes used / limit: {page}"
+    );
+    assert!(
+        page.contains("<td data-label=\"unassigned tokens\">1</td></tr>"),
+        "one unassigned token: {page}"
+    );
     assert!(!page.contains("<b>&"));
     app.shutdown().await;
 }

@@ -1,0 +1,485 @@
+//! The landing page (`/`): one row per organization, worst first, each used / limit figure
+//! with its percentage and a colour band, so that trouble shows at a glance.
+//!
+//! Pure: [`page`] turns a snapshot into HTML, with no I/O and no clock of its own, so it
+//! is tested on hand-made snapshots. The HTML is self-contained (inline CSS, no script,
+//! no external asset): the exporter may run where the browser reaches nothing else, and
+//! a page that computes nothing shows the same thing in every browser. Every string that
+//! comes from Pipefy or the configuration is escaped; secrets never reach a snapshot.
+//!
+//! AI credits appear once, from the `ai_credits` collector (`aiCreditUsageStats`), not
+//! from the `AI_CREDITS` plan limit: that is the figure Pipefy's *Usage Stats* page
+//! shows, the one that says whether overage is billed (`hasAddon`) or blocked, and the
+//! one the `pipefy_ai_credits_*` metrics and the AI-credit alerts read (the plan-resource
+//! alerts leave `resource="ai_credits"` out). Two columns fed by two collectors on two
+//! schedules would disagree between refreshes. Only when the `ai_credits` collector is
+//! disabled does the column show the plan limit's figure, which is then the only one.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use crate::collectors::{self, slices, TokenAttribution};
+use crate::exposition::ExpositionInfo;
+use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::timefmt::rfc3339;
+
+/// The `ai_credits` plan resource, shown in the AI-credit column instead of its own.
+const AI_CREDITS_RESOURCE: &str = "ai_credits";
+/// The collector whose figure the AI-credit column shows.
+const AI_CREDITS_COLLECTOR: &str = "ai_credits";
+/// From this share of a limit a figure is shown as a warning (as the dashboards'
+/// yellow, and the `PipefyAICreditsUsageHigh` threshold).
+const WARN_RATIO: f64 = 0.8;
+
+/// How close a used / limit figure is to its limit: the cell's CSS class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Band {
+    /// No figure (collector failed past stale_after, disabled, or Pipefy sent none).
+    NoData,
+    /// The limit is `+Inf`.
+    Unlimited,
+    /// Below 80 % of the limit.
+    Ok,
+    /// From 80 % up to, not including, the limit.
+    Warn,
+    /// At or over the limit (a zero limit is reached at once).
+    AtLimit,
+}
+
+impl Band {
+    pub(crate) fn class(self) -> &'static str {
+        match self {
+            Band::NoData => "no-data",
+            Band::Unlimited => "unlimited",
+            Band::Ok => "ok",
+            Band::Warn => "warn",
+            Band::AtLimit => "at-limit",
+        }
+    }
+
+    /// How much trouble the band means, for sorting: 0 none, 1 warning, 2 at the limit.
+    fn trouble(self) -> u8 {
+        match self {
+            Band::AtLimit => 2,
+            Band::Warn => 1,
+            Band::NoData | Band::Unlimited | Band::Ok => 0,
+        }
+    }
+}
+
+/// The band of `used` out of `limit`.
+pub(crate) fn band(used: f64, limit: f64) -> Band {
+    if used.is_nan() || limit.is_nan() {
+        Band::NoData
+    } else if limit == f64::INFINITY {
+        Band::Unlimited
+    } else if used >= limit {
+        Band::AtLimit
+    } else if used >= WARN_RATIO * limit {
+        Band::Warn
+    } else {
+        Band::Ok
+    }
+}
+
+/// `used / limit` as a whole percentage, rounded down so that "100 %" never shows below
+/// the limit (99.6 % is "99 %"); `None` when the limit is unlimited or not positive.
+pub(crate) fn percent(used: f64, limit: f64) -> Option<String> {
+    (limit > 0.0 && limit.is_finite() && used.is_finite())
+        .then(|| format!("{} %", (used * 100.0 / limit).floor()))
+}
+
+/// A number as people read it: thousands separated by commas, at most two decimals.
+pub(crate) fn number(value: f64) -> String {
+    if !value.is_finite() {
+        return if value.is_nan() { "NaN" } else { "∞" }.to_owned();
+    }
+    let rounded = (value * 100.0).round() / 100.0;
+    let text = format!("{:.2}", rounded.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
+    let mut out = String::with_capacity(text.len() + text.len() / 3 + 1);
+    if rounded < 0.0 {
+        out.push('-');
+    }
+    for (i, digit) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    let frac = frac.trim_end_matches('0');
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// An age as people read it: the two largest units (`45s`, `4m 10s`, `2h 5m`, `3d 4h`).
+pub(crate) fn age(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    let parts = [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")];
+    let first = parts.iter().position(|(n, _)| *n > 0).unwrap_or(3);
+    parts[first..]
+        .iter()
+        .take(2)
+        .filter(|(n, _)| *n > 0 || first == 3)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How an organization's refreshes go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Every collector's last refresh succeeded; the data is `age` old (its oldest
+    /// collector's last success).
+    Ok { age: Duration },
+    /// A collector failed, and some values are still kept: `age` since the last success
+    /// of the failing collectors (the oldest of them), `None` if one never succeeded.
+    Stale { age: Option<Duration> },
+    /// Collectors failed and no value is left to show.
+    Failing { age: Option<Duration> },
+    /// No collector has run for it yet.
+    Waiting,
+}
+
+impl Status {
+    pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> Status {
+        let since = |t: SystemTime| now.duration_since(t).unwrap_or(Duration::ZERO);
+        if org.collectors.is_empty() {
+            return Status::Waiting;
+        }
+        let failed: Vec<_> = org.collectors.values().filter(|s| !s.up).collect();
+        if failed.is_empty() {
+            let oldest = org.collectors.values().filter_map(|s| s.last_success).min();
+            return Status::Ok {
+                age: oldest.map(since).unwrap_or(Duration::ZERO),
+            };
+        }
+        // The age of the oldest failing data: None as soon as one never succeeded.
+        let age = failed
+            .iter()
+            .map(|s| s.last_success)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|t| t.into_iter().min())
+            .map(since);
+        if org.collectors.values().any(|s| s.is_fresh(now)) {
+            Status::Stale { age }
+        } else {
+            Status::Failing { age }
+        }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            Status::Ok { .. } => "ok",
+            Status::Stale { .. } => "stale",
+            Status::Failing { .. } => "failing",
+            Status::Waiting => "no-data",
+        }
+    }
+
+    /// The status word and, under it, how old the data is.
+    fn text(self) -> (&'static str, String) {
+        let ago = |age: Option<Duration>| match age {
+            Some(a) => format!("updated {} ago", self::age(a)),
+            None => "never updated".to_owned(),
+        };
+        match self {
+            Status::Ok { age } => ("ok", ago(Some(age))),
+            Status::Stale { age } => ("stale", ago(age)),
+            Status::Failing { age } => ("failing", ago(age)),
+            Status::Waiting => ("waiting", "first refresh pending".to_owned()),
+        }
+    }
+
+    /// How much trouble the status means, for sorting, on [`Band::trouble`]'s scale:
+    /// failing weighs as much as a limit reached, stale as a warning.
+    fn trouble(self) -> u8 {
+        match self {
+            Status::Failing { .. } => 2,
+            Status::Stale { .. } | Status::Waiting => 1,
+            Status::Ok { .. } => 0,
+        }
+    }
+}
+
+/// One used / limit figure, `None` when there is no data.
+pub(crate) type Figure = Option<(f64, f64)>;
+
+/// One organization's line, extracted from the snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Row {
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    pub error: Option<String>,
+    /// In the order of [`Table::resources`].
+    pub resources: Vec<Figure>,
+    pub ai_credits: Figure,
+    pub api_calls: Figure,
+    pub unassigned_tokens: Option<usize>,
+}
+
+impl Row {
+    fn figures(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        self.resources
+            .iter()
+            .chain([&self.ai_credits, &self.api_calls])
+            .flatten()
+            .copied()
+    }
+
+    /// `(trouble, highest share of a limit)`: what [`sort_worst_first`] orders by.
+    pub(crate) fn severity(&self) -> (u8, f64) {
+        let bands = self.figures().map(|(u, l)| band(u, l).trouble());
+        let trouble = bands.fold(self.status.trouble(), u8::max);
+        let highest = self
+            .figures()
+            .filter(|(_, l)| *l > 0.0 && l.is_finite())
+            .map(|(u, l)| u / l)
+            .fold(0.0, f64::max);
+        (trouble, highest)
+    }
+}
+
+/// Worst first: most trouble (a limit reached or failing, then a warning or stale), then
+/// the highest share of any limit, then by name and id so that the order is stable.
+pub(crate) fn sort_worst_first(rows: &mut [Row]) {
+    rows.sort_by(|a, b| {
+        let (ta, ra) = a.severity();
+        let (tb, rb) = b.severity();
+        tb.cmp(&ta)
+            .then(rb.total_cmp(&ra))
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+}
+
+/// Every organization's row, worst first, with the plan-resource columns.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Table {
+    /// Plan resources in Pipefy's order (first appearance), new ones at the end;
+    /// `ai_credits` is left out (see the module comment).
+    pub resources: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+impl Table {
+    pub(crate) fn of(snapshot: &Snapshot, ai_credits_enabled: bool, now: SystemTime) -> Table {
+        let mut resources: Vec<String> = Vec::new();
+        for limit in snapshot
+            .orgs
+            .values()
+            .flat_map(|o| slices::subscription_limits(o, now))
+        {
+            if limit.resource != AI_CREDITS_RESOURCE && !resources.contains(&limit.resource) {
+                resources.push(limit.resource.clone());
+            }
+        }
+        let mut rows: Vec<Row> = snapshot
+            .orgs
+            .values()
+            .map(|org| {
+                let limits = slices::subscription_limits(org, now);
+                let plan = |resource: &str| {
+                    limits
+                        .iter()
+                        .find(|l| l.resource == resource)
+                        .map(|l| (l.used, l.limit))
+                };
+                let ai_credits = if ai_credits_enabled {
+                    slices::ai_credits(org, now).map(|a| (a.used, a.limit))
+                } else {
+                    plan(AI_CREDITS_RESOURCE)
+                };
+                Row {
+                    id: org.meta.id.clone(),
+                    name: org.meta.name.clone(),
+                    status: Status::of(org, now),
+                    error: org.last_error().map(str::to_owned),
+                    resources: resources.iter().map(|r| plan(r)).collect(),
+                    ai_credits,
+                    api_calls: slices::api_usage(org, now).map(|a| (a.used, a.limit)),
+                    unassigned_tokens: slices::token_attribution(org, now)
+                        .map(|t| t.iter().filter(|t| !t.assigned).count()),
+                }
+            })
+            .collect();
+        sort_worst_first(&mut rows);
+        Table { resources, rows }
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One used / limit cell: `<td class="BAND" data-label="LABEL">used / limit<small>P %</small></td>`.
+/// `label` names the column where the table collapses into cards on narrow screens.
+pub(crate) fn figure_cell(label: &str, figure: Figure) -> String {
+    let label = escape_html(label);
+    let Some((used, limit)) = figure else {
+        return format!("<td class=\"no-data\" data-label=\"{label}\">no data</td>");
+    };
+    let band = band(used, limit);
+    let limit_text = match band {
+        Band::Unlimited => "unlimited".to_owned(),
+        _ => number(limit),
+    };
+    let percent = percent(used, limit)
+        .map(|p| format!("<small>{p}</small>"))
+        .unwrap_or_default();
+    format!(
+        "<td class=\"{}\" data-label=\"{label}\">{} / {limit_text}{percent}</td>",
+        band.class(),
+        number(used),
+    )
+}
+
+const STYLE: &str = "\
+:root{color-scheme:light}\
+body{font:14px/1.4 system-ui,-apple-system,\"Segoe UI\",sans-serif;margin:1.5em;color:#1f2328}\
+h1{font-size:1.5em;margin:0 0 .3em}\
+header p,header ul{margin:.2em 0}\
+nav a{margin-right:1em}\
+details{margin:.5em 0;color:#57606a}\
+table{border-collapse:collapse;width:100%;margin-top:1em}\
+th,td{padding:4px 8px;border-bottom:1px solid #d0d7de;text-align:right;vertical-align:top;white-space:nowrap}\
+th{background:#f6f8fa;font-weight:600}\
+th.org,td.org{text-align:left;white-space:normal;overflow-wrap:anywhere;min-width:10em}\
+td small{display:block;color:#57606a;font-size:.85em}\
+td.ok{color:#1a7f37}\
+td.warn{background:#fff8c5;color:#7d4e00}\
+td.at-limit{background:#ffebe9;color:#a40e26;font-weight:600}\
+td.unlimited{color:#57606a}\
+td.no-data{color:#8c959f;font-style:italic}\
+th.status,td.status{text-align:left}\
+td.status.ok{color:#1a7f37}td.status.stale{background:#fff8c5;color:#7d4e00}\
+td.status.failing{background:#ffebe9;color:#a40e26;font-weight:600}\
+.legend span{padding:0 .4em;margin-right:.5em}\
+.legend .warn{background:#fff8c5;color:#7d4e00}.legend .at-limit{background:#ffebe9;color:#a40e26}\
+@media (max-width:1100px){\
+table,tbody,tr{display:block}thead{display:none}\
+tr{display:flex;flex-wrap:wrap;border-bottom:2px solid #d0d7de;padding:4px 0}\
+td{border:0;text-align:left}\
+td.org{flex:1 0 100%;font-weight:600}\
+td[data-label]::before{content:attr(data-label);display:block;font-size:.8em;color:#57606a}}";
+
+/// The landing page: version, links, the collectors' schedules, and one row per
+/// organization, worst first.
+pub(crate) fn page(
+    snapshot: &Snapshot,
+    info: &ExpositionInfo,
+    telemetry_path: &str,
+    now: SystemTime,
+) -> String {
+    let ai_credits_enabled = info
+        .collectors
+        .iter()
+        .any(|c| c.name() == AI_CREDITS_COLLECTOR);
+    let table = Table::of(snapshot, ai_credits_enabled, now);
+    let mut html = String::with_capacity(4096 + 1024 * table.rows.len());
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Pipefy Exporter</title><style>{STYLE}</style></head><body><header>\
+         <h1>Pipefy Exporter</h1><p>Version {version} (revision {revision})</p>\
+         <nav><a href=\"{path}\">Metrics</a><a href=\"/-/healthy\">Health</a><a href=\"/-/ready\">Readiness</a></nav>",
+        version = escape_html(info.version),
+        revision = escape_html(info.revision),
+        path = escape_html(telemetry_path),
+    );
+    if let Some(deadline) =
+        collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline)
+    {
+        let days = (deadline as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0;
+        let (y, m, d) = crate::timefmt::civil_from_days(deadline.div_euclid(86_400));
+        let _ = write!(
+            html,
+            "<p>Token billing-attribution deadline: {y:04}-{m:02}-{d:02} ({days:.1} days left)</p>"
+        );
+    }
+    match snapshot.last_cycle {
+        None => html.push_str("<p>Waiting for the first refresh.</p>"),
+        Some(t) => {
+            let _ = write!(html, "<p>Last refresh: {}</p>", rfc3339(t));
+        }
+    }
+    html.push_str(
+        "<details><summary>Values come from background refreshes, not from the scrape; \
+         after a failure they are kept, marked stale, for a while.</summary><ul>",
+    );
+    for collector in &info.collectors {
+        let _ = write!(
+            html,
+            "<li>{}: {}</li>",
+            collector.name(),
+            collector.schedule().describe()
+        );
+    }
+    html.push_str(
+        "</ul></details><p class=\"legend\">Used / limit: <span class=\"ok\">below 80 %</span>\
+         <span class=\"warn\">80 % to 99 %</span><span class=\"at-limit\">at or over the limit</span>\
+         Organizations in trouble first.</p></header>",
+    );
+    html.push_str(
+        "<table><thead><tr><th class=\"org\">Organization</th><th class=\"status\">Status</th>",
+    );
+    for resource in &table.resources {
+        let _ = write!(html, "<th>{}</th>", escape_html(resource));
+    }
+    html.push_str(
+        "<th>AI credits</th><th>API calls</th><th>Unassigned<br>tokens</th></tr></thead><tbody>",
+    );
+    for row in &table.rows {
+        write_row(&mut html, &table.resources, row);
+    }
+    html.push_str("</tbody></table></body></html>\n");
+    html
+}
+
+fn write_row(html: &mut String, resources: &[String], row: &Row) {
+    let (word, detail) = row.status.text();
+    let _ = write!(
+        html,
+        "<tr data-org=\"{id}\"><td class=\"org\">{name}<small>{id}</small></td>\
+         <td class=\"status {class}\" data-label=\"status\" title=\"{title}\">{word}<small>{detail}</small></td>",
+        id = escape_html(&row.id),
+        name = escape_html(&row.name),
+        class = row.status.class(),
+        title = row.error.as_deref().map(escape_html).unwrap_or_default(),
+    );
+    for (resource, figure) in resources.iter().zip(&row.resources) {
+        html.push_str(&figure_cell(resource, *figure));
+    }
+    html.push_str(&figure_cell("AI credits", row.ai_credits));
+    html.push_str(&figure_cell("API calls", row.api_calls));
+    match row.unassigned_tokens {
+        Some(n) => {
+            let _ = write!(html, "<td data-label=\"unassigned tokens\">{n}</td>");
+        }
+        None => {
+            html.push_str("<td class=\"no-data\" data-label=\"unassigned tokens\">no data</td>")
+        }
+    }
+    html.push_str("</tr>");
+}
+
+#[cfg(test)]
+mod tests;

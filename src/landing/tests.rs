@@ -1,0 +1,236 @@
+use std::collections::BTreeMap;
+use std::time::UNIX_EPOCH;
+
+use super::*;
+use crate::snapshot::{OrgMeta, Series, Slice};
+
+#[test]
+fn bands_and_percentages() {
+    let cases = [
+        // (used, limit, class, percentage)
+        (104.0, 100.0, "at-limit", Some("104 %")),
+        (3.0, 3.0, "at-limit", Some("100 %")),
+        (5.0, 5.0, "at-limit", Some("100 %")),
+        (80.0, 100.0, "warn", Some("80 %")),
+        (99.6, 100.0, "warn", Some("99 %")),
+        (79.0, 100.0, "ok", Some("79 %")),
+        (29.0, 100.0, "ok", Some("29 %")),
+        (0.0, 2.0, "ok", Some("0 %")),
+        (41.0, 50.0, "warn", Some("82 %")),
+        (9300.0, 10_000.0, "warn", Some("93 %")),
+        (40.0, f64::INFINITY, "unlimited", None),
+        // A zero limit is reached at once; a share of it means nothing.
+        (0.0, 0.0, "at-limit", None),
+        (1.0, 0.0, "at-limit", None),
+        (f64::NAN, 10.0, "no-data", None),
+    ];
+    for (used, limit, class, pct) in cases {
+        assert_eq!(band(used, limit).class(), class, "{used} / {limit}");
+        assert_eq!(percent(used, limit).as_deref(), pct, "{used} / {limit}");
+    }
+}
+
+#[test]
+fn numbers_and_ages_read_well() {
+    assert_eq!(number(0.0), "0");
+    assert_eq!(number(999.0), "999");
+    assert_eq!(number(1000.0), "1,000");
+    assert_eq!(number(52_000.0), "52,000");
+    assert_eq!(number(100_000.0), "100,000");
+    assert_eq!(number(1_234_567.0), "1,234,567");
+    assert_eq!(number(1234.5), "1,234.5");
+    assert_eq!(number(0.125), "0.13");
+    assert_eq!(number(-1500.0), "-1,500");
+    assert_eq!(number(f64::INFINITY), "∞");
+
+    let s = Duration::from_secs;
+    assert_eq!(age(s(0)), "0s");
+    assert_eq!(age(s(45)), "45s");
+    assert_eq!(age(s(250)), "4m 10s");
+    assert_eq!(age(s(240)), "4m");
+    assert_eq!(age(s(2 * 3600 + 5 * 60 + 7)), "2h 5m");
+    assert_eq!(age(s(3 * 86_400 + 4 * 3600 + 59)), "3d 4h");
+}
+
+#[test]
+fn cells_show_the_figure_the_percentage_and_the_band() {
+    assert_eq!(
+        figure_cell("cards", Some((104.0, 100.0))),
+        "<td class=\"at-limit\" data-label=\"cards\">104 / 100<small>104 %</small></td>"
+    );
+    assert_eq!(
+        figure_cell("records", Some((52_000.0, 100_000.0))),
+        "<td class=\"ok\" data-label=\"records\">52,000 / 100,000<small>52 %</small></td>"
+    );
+    assert_eq!(
+        figure_cell("pipes", Some((40.0, f64::INFINITY))),
+        "<td class=\"unlimited\" data-label=\"pipes\">40 / unlimited</td>"
+    );
+    assert_eq!(
+        figure_cell("API calls", None),
+        "<td class=\"no-data\" data-label=\"API calls\">no data</td>"
+    );
+    assert_eq!(
+        figure_cell("<x>", None),
+        "<td class=\"no-data\" data-label=\"&lt;x&gt;\">no data</td>"
+    );
+}
+
+#[test]
+fn html_is_escaped() {
+    assert_eq!(
+        escape_html("<b>\"A&B's\"</b>"),
+        "&lt;b&gt;&quot;A&amp;B&#39;s&quot;&lt;/b&gt;"
+    );
+}
+
+fn row(id: &str, name: &str, status: Status, resources: &[Figure]) -> Row {
+    Row {
+        id: id.into(),
+        name: name.into(),
+        status,
+        error: None,
+        resources: resources.to_vec(),
+        ai_credits: None,
+        api_calls: None,
+        unassigned_tokens: Some(0),
+    }
+}
+
+#[test]
+fn organizations_sort_worst_first() {
+    let ok = Status::Ok {
+        age: Duration::from_secs(5),
+    };
+    let mut rows = vec![
+        row("1", "Comfortable", ok, &[Some((3.0, 10.0))]),
+        row("2", "Warned", ok, &[Some((85.0, 100.0))]),
+        row("3", "Over", ok, &[Some((104.0, 100.0))]),
+        row("4", "Exactly at", ok, &[Some((3.0, 3.0))]),
+        row("5", "Failing", Status::Failing { age: None }, &[None]),
+        row(
+            "6",
+            "Stale",
+            Status::Stale {
+                age: Some(Duration::from_secs(600)),
+            },
+            &[Some((1.0, 10.0))],
+        ),
+        row("7", "Unlimited", ok, &[Some((1e9, f64::INFINITY))]),
+        row("8", "Also comfortable", ok, &[Some((3.0, 10.0))]),
+    ];
+    let mut warned_by_api = row("9", "API nearly out", ok, &[Some((1.0, 10.0))]);
+    warned_by_api.api_calls = Some((9300.0, 10_000.0));
+    rows.push(warned_by_api);
+    sort_worst_first(&mut rows);
+    let order: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            // A limit reached or failing: by the highest share, then by name.
+            "Over",
+            "Exactly at",
+            "Failing",
+            // A warning or stale.
+            "API nearly out",
+            "Warned",
+            "Stale",
+            // Nothing wrong.
+            "Also comfortable",
+            "Comfortable",
+            "Unlimited",
+        ]
+    );
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn series(up: bool, last_success: Option<u64>) -> Series<Slice> {
+    Series {
+        up,
+        value: last_success.map(|_| Slice::new(())),
+        last_success: last_success.map(at),
+        stale_after: Duration::from_secs(900),
+        last_error: (!up).then(|| "HTTP 500".to_owned()),
+    }
+}
+
+fn org(collectors: &[(&'static str, Series<Slice>)]) -> OrgSnapshot {
+    OrgSnapshot {
+        meta: OrgMeta {
+            id: "2".into(),
+            ..OrgMeta::default()
+        },
+        account: "default".into(),
+        collectors: collectors.iter().cloned().collect::<BTreeMap<_, _>>(),
+    }
+}
+
+#[test]
+fn status_says_stale_or_failing_with_the_age() {
+    let now = at(10_000);
+    let all_up = org(&[
+        ("a", series(true, Some(9_990))),
+        ("b", series(true, Some(9_000))),
+    ]);
+    let status = Status::of(&all_up, now);
+    assert_eq!(
+        status,
+        Status::Ok {
+            age: Duration::from_secs(1000)
+        }
+    );
+    assert_eq!(status.text(), ("ok", "updated 16m 40s ago".to_owned()));
+
+    // One collector failed 250 s after its last success; its value is still kept.
+    let stale = org(&[
+        ("a", series(true, Some(9_990))),
+        ("b", series(false, Some(9_750))),
+    ]);
+    let status = Status::of(&stale, now);
+    assert_eq!(status.text(), ("stale", "updated 4m 10s ago".to_owned()));
+    assert_eq!(status.class(), "stale");
+
+    // Every value is older than stale_after (900 s): nothing left to show.
+    let failing = org(&[("a", series(false, Some(2_800)))]);
+    let status = Status::of(&failing, now);
+    assert_eq!(status.text(), ("failing", "updated 2h ago".to_owned()));
+    assert_eq!(status.class(), "failing");
+
+    let never = org(&[("a", series(false, None))]);
+    assert_eq!(
+        Status::of(&never, now).text(),
+        ("failing", "never updated".to_owned())
+    );
+    assert_eq!(Status::of(&org(&[]), now), Status::Waiting);
+}
+
+#[test]
+fn rows_render_every_column_escaped() {
+    let mut r = row(
+        "4242",
+        "Café \"Monk's\" <b>",
+        Status::Stale {
+            age: Some(Duration::from_secs(75)),
+        },
+        &[Some((3.0, 3.0)), None],
+    );
+    r.error = Some("<script>".into());
+    r.ai_credits = Some((41.0, 50.0));
+    r.api_calls = Some((9300.0, f64::INFINITY));
+    r.unassigned_tokens = None;
+    let mut html = String::new();
+    write_row(&mut html, &["pipes".into(), "users".into()], &r);
+    assert_eq!(
+        html,
+        "<tr data-org=\"4242\"><td class=\"org\">Café &quot;Monk&#39;s&quot; &lt;b&gt;<small>4242</small></td>\
+         <td class=\"status stale\" data-label=\"status\" title=\"&lt;script&gt;\">stale<small>updated 1m 15s ago</small></td>\
+         <td class=\"at-limit\" data-label=\"pipes\">3 / 3<small>100 %</small></td>\
+         <td class=\"no-data\" data-label=\"users\">no data</td>\
+         <td class=\"warn\" data-label=\"AI credits\">41 / 50<small>82 %</small></td>\
+         <td class=\"unlimited\" data-label=\"API calls\">9,300 / unlimited</td>\
+         <td class=\"no-data\" data-label=\"unassigned tokens\">no data</td></tr>"
+    );
+}
