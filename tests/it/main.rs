@@ -8,6 +8,7 @@ mod batching;
 mod binary;
 mod certs;
 mod connections;
+mod dashboards;
 mod docs;
 mod e2e;
 mod failures;
