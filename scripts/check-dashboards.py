@@ -13,9 +13,17 @@ For each of the four dashboards:
   - every metric name a query uses is one the exporter exposes, a recording rule of the
     rules file, or a standard Prometheus series (up);
   - the dashboard links to all the others;
-  - a query that uses topk($k, ...) has a `$k` variable to go with it, and no value mapping
-    turns "no data" (null) into a word such as "unlimited": a failing collector must not
-    look unlimited (only +Inf, the exporter's "no limit", may be mapped).
+  - a query that uses topk($k, ...) has a `$k` variable to go with it (and topk/bottomk
+    always rank by $k), and no value mapping or noValue turns "no data" (null, NaN, empty)
+    into a word such as "unlimited": a failing collector must not look unlimited. Only +Inf,
+    the exporter's "no limit", may read as unlimited, through a value mapping keyed
+    "Infinity" (what Grafana's value-to-text lookup sees for +Inf);
+  - every dashboard has `job` and `instance` variables and every selector of every query
+    filters on both; an `organization` variable lists names with the ids as values;
+  - no query's result grows with the number of organizations or tokens: a small PromQL
+    reader follows each query and requires such series to be ranked by topk/bottomk($k,
+    ...) (tables: `X and on(organization_id) topk($k, ...)`), aggregated without the
+    organization and token labels, or filtered on a single-valued $organization.
 
 --emit-rules FILE writes every query, with the template variables replaced by sample
 values, as a Prometheus rules file, so that `promtool check rules FILE` checks the PromQL
@@ -36,9 +44,11 @@ EXPECTED = {
     "pipefy-exporter.json": "pipefy-exporter",
     "pipefy-api-usage.json": "pipefy-api-usage",
 }
-# Dashboards written before the "no data is not unlimited" rule; they still map null to
-# "unlimited" in places and are exempt until they are reworked (issue 10).
-NULL_MAPPING_EXEMPT = {"pipefy-overview.json", "pipefy-organization.json"}
+# Words that claim "no limit". They may only name +Inf (the exporter's "no limit"),
+# through a value mapping on "Infinity" (how Grafana's value-to-text lookup sees +Inf);
+# never "no data" (noValue, or a null/NaN/empty special mapping): a failing collector
+# must not look unlimited.
+UNLIMITED_WORDS = re.compile(r"unlimited|uncapped|no limit|no quota|infinite|∞", re.I)
 MIN_SCHEMA_VERSION = 41
 NUMERIC_PANELS = {"timeseries", "stat", "bargauge", "gauge", "table", "barchart", "histogram",
                   "heatmap", "state-timeline", "status-history", "piechart"}
@@ -145,6 +155,243 @@ def substitute(expr):
         return SAMPLE_VALUES.get(name, m.group(0))
     return VAR_RE.sub(repl, expr)
 
+# ------------------------------------------------------------------ growth of queries
+# A small PromQL reader, just enough to tell whether a query's result grows with the
+# number of organizations or tokens (dimensions "organization" and "token") or is bounded
+# (by topk/bottomk, by an aggregation that drops those labels, or by a filter on a
+# single-valued $organization). Not a validator: promtool checks the syntax.
+
+# Metrics with an organization_id label; the ones that also have one series per token.
+ORG_FREE_METRICS = {"pipefy_token_attribution_deadline_timestamp_seconds",
+                    "pipefy_token_attribution_deadline_remaining_seconds",
+                    "pipefy:token_attribution_deadline_remaining:days", "up"}
+TOKEN_METRICS = {"pipefy_api_calls_used_by_token", "pipefy_token_unassigned_info",
+                 "pipefy:api_calls_used_by_token:unassigned"}
+DIMENSION_LABELS = {"organization": {"organization_id", "organization_name"},
+                    "token": {"token_id", "token_name"}}
+ALL_DIMENSIONS = frozenset(DIMENSION_LABELS)
+AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count",
+                "count_values", "quantile"}
+BOUNDED_AGGREGATIONS = {"topk", "bottomk", "limitk"}
+# Binary operators by precedence, lowest first (PromQL's own order).
+PRECEDENCE = [{"or"}, {"and", "unless"}, {"==", "!=", "<=", ">=", "<", ">"}, {"+", "-"},
+              {"*", "/", "%", "atan2"}, {"^"}]
+TOKEN_RE = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+  | (?P<range>\[[^\]]*\])
+  | (?P<num>\$\w+|0x[0-9a-fA-F]+|[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|[Ii]nf\b|NaN\b)
+  | (?P<ident>[A-Za-z_:][\w:]*)
+  | (?P<op>==|!=|<=|>=|=~|!~|[-+*/%^<>(){},=@])
+""", re.X)
+
+
+class PromQLReadError(ValueError):
+    pass
+
+
+def tokenize(expr):
+    pos, out = 0, []
+    while pos < len(expr):
+        m = TOKEN_RE.match(expr, pos)
+        if not m:
+            raise PromQLReadError(f"cannot read {expr[pos:pos + 20]!r}")
+        pos = m.end()
+        kind = m.lastgroup
+        if kind != "ws":
+            out.append((kind, m.group()))
+    return out
+
+
+class Growth:
+    """The dimensions a query's result grows with, read from its tokens.
+
+    `single_org` tells whether `organization_id=~"$organization"` selects one organization
+    (the dashboard's variable is neither multi-valued nor includes All)."""
+
+    def __init__(self, expr, single_org):
+        self.toks = tokenize(expr)
+        self.i = 0
+        self.single_org = single_org
+        # Selectors without the $job and $instance filters.
+        self.unfiltered = []
+
+    def peek(self, k=0):
+        return self.toks[self.i + k] if self.i + k < len(self.toks) else (None, None)
+
+    def take(self, value=None):
+        tok = self.peek()
+        if tok[0] is None or (value is not None and tok[1] != value):
+            raise PromQLReadError(f"expected {value!r}, found {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def labels(self):
+        self.take("(")
+        names = set()
+        while self.peek()[1] != ")":
+            names.add(self.take()[1])
+            if self.peek()[1] == ",":
+                self.take(",")
+        self.take(")")
+        return names
+
+    def read(self):
+        dims = self.binary(0)
+        if self.peek()[0] is not None:
+            raise PromQLReadError(f"unexpected {self.peek()[1]!r}")
+        return dims
+
+    # None: a scalar (a number, time(), scalar(...)); a frozenset: a vector's dimensions.
+    def binary(self, level):
+        if level == len(PRECEDENCE):
+            return self.unary()
+        left = self.binary(level + 1)
+        while self.peek()[1] in PRECEDENCE[level]:
+            op = self.take()[1]
+            if self.peek()[1] == "bool":
+                self.take()
+            on = ignoring = None
+            if self.peek()[1] == "on":
+                self.take()
+                on = self.labels()
+            elif self.peek()[1] == "ignoring":
+                self.take()
+                ignoring = self.labels()
+            group_right = False
+            if self.peek()[1] in ("group_left", "group_right"):
+                group_right = self.take()[1] == "group_right"
+                if self.peek()[1] == "(":
+                    self.labels()
+            right = self.binary(level + 1)
+            left = combine(op, left, right, on, ignoring, group_right)
+        return left
+
+    def unary(self):
+        if self.peek()[1] in ("-", "+"):
+            self.take()
+            return self.unary()
+        dims = self.primary()
+        while self.peek()[0] == "range" or self.peek()[1] in ("offset", "@"):
+            if self.take()[1] in ("offset", "@"):
+                if self.peek()[1] in ("-", "+"):
+                    self.take()
+                self.take()  # a duration, a timestamp or start()/end()
+                if self.peek()[1] == "(":
+                    self.take("(")
+                    self.take(")")
+        return dims
+
+    def args(self):
+        self.take("(")
+        out = []
+        while self.peek()[1] != ")":
+            out.append(self.binary(0))
+            if self.peek()[1] == ",":
+                self.take(",")
+        self.take(")")
+        return out
+
+    def primary(self):
+        kind, value = self.peek()
+        if kind == "num":
+            self.take()
+            return None
+        if kind == "str":
+            self.take()
+            return None
+        if value == "(":
+            self.take("(")
+            dims = self.binary(0)
+            self.take(")")
+            return dims
+        if value == "{":
+            return self.selector(None)
+        if kind != "ident":
+            raise PromQLReadError(f"unexpected {value!r}")
+        self.take()
+        if value in AGGREGATIONS | BOUNDED_AGGREGATIONS:
+            by = without = None
+            if self.peek()[1] in ("by", "without"):
+                clause = self.take()[1]
+                names = self.labels()
+                by, without = (names, None) if clause == "by" else (None, names)
+            args = self.args()
+            if self.peek()[1] in ("by", "without"):
+                clause = self.take()[1]
+                names = self.labels()
+                by, without = (names, None) if clause == "by" else (None, names)
+            inner = args[-1] or frozenset()
+            if value in BOUNDED_AGGREGATIONS:
+                return frozenset()
+            if by is not None:
+                return frozenset(d for d in inner if DIMENSION_LABELS[d] & by)
+            if without is not None:
+                return frozenset(d for d in inner if not DIMENSION_LABELS[d] <= without)
+            return frozenset()
+        if self.peek()[1] == "(":  # a function: the dimensions of its vector argument
+            args = self.args()
+            if value in ("time", "scalar", "pi"):
+                return None
+            vectors = [a for a in args if a is not None]
+            # vector(s), and days_in_month() & co. without argument: one series.
+            return vectors[0] if vectors and value != "vector" else frozenset()
+        return self.selector(value)
+
+    def selector(self, name):
+        matchers = {}
+        if self.peek()[1] == "{":
+            self.take("{")
+            while self.peek()[1] != "}":
+                label = self.take()[1]
+                op = self.take()[1]
+                val = self.take()[1][1:-1]
+                matchers[label] = (op, val)
+                if label == "__name__" and op == "=":
+                    name = val
+                if self.peek()[1] == ",":
+                    self.take(",")
+            self.take("}")
+        if matchers.get("job") != ("=~", "$job") or matchers.get("instance") != ("=~", "$instance"):
+            self.unfiltered.append(name)
+        dims = set()
+        if name not in ORG_FREE_METRICS and not (name or "").startswith(("pipefy_exporter_", "process_")):
+            one_org = matchers.get("organization_id") in (("=~", "$organization"), ("=", "$organization"))
+            if not (one_org and self.single_org):
+                dims.add("organization")
+            if name in TOKEN_METRICS:
+                dims.add("token")
+        return frozenset(dims)
+
+
+def combine(op, left, right, on, ignoring, group_right):
+    """Dimensions of `left op right`: a set operation keeps what either side lets through;
+    a vector-vector match can only keep the series the other side matches on the labels
+    it compares."""
+    if left is None:
+        return right
+    if right is None:
+        return left
+    if op == "or":
+        return left | right
+    if op == "unless":
+        return left
+    if group_right:
+        left, right = right, left
+    if on is not None:
+        compared = {d for d, labels in DIMENSION_LABELS.items() if labels & on}
+    else:
+        compared = {d for d, labels in DIMENSION_LABELS.items()
+                    if not (ignoring and labels <= ignoring)}
+    return frozenset(left & (right | (ALL_DIMENSIONS - compared)))
+
+
+def growth(expr, single_org):
+    """The dimensions (organization, token) the result of `expr` grows with, and the
+    metrics it selects without the $job and $instance filters."""
+    reader = Growth(expr, single_org)
+    return reader.read(), reader.unfiltered
+
 
 def check_dashboard(path, uid_expected, recording, errors, used_vars, emitted):
     name = os.path.basename(path)
@@ -172,6 +419,19 @@ def check_dashboard(path, uid_expected, recording, errors, used_vars, emitted):
 
     variables = d.get("templating", {}).get("list", [])
     var_names = {v.get("name") for v in variables}
+    for needed in ("job", "instance"):
+        if needed not in var_names:
+            err(f"has no `{needed}` template variable")
+    org_vars = [v for v in variables if v.get("name") == "organization"]
+    # A filter on $organization bounds a query only when it selects one organization.
+    single_org = bool(org_vars) and not org_vars[0].get("multi") and not org_vars[0].get("includeAll")
+    for v in org_vars:
+        q = v.get("query")
+        q = q.get("query") if isinstance(q, dict) else q
+        regex = v.get("regex") or ""
+        if not ("query_result(" in (q or "") and "(?<value>" in regex and "(?<text>" in regex):
+            err("variable 'organization' must list names with ids as values "
+                "(query_result(...) with a regex capturing (?<value>...) and (?<text>...))")
     ds_vars = [v for v in variables if v.get("name") == "datasource"]
     if not ds_vars:
         err("has no `datasource` template variable")
@@ -236,12 +496,25 @@ def check_dashboard(path, uid_expected, recording, errors, used_vars, emitted):
             unit = p.get("fieldConfig", {}).get("defaults", {}).get("unit")
             if not unit:
                 err(f"{title!r}: no unit (fieldConfig.defaults.unit)")
-        if name not in NULL_MAPPING_EXEMPT:
-            for where, key, value in walk(p.get("fieldConfig", {})):
-                if key == "options" and isinstance(value, dict) and \
-                        value.get("match") in ("null", "nan", "null+nan", "empty"):
-                    err(f"{title!r}: value mapping of no data ({value.get('match')}) to "
-                        f"{(value.get('result') or {}).get('text')!r}: show no data as such")
+        for where, key, value in walk(p.get("fieldConfig", {})):
+            if key == "noValue" and isinstance(value, str) and UNLIMITED_WORDS.search(value):
+                err(f"{title!r}: noValue {value!r}: show no data as such (only +Inf is unlimited)")
+            if key not in ("mappings", "value") or not isinstance(value, list):
+                continue
+            for mapping in value:
+                if not isinstance(mapping, dict) or "type" not in mapping:
+                    continue
+                options = mapping.get("options") or {}
+                if mapping["type"] == "special" and options.get("match") in ("null", "nan", "null+nan", "empty"):
+                    err(f"{title!r}: value mapping of no data ({options.get('match')}) to "
+                        f"{(options.get('result') or {}).get('text')!r}: show no data as such")
+                    continue
+                results = options.items() if mapping["type"] == "value" else [(None, options.get("result"))]
+                for key_, result in results:
+                    text = (result or {}).get("text") or ""
+                    if UNLIMITED_WORDS.search(text) and not (mapping["type"] == "value" and key_ == "Infinity"):
+                        err(f"{title!r}: {mapping['type']} mapping to {text!r}: only +Inf may read as "
+                            f"unlimited, through a value mapping on \"Infinity\"")
         targets = p.get("targets", [])
         if ptype in NUMERIC_PANELS and not targets:
             err(f"{title!r}: no query")
@@ -257,6 +530,8 @@ def check_dashboard(path, uid_expected, recording, errors, used_vars, emitted):
                 continue
             if re.search(r"\b(?:topk|bottomk)\s*\(\s*\$", expr) and "k" not in var_names:
                 err(f"{title!r} {ref}: topk by a variable without a `k` variable")
+            if re.search(r"\b(?:topk|bottomk)\s*\((?!\s*\$k\b)", expr):
+                err(f"{title!r} {ref}: topk/bottomk with a fixed number (use the $k variable)")
             for m in VAR_RE.finditer(expr):
                 vn = m.group(1) or m.group(2) or m.group(3)
                 if is_backreference(vn):
@@ -267,6 +542,18 @@ def check_dashboard(path, uid_expected, recording, errors, used_vars, emitted):
             for metric in metric_names(expr):
                 if metric not in known_metrics(recording):
                     err(f"{title!r} {ref}: unknown metric {metric!r}")
+            try:
+                dims, unfiltered = growth(expr, single_org)
+            except PromQLReadError as e:
+                err(f"{title!r} {ref}: cannot read the query ({e}): {expr}")
+            else:
+                if dims:
+                    err(f"{title!r} {ref}: the result grows with the number of "
+                        f"{' and '.join(sorted(d + 's' for d in dims))}: rank it with topk($k, ...) "
+                        f"(tables: `and on(...) topk(...)`) or aggregate those labels away")
+                for metric in sorted(set(unfiltered)):
+                    err(f"{title!r} {ref}: {metric} is selected without "
+                        f"job=~\"$job\", instance=~\"$instance\"")
             emitted.append((uid_expected, pid, ref, title, substitute(expr)))
     return d
 

@@ -24,14 +24,14 @@ use tokio::net::TcpListener;
 
 use crate::helpers::{pat_config, poll, Running, TestApp};
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Debian's packages of the tools this test runs.
-const INSTALL: &str = "apt-get install prometheus prometheus-alertmanager";
+pub(crate) const INSTALL: &str = "apt-get install prometheus prometheus-alertmanager";
 
-async fn free_port() -> u16 {
+pub(crate) async fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
@@ -92,13 +92,13 @@ fn alertmanager_config(webhook_port: u16) -> String {
     serde_yaml_ng::to_string(&config).unwrap()
 }
 
-struct Prometheus {
-    base: String,
-    http: reqwest::Client,
+pub(crate) struct Prometheus {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Prometheus {
-    async fn api(&self, path: &str, params: &[(&str, &str)]) -> Value {
+    pub(crate) async fn api(&self, path: &str, params: &[(&str, &str)]) -> Value {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -111,7 +111,7 @@ impl Prometheus {
         body["data"].clone()
     }
 
-    async fn query(&self, expr: &str) -> Vec<Value> {
+    pub(crate) async fn query(&self, expr: &str) -> Vec<Value> {
         self.api("/api/v1/query", &[("query", expr)]).await["result"]
             .as_array()
             .cloned()
@@ -120,7 +120,7 @@ impl Prometheus {
 }
 
 /// Panel queries of a dashboard (rows included) with Grafana's variables substituted.
-fn dashboard_queries(
+pub(crate) fn dashboard_queries(
     dashboard: &Value,
     variables: &BTreeMap<String, String>,
 ) -> Vec<(String, String)> {
@@ -166,7 +166,7 @@ fn substitute(expr: &str, variables: &BTreeMap<String, String>) -> String {
     out
 }
 
-fn date_in_days(days: i64) -> String {
+pub(crate) fn date_in_days(days: i64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -375,6 +375,49 @@ async fn prometheus_and_alertmanager_end_to_end() {
         }
     }
     assert!(checked >= 60, "only {checked} panel queries found");
+
+    // "unlimited" is +Inf, never "no data": Kramerica (300) has no pipes or cards limit
+    // and an uncapped AI plan; the organization dashboard's usage column and AI share
+    // carry +Inf there (the value its "unlimited"/"uncapped" mappings name), and finite
+    // shares elsewhere.
+    let organization: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("dashboards/pipefy-organization.json")).unwrap(),
+    )
+    .unwrap();
+    let kramerica = BTreeMap::from_iter(variables.iter().map(|(k, v)| {
+        (
+            k.clone(),
+            if k == "organization" {
+                "300".into()
+            } else {
+                v.clone()
+            },
+        )
+    }));
+    let by_resource = |title: &str, index: usize| {
+        let (_, expr) = dashboard_queries(&organization, &kramerica)
+            .into_iter()
+            .filter(|(t, _)| t == title)
+            .nth(index)
+            .unwrap();
+        let prom = &prom;
+        async move {
+            prom.query(&expr)
+                .await
+                .iter()
+                .map(|s| {
+                    let label = s["metric"]["resource"].as_str().unwrap_or("").to_owned();
+                    (label, s["value"][1].as_str().unwrap().to_owned())
+                })
+                .collect::<BTreeMap<String, String>>()
+        }
+    };
+    let usage = by_resource("Current usage per resource", 2).await;
+    assert_eq!(usage["pipes"], "+Inf");
+    assert_eq!(usage["cards"], "+Inf");
+    assert_eq!(usage["users"], "0.72");
+    assert_eq!(usage["records"], "0.52");
+    assert_eq!(by_resource("AI credits used %", 0).await[""], "+Inf");
 
     // Alert 0: Pendant Publishing has used 93 % of its API quota (9,300 of 10,000
     // calls): PipefyAPIQuotaNearlyExhausted reaches the critical receiver, and resolves

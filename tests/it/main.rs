@@ -9,6 +9,7 @@ mod binary;
 mod browser;
 mod certs;
 mod connections;
+mod dashboards;
 mod docs;
 mod e2e;
 mod failures;
