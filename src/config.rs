@@ -29,7 +29,9 @@ pub const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
 pub use crate::collectors::DEFAULT_TOKEN_SELECTION;
 /// Below this, a collector's interval gets a warning with what it costs a day.
 const CHEAP_INTERVAL: Duration = Duration::from_secs(60);
-/// Upper bound for `max_orgs_per_request`, well under Pipefy's 50,000 complexity limit.
+/// Upper bound for `max_orgs_per_request`, and its default: requests are sized by
+/// their estimated complexity first; this bounds the aliases (and the time) of a request
+/// made of cheap fields.
 const MAX_ORGS_PER_REQUEST: usize = 500;
 /// Tries of a request that failed unbilled (5xx, no connection): a blip passes, an
 /// outage is not hammered.
@@ -76,9 +78,12 @@ pub struct Account {
 pub struct Config {
     pub endpoint: String,
     pub timeout: Duration,
-    /// Aliased root fields per request: one organization each, or up to 25 for the
-    /// combined usage-statistics forms.
+    /// Aliased root fields per request at most: one organization each, or up to 25 for
+    /// the combined usage-statistics forms.
     pub max_orgs_per_request: usize,
+    /// How requests are sized against Pipefy's complexity limit, and what a rejection
+    /// for size looks like (`max_orgs_per_request` included, as `max_fields`).
+    pub(crate) request_limits: crate::pipefy::batch::Limits,
     pub max_concurrent_requests: usize,
     /// Tries of one request in all when it fails in a way Pipefy does not bill (5xx, no
     /// connection).
@@ -136,7 +141,8 @@ impl Config {
         Config {
             endpoint,
             timeout: Duration::from_secs(10),
-            max_orgs_per_request: 50,
+            max_orgs_per_request: MAX_ORGS_PER_REQUEST,
+            request_limits: crate::pipefy::batch::Limits::default(),
             max_concurrent_requests: 4,
             max_tries: DEFAULT_MAX_TRIES,
             retry_delay: DEFAULT_RETRY_DELAY,
@@ -169,22 +175,32 @@ impl Config {
         self.collector::<collectors::TokenAttribution>()?.deadline
     }
 
-    /// Requests one refresh of `collector` costs for `organizations`, as batched.
+    /// Requests one refresh of `collector` alone costs for `organizations`, as planned.
     pub(crate) fn requests_per_refresh(
         &self,
         collector: &dyn Collector,
         organizations: usize,
     ) -> usize {
+        use crate::pipefy::batch;
         let targets: Vec<Target> = (0..organizations)
             .map(|i| Target {
                 id: i.to_string(),
                 uuid: Some(i.to_string()),
             })
             .collect();
-        collector
-            .fields(&targets)
-            .len()
-            .div_ceil(self.max_orgs_per_request)
+        let part = batch::Part {
+            operation: collector.operation(),
+            label: collector.name(),
+            assumed: false,
+            fields: collector.fields(&targets),
+        };
+        batch::plan(
+            &[part],
+            &[false],
+            &self.request_limits,
+            &batch::Learned::default(),
+        )
+        .len()
     }
 
     /// Warnings worth a log line at start-up: collectors whose interval makes them
@@ -240,6 +256,9 @@ struct RawPipefy {
     #[serde(default, deserialize_with = "de_duration")]
     timeout: Option<Duration>,
     max_orgs_per_request: Option<usize>,
+    max_complexity: Option<u64>,
+    list_page_size: Option<u64>,
+    too_large_errors: Option<Vec<String>>,
     max_concurrent_requests: Option<usize>,
     max_tries: Option<u32>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -298,13 +317,22 @@ impl Validator<'_> {
         if timeout.is_zero() {
             return Err(self.err("pipefy.timeout", "must be greater than 0"));
         }
-        let max_orgs_per_request = raw.pipefy.max_orgs_per_request.unwrap_or(50);
+        let max_orgs_per_request = raw
+            .pipefy
+            .max_orgs_per_request
+            .unwrap_or(MAX_ORGS_PER_REQUEST);
         if !(1..=MAX_ORGS_PER_REQUEST).contains(&max_orgs_per_request) {
             return Err(self.err(
                 "pipefy.max_orgs_per_request",
                 format!("must be between 1 and {MAX_ORGS_PER_REQUEST}, got {max_orgs_per_request}"),
             ));
         }
+        let request_limits = self.request_limits(
+            raw.pipefy.max_complexity,
+            raw.pipefy.list_page_size,
+            raw.pipefy.too_large_errors,
+            max_orgs_per_request,
+        )?;
         let max_concurrent_requests = raw.pipefy.max_concurrent_requests.unwrap_or(4);
         if !(1..=64).contains(&max_concurrent_requests) {
             return Err(self.err(
@@ -384,6 +412,7 @@ impl Validator<'_> {
             endpoint,
             timeout,
             max_orgs_per_request,
+            request_limits,
             max_concurrent_requests,
             max_tries,
             retry_delay,
@@ -391,6 +420,46 @@ impl Validator<'_> {
             backoff_max,
             accounts,
             collectors,
+        })
+    }
+
+    /// `pipefy.max_complexity` (Pipefy's documented 50,000), and the two assumptions
+    /// Pipefy's documentation leaves open: the page size of a list without `first:`,
+    /// and the words of a rejection for size or time.
+    fn request_limits(
+        &self,
+        max_complexity: Option<u64>,
+        page_size: Option<u64>,
+        too_large: Option<Vec<String>>,
+        max_fields: usize,
+    ) -> Result<crate::pipefy::batch::Limits, ConfigError> {
+        let default = crate::pipefy::batch::Limits::default();
+        let max_complexity = max_complexity.unwrap_or(default.max_complexity);
+        if !(1..=1_000_000).contains(&max_complexity) {
+            return Err(self.err(
+                "pipefy.max_complexity",
+                format!("must be between 1 and 1000000, got {max_complexity}"),
+            ));
+        }
+        let page_size = page_size.unwrap_or(default.page_size);
+        if !(1..=1000).contains(&page_size) {
+            return Err(self.err(
+                "pipefy.list_page_size",
+                format!("must be between 1 and 1000, got {page_size}"),
+            ));
+        }
+        let too_large = match too_large {
+            None => default.too_large,
+            Some(words) if words.iter().any(|w| w.trim().is_empty()) => {
+                return Err(self.err("pipefy.too_large_errors", "must not hold an empty string"));
+            }
+            Some(words) => words.iter().map(|w| w.trim().to_lowercase()).collect(),
+        };
+        Ok(crate::pipefy::batch::Limits {
+            max_complexity,
+            max_fields,
+            page_size,
+            too_large,
         })
     }
 
@@ -604,7 +673,9 @@ mod tests {
         let config = parse_env("organizations: [2, \"300\"]", &[(ENV_TOKEN, "pat-123\n")]).unwrap();
         assert_eq!(config.endpoint, DEFAULT_ENDPOINT);
         assert_eq!(config.timeout, Duration::from_secs(30));
-        assert_eq!(config.max_orgs_per_request, 50);
+        assert_eq!(config.max_orgs_per_request, 500);
+        assert_eq!(config.request_limits.max_complexity, 50_000);
+        assert_eq!(config.request_limits.page_size, 50);
         assert_eq!(config.max_concurrent_requests, 4);
         assert_eq!(config.max_tries, 3);
         assert_eq!(config.retry_delay, Duration::from_millis(250));

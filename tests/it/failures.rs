@@ -73,9 +73,11 @@ async fn a_denied_organization_fails_alone() {
         m.sum_of("pipefy_exporter_refreshes_total", &[("result", "partial")]),
         6.0
     );
-    // Still one request per collector: the denial travels as a per-alias error, and no
-    // identity request is spent on an organization that was just denied.
-    assert_eq!(app.sim.stats().graphql_requests, 6);
+    // Four requests, as without a denial (limits; token attribution alone until Pipefy
+    // accepted its assumed selection; then the usage statistics together, and
+    // integrations alone for the same reason): the denial travels as a per-alias error,
+    // and no identity request is spent on an organization that was just denied.
+    assert_eq!(app.sim.stats().graphql_requests, 4);
     let page = app.get("/").await.text().await.unwrap();
     assert!(page.contains("Permission denied\">failing</td>"), "{page}");
     app.shutdown().await;
@@ -109,10 +111,11 @@ async fn last_good_values_are_kept_until_stale_after_then_dropped() {
         failing.value("pipefy_last_success_timestamp_seconds", &up),
         last_success
     );
+    // After the first refresh every collector shares one request.
     assert!(
         failing.value(
             "pipefy_exporter_api_requests_total",
-            &[("operation", "PipefySubscriptionLimits"), ("status", "503")]
+            &[("operation", "PipefyRefresh"), ("status", "503")]
         ) >= 1.0
     );
     assert!(failing.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]) >= 1.0);
@@ -183,9 +186,10 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
     })
     .await;
     let cycles = m.refreshes();
+    // After the first refresh every collector shares one request.
     let throttled = m.value(
         "pipefy_exporter_api_requests_total",
-        &[("operation", "PipefySubscriptionLimits"), ("status", "429")],
+        &[("operation", "PipefyRefresh"), ("status", "429")],
     );
     assert_eq!(throttled, 1.0);
     assert_eq!(
