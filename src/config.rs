@@ -857,6 +857,19 @@ mod tests {
         );
         let msg = message(parse_env("pipefy:\n  endpoint: ftp://x", env));
         assert!(msg.contains("key pipefy.endpoint"), "{msg}");
+        let msg = message(parse_env("pipefy:\n  list_page_size: 0", env));
+        assert!(
+            msg.contains("key pipefy.list_page_size: must be between 1 and 1000, got 0"),
+            "{msg}"
+        );
+        let msg = message(parse_env(
+            "pipefy:\n  too_large_errors: [complexity, ' ']",
+            env,
+        ));
+        assert!(
+            msg.contains("key pipefy.too_large_errors: must not hold an empty string"),
+            "{msg}"
+        );
         let msg = message(parse_env("pipefy:\n  max_orgs_per_request: 0", env));
         assert!(
             msg.contains("key pipefy.max_orgs_per_request: must be between 1 and 500"),
