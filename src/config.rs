@@ -31,7 +31,9 @@ pub const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
 pub use crate::collectors::DEFAULT_TOKEN_SELECTION;
 /// Below this, a collector's interval gets a warning with what it costs a day.
 const CHEAP_INTERVAL: Duration = Duration::from_secs(60);
-/// Upper bound for `max_orgs_per_request`, well under Pipefy's 50,000 complexity limit.
+/// Upper bound for `max_orgs_per_request`, and its default: requests are sized by
+/// their estimated complexity first; this bounds the aliases (and the time) of a request
+/// made of cheap fields.
 const MAX_ORGS_PER_REQUEST: usize = 500;
 /// Tries of a request that failed unbilled (5xx, no connection): a blip passes, an
 /// outage is not hammered.
@@ -95,9 +97,12 @@ pub struct Account {
 pub struct Config {
     pub endpoint: String,
     pub timeout: Duration,
-    /// Aliased root fields per request: one organization each, or up to 25 for the
-    /// combined usage-statistics forms.
+    /// Aliased root fields per request at most: one organization each, or up to 25 for
+    /// the combined usage-statistics forms.
     pub max_orgs_per_request: usize,
+    /// How requests are sized against Pipefy's complexity limit, and what a rejection
+    /// for size looks like (`max_orgs_per_request` included, as `max_fields`).
+    pub(crate) request_limits: crate::pipefy::batch::Limits,
     pub max_concurrent_requests: usize,
     /// Tries of one request in all when it fails in a way Pipefy does not bill (5xx, no
     /// connection).
@@ -160,7 +165,8 @@ impl Config {
         Config {
             endpoint,
             timeout: Duration::from_secs(10),
-            max_orgs_per_request: 50,
+            max_orgs_per_request: MAX_ORGS_PER_REQUEST,
+            request_limits: crate::pipefy::batch::Limits::default(),
             max_concurrent_requests: 4,
             max_tries: DEFAULT_MAX_TRIES,
             retry_delay: DEFAULT_RETRY_DELAY,
@@ -211,22 +217,32 @@ impl Config {
         self.collector::<collectors::TokenAttribution>()?.deadline
     }
 
-    /// Requests one refresh of `collector` costs for `organizations`, as batched.
+    /// Requests one refresh of `collector` alone costs for `organizations`, as planned.
     pub(crate) fn requests_per_refresh(
         &self,
         collector: &dyn Collector,
         organizations: usize,
     ) -> usize {
+        use crate::pipefy::batch;
         let targets: Vec<Target> = (0..organizations)
             .map(|i| Target {
                 id: i.to_string(),
                 uuid: Some(i.to_string()),
             })
             .collect();
-        collector
-            .fields(&targets)
-            .len()
-            .div_ceil(self.max_orgs_per_request)
+        let part = batch::Part {
+            operation: collector.operation(),
+            label: collector.name(),
+            assumed: false,
+            fields: collector.fields(&targets),
+        };
+        batch::plan(
+            &[part],
+            &[false],
+            &self.request_limits,
+            &batch::Learned::default(),
+        )
+        .len()
     }
 
     /// Warnings worth a log line at start-up: collectors whose interval makes them
@@ -281,6 +297,9 @@ struct RawPipefy {
     #[serde(default, deserialize_with = "de_duration")]
     timeout: Option<Duration>,
     max_orgs_per_request: Option<Whole>,
+    max_complexity: Option<Whole>,
+    list_page_size: Option<Whole>,
+    too_large_errors: Option<Vec<String>>,
     max_concurrent_requests: Option<Whole>,
     max_tries: Option<Whole>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -350,8 +369,14 @@ impl Validator<'_> {
         let max_orgs_per_request = self.whole(
             "pipefy.max_orgs_per_request",
             raw.pipefy.max_orgs_per_request,
-            50,
             MAX_ORGS_PER_REQUEST,
+            MAX_ORGS_PER_REQUEST,
+        )?;
+        let request_limits = self.request_limits(
+            raw.pipefy.max_complexity,
+            raw.pipefy.list_page_size,
+            raw.pipefy.too_large_errors,
+            max_orgs_per_request,
         )?;
         let max_concurrent_requests = self.whole(
             "pipefy.max_concurrent_requests",
@@ -429,6 +454,7 @@ impl Validator<'_> {
             endpoint,
             timeout,
             max_orgs_per_request,
+            request_limits,
             max_concurrent_requests,
             max_tries,
             retry_delay,
@@ -458,6 +484,39 @@ impl Validator<'_> {
                 format!("expected a whole number from 1 to {max}, found {value}"),
             )),
         }
+    }
+
+    /// `pipefy.max_complexity` (Pipefy's documented 50,000), and the two assumptions
+    /// Pipefy's documentation leaves open: the page size of a list without `first:`,
+    /// and the words of a rejection for size or time.
+    fn request_limits(
+        &self,
+        max_complexity: Option<Whole>,
+        page_size: Option<Whole>,
+        too_large: Option<Vec<String>>,
+        max_fields: usize,
+    ) -> Result<crate::pipefy::batch::Limits, ConfigError> {
+        let default = crate::pipefy::batch::Limits::default();
+        let max_complexity = self.whole(
+            "pipefy.max_complexity",
+            max_complexity,
+            default.max_complexity,
+            1_000_000,
+        )?;
+        let page_size = self.whole("pipefy.list_page_size", page_size, default.page_size, 1000)?;
+        let too_large = match too_large {
+            None => default.too_large,
+            Some(words) if words.iter().any(|w| w.trim().is_empty()) => {
+                return Err(self.err("pipefy.too_large_errors", "must not hold an empty string"));
+            }
+            Some(words) => words.iter().map(|w| w.trim().to_lowercase()).collect(),
+        };
+        Ok(crate::pipefy::batch::Limits {
+            max_complexity,
+            max_fields,
+            page_size,
+            too_large,
+        })
     }
 
     fn accounts(&self, raw: Vec<RawAccount>) -> Result<Vec<Account>, ConfigError> {
@@ -763,7 +822,9 @@ mod tests {
         let config = parse_env("organizations: [2, \"300\"]", &[(ENV_TOKEN, "pat-123\n")]).unwrap();
         assert_eq!(config.endpoint, DEFAULT_ENDPOINT);
         assert_eq!(config.timeout, Duration::from_secs(30));
-        assert_eq!(config.max_orgs_per_request, 50);
+        assert_eq!(config.max_orgs_per_request, 500);
+        assert_eq!(config.request_limits.max_complexity, 50_000);
+        assert_eq!(config.request_limits.page_size, 50);
         assert_eq!(config.max_concurrent_requests, 4);
         assert_eq!(config.max_tries, 3);
         assert_eq!(config.retry_delay, Duration::from_millis(250));
@@ -921,6 +982,12 @@ mod tests {
              "line 2: key pipefy.max_orgs_per_request: expected a whole number from 1 to 500, found 0"),
             ("pipefy:\n  max_orgs_per_request: 501",
              "line 2: key pipefy.max_orgs_per_request: expected a whole number from 1 to 500, found 501"),
+            ("pipefy:\n  list_page_size: 0",
+             "line 2: key pipefy.list_page_size: expected a whole number from 1 to 1000, found 0"),
+            ("pipefy:\n  max_complexity: 2000000",
+             "line 2: key pipefy.max_complexity: expected a whole number from 1 to 1000000, found 2000000"),
+            ("pipefy:\n  too_large_errors: [complexity, ' ']",
+             "line 2: key pipefy.too_large_errors: must not hold an empty string"),
             ("pipefy:\n  max_concurrent_requests: -1",
              "line 2: key pipefy.max_concurrent_requests: expected a whole number from 1 to 64, found -1"),
             ("pipefy:\n  max_concurrent_requests: 99999999999999999999999",
@@ -1391,11 +1458,11 @@ mod tests {
         let root = chart_schema();
         let config = &root["properties"]["config"];
         let leaves = walk(&root, config, &mut Vec::new(), &secret);
-        // pipefy: 8 settings + auth (token_file, 3 of service_account); 3 top-level; an
+        // pipefy: 11 settings + auth (token_file, 3 of service_account); 3 top-level; an
         // account: name, organizations + auth; the collectors: 2 each (enabled,
         // interval) + ai_credits 2, api_usage 3, automation_jobs 1, integrations 1,
         // token_attribution 2. A walk that stopped early would count fewer.
-        assert_eq!(leaves, (8 + 4) + 3 + (2 + 4) + (6 * 2 + 2 + 3 + 1 + 1 + 2));
+        assert_eq!(leaves, (11 + 4) + 3 + (2 + 4) + (6 * 2 + 2 + 3 + 1 + 1 + 2));
         let collectors = deref(&root, config)["properties"]["collectors"]["properties"]
             .as_object()
             .unwrap()

@@ -3,14 +3,19 @@
 //! organization of every account, merges the outcome into the last snapshot and
 //! publishes it; collectors that were not due keep their values untouched.
 //!
-//! Request plan of one refresh, per account (N organizations, B root fields a request):
+//! Request plan of one refresh, per account (the client packs what is asked,
+//! [`crate::pipefy::batch`]):
 //! - discovery (`organizations`), 1 request, only when no organizations are listed;
-//! - identity (`organization(id:)`), ⌈unknown/B⌉ requests, only for organizations whose
-//!   uuid a due usage-statistics collector needs and nobody has told yet (subscription
-//!   limits tell it when they run first, discovery tells it too);
-//! - each due collector: its root fields (one per organization, or one per 25 for the
-//!   combined usage-statistics forms) in ⌈fields/B⌉ requests, all collectors concurrently
-//!   within `max_concurrent_requests`.
+//! - one round with every due collector's root fields that need no uuid or whose
+//!   organization's uuid is known, plus identity (`organization(id:)`) for organizations
+//!   whose uuid a due usage-statistics collector needs, nobody has told yet and no due
+//!   collector tells (subscription limits does); in steady state this is the only round;
+//! - a second round for the usage statistics of organizations the first round told the
+//!   uuid of (the first refresh with `organizations` listed).
+//!
+//! Within a round, fields of all collectors share requests, filled up to Pipefy's
+//! complexity limit; a collector whose query rests on an undocumented name shares only
+//! once Pipefy has accepted it.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -21,13 +26,14 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 
-use crate::collectors::{Collector, Target};
+use crate::collectors::{Collector, Decoded, Target};
 use crate::config::{Account, Config, Credential};
 use crate::exposition::ExpositionInfo;
 use crate::pipefy::backoff::{self, Admission, Change, Health, Policy, Why};
+use crate::pipefy::batch::{Part, SHARED_OPERATION};
 use crate::pipefy::model::{self, Organization};
 use crate::pipefy::query::{self, RootField};
-use crate::pipefy::{ApiError, PipefyClient, Settings};
+use crate::pipefy::{Answers, ApiError, PipefyClient, Settings};
 use crate::self_metrics::{RefreshResult, SelfMetrics};
 use crate::snapshot::{merge, OrgEntry, OrgMeta, Outcome, Snapshot};
 
@@ -57,6 +63,9 @@ pub(crate) fn operations(config: &Config) -> Vec<&'static str> {
         ops.push(operation::ORGANIZATION_INFO);
     }
     ops.extend(config.collectors.iter().map(|c| c.operation()));
+    if config.collectors.len() + usize::from(ops.contains(&operation::ORGANIZATION_INFO)) > 1 {
+        ops.push(SHARED_OPERATION);
+    }
     if config
         .accounts
         .iter()
@@ -200,6 +209,7 @@ fn settings(config: &Config) -> Settings {
         max_tries: config.max_tries,
         retry_delay: config.retry_delay,
         backoff_max: config.backoff_max,
+        limits: config.request_limits.clone(),
     }
 }
 
@@ -551,6 +561,19 @@ impl Refresher {
         self.refresh(previous, &all).await
     }
 
+    /// One refresh of the named collectors only, as when only they are due, for tests
+    /// and benchmarks that count the requests of a given schedule.
+    pub async fn refresh_only(&self, previous: &Snapshot, names: &[&str]) -> RefreshOutcome {
+        let due: Vec<&dyn Collector> = self
+            .config
+            .collectors
+            .iter()
+            .filter(|c| names.contains(&c.name()))
+            .map(|c| c.as_ref())
+            .collect();
+        self.refresh(previous, &due).await
+    }
+
     /// One refresh of the `due` collectors over every account: first each account
     /// authenticates and finds its organizations (concurrently), then each organization
     /// is assigned to the first account in the file that has it, so that an organization
@@ -815,7 +838,11 @@ impl Refresher {
         }
     }
 
-    /// Runs the due collectors for `ids` with one account's client.
+    /// Runs the due collectors for `ids` with one account's client, in as few requests
+    /// as possible: one round for everything that needs no uuid or whose uuid is known
+    /// (the steady state: every due collector shares the same requests), and a second
+    /// round only for the usage statistics of organizations whose uuid the first round
+    /// told.
     async fn collect(
         &self,
         ac: &AccountClient,
@@ -834,85 +861,116 @@ impl Refresher {
                 }
             }
         }
-        let all: Vec<Target> = ids
-            .iter()
-            .map(|id| Target {
+        let targets = |ids: &mut dyn Iterator<Item = &String>, metas: &HashMap<String, OrgMeta>| {
+            ids.map(|id| Target {
                 id: id.clone(),
-                uuid: None,
+                uuid: metas.get(id).and_then(|m| m.uuid.clone()),
             })
-            .collect();
+            .collect::<Vec<Target>>()
+        };
+        let all = targets(&mut ids.iter(), &metas);
+        let (known, unknown): (Vec<Target>, Vec<Target>) =
+            all.iter().cloned().partition(|t| t.uuid.is_some());
 
-        // Collectors that tell identity without needing it go first (subscription
-        // limits); the others wait for the uuids.
+        // Collectors that need no uuid (subscription limits, which tells it, and token
+        // attribution), and the others wherever the uuid is known.
         let (first, then): (Vec<&dyn Collector>, Vec<&dyn Collector>) =
             due.iter().partition(|c| !c.needs_uuid());
+        let mut asks: Vec<Ask> = first
+            .iter()
+            .map(|c| Ask::collector(*c, all.clone()))
+            .collect();
+        let told = first.iter().any(|c| c.tells_identity());
+        if !then.is_empty() && !unknown.is_empty() && !told {
+            asks.push(Ask {
+                asker: Asker::Identity,
+                orgs: unknown.clone(),
+            });
+        }
+        if !known.is_empty() {
+            asks.extend(then.iter().map(|c| Ask::collector(*c, known.clone())));
+        }
         let mut identity_errors: HashMap<String, String> = HashMap::new();
-        let firsts = join_all(first.iter().map(|c| self.run_collector(ac, *c, &all))).await;
-        for (collector, (decoded, retry_after)) in first.iter().zip(firsts) {
-            outcome.retry_after = outcome.retry_after.max(retry_after);
-            for d in decoded {
-                if let Some(meta) = d.meta {
-                    metas.insert(d.org_id.clone(), meta);
-                } else if let (true, Err(error)) = (collector.tells_identity(), &d.result) {
-                    // Its `organization(id:)` failed: asking again for identity alone
-                    // would fail the same way. (A failing token selection says nothing
-                    // about identity, so it does not count here.)
-                    identity_errors.insert(d.org_id.clone(), error.clone());
+        let (decoded, retry_after) = self.ask(ac, &asks).await;
+        outcome.retry_after = outcome.retry_after.max(retry_after);
+        for (asker, decoded) in decoded {
+            match asker {
+                Asker::Identity => {
+                    for d in decoded {
+                        match (d.meta, d.result) {
+                            (Some(meta), _) => {
+                                metas.insert(d.org_id, meta);
+                            }
+                            (None, Err(error)) => {
+                                identity_errors.insert(d.org_id, error);
+                            }
+                            (None, Ok(_)) => {}
+                        }
+                    }
                 }
-                outcome.outcomes.push(Outcome {
-                    org_id: d.org_id,
-                    collector: collector.name(),
-                    stale_after: collector.schedule().stale_after,
-                    result: d.result,
-                });
+                Asker::Collector(collector) => {
+                    for d in decoded {
+                        if let Some(meta) = d.meta {
+                            metas.insert(d.org_id.clone(), meta);
+                        } else if let (true, Err(error)) = (collector.tells_identity(), &d.result) {
+                            // Its `organization(id:)` failed: asking again for identity
+                            // alone would fail the same way. (A failing token selection
+                            // says nothing about identity, so it does not count here.)
+                            identity_errors.insert(d.org_id.clone(), error.clone());
+                        }
+                        outcome.outcomes.push(Outcome {
+                            org_id: d.org_id,
+                            collector: collector.name(),
+                            stale_after: collector.schedule().stale_after,
+                            result: d.result,
+                        });
+                    }
+                }
             }
         }
 
         if !then.is_empty() {
-            // Identity only for organizations whose uuid is still unknown, and not for
-            // those whose `organization(id:)` just failed: it would fail the same way.
-            let unknown: Vec<&str> = ids
-                .iter()
-                .filter(|id| metas.get(*id).and_then(|m| m.uuid.as_ref()).is_none())
-                .filter(|id| !identity_errors.contains_key(*id))
-                .map(String::as_str)
+            // The usage statistics of organizations whose uuid the first round told.
+            let learned: Vec<Target> = targets(&mut unknown.iter().map(|t| &t.id), &metas)
+                .into_iter()
+                .filter(|t| t.uuid.is_some())
                 .collect();
-            if !unknown.is_empty() {
-                let (found, errors, retry_after) = self.identify(ac, &unknown).await;
+            if !learned.is_empty() {
+                let asks: Vec<Ask> = then
+                    .iter()
+                    .map(|c| Ask::collector(*c, learned.clone()))
+                    .collect();
+                let (decoded, retry_after) = self.ask(ac, &asks).await;
                 outcome.retry_after = outcome.retry_after.max(retry_after);
-                metas.extend(found.into_iter().map(|m| (m.id.clone(), m)));
-                identity_errors.extend(errors);
-            }
-            let with_uuid: Vec<Target> = ids
-                .iter()
-                .filter_map(|id| {
-                    let uuid = metas.get(id)?.uuid.clone()?;
-                    Some(Target {
-                        id: id.clone(),
-                        uuid: Some(uuid),
-                    })
-                })
-                .collect();
-            let runs = join_all(then.iter().map(|c| self.run_collector(ac, *c, &with_uuid))).await;
-            for (collector, (decoded, retry_after)) in then.iter().zip(runs) {
-                outcome.retry_after = outcome.retry_after.max(retry_after);
-                let mut missing: HashSet<&String> = ids.iter().collect();
-                for d in decoded {
-                    missing.remove(&d.org_id);
-                    outcome.outcomes.push(Outcome {
-                        org_id: d.org_id,
-                        collector: collector.name(),
-                        stale_after: collector.schedule().stale_after,
-                        result: d.result,
-                    });
+                for (asker, decoded) in decoded {
+                    let Asker::Collector(collector) = asker else {
+                        continue;
+                    };
+                    outcome
+                        .outcomes
+                        .extend(decoded.into_iter().map(|d| Outcome {
+                            org_id: d.org_id,
+                            collector: collector.name(),
+                            stale_after: collector.schedule().stale_after,
+                            result: d.result,
+                        }));
                 }
-                // No uuid, so it could not be asked.
-                outcome.outcomes.extend(missing.into_iter().map(|id| {
-                    let why = identity_errors
-                        .get(id)
-                        .map(String::as_str)
-                        .unwrap_or("not returned");
-                    failed(id, *collector, format!("organization uuid unknown: {why}"))
+            }
+            // No uuid, so they could not be asked.
+            for t in unknown
+                .iter()
+                .filter(|t| !learned.iter().any(|l| l.id == t.id))
+            {
+                let why = identity_errors
+                    .get(&t.id)
+                    .map(String::as_str)
+                    .unwrap_or("not returned");
+                outcome.outcomes.extend(then.iter().map(|collector| {
+                    failed(
+                        &t.id,
+                        *collector,
+                        format!("organization uuid unknown: {why}"),
+                    )
                 }));
             }
         }
@@ -928,64 +986,24 @@ impl Refresher {
         outcome
     }
 
-    /// One collector over `orgs`: its root fields, batched, then decoded.
-    async fn run_collector(
+    /// Asks every ask's root fields in one planned fetch (the client shares requests
+    /// between them), and decodes each ask's answers.
+    async fn ask<'a>(
         &self,
         ac: &AccountClient,
-        collector: &dyn Collector,
-        orgs: &[Target],
-    ) -> (Vec<crate::collectors::Decoded>, Option<Duration>) {
-        if orgs.is_empty() {
+        asks: &[Ask<'a>],
+    ) -> (Vec<(Asker<'a>, Vec<Decoded>)>, Option<Duration>) {
+        if asks.is_empty() {
             return (Vec::new(), None);
         }
-        let fields = collector.fields(orgs);
-        let fetched = ac
-            .client
-            .fetch(
-                collector.name(),
-                collector.operation(),
-                &fields,
-                self.config.max_orgs_per_request,
-                &self.permits,
-            )
-            .await;
-        (
-            collector.decode(orgs, &fetched.answers),
-            fetched.retry_after,
-        )
-    }
-
-    /// Identity (uuid, name, plan) of organizations nothing has told yet.
-    async fn identify(
-        &self,
-        ac: &AccountClient,
-        ids: &[&str],
-    ) -> (Vec<OrgMeta>, HashMap<String, String>, Option<Duration>) {
-        let fields: Vec<RootField> = ids
+        let parts: Vec<Part> = asks.iter().map(Ask::part).collect();
+        let fetched = ac.client.fetch(&parts, &self.permits).await;
+        let decoded = asks
             .iter()
-            .map(|id| RootField::new(*id, IDENTITY).var("id", "ID!", serde_json::json!(id)))
+            .zip(&fetched.answers)
+            .map(|(ask, answers)| (ask.asker, ask.decode(answers)))
             .collect();
-        let fetched = ac
-            .client
-            .fetch(
-                step::IDENTITY,
-                operation::ORGANIZATION_INFO,
-                &fields,
-                self.config.max_orgs_per_request,
-                &self.permits,
-            )
-            .await;
-        let mut found = Vec::new();
-        let mut errors = HashMap::new();
-        for id in ids {
-            match crate::collectors::answer::<Organization>(&fetched.answers, id) {
-                Ok(org) => found.push(org.meta()),
-                Err(error) => {
-                    errors.insert((*id).to_owned(), error);
-                }
-            }
-        }
-        (found, errors, fetched.retry_after)
+        (decoded, fetched.retry_after)
     }
 
     async fn discover(&self, client: &PipefyClient) -> Result<Vec<OrgMeta>, ApiError> {
@@ -1027,6 +1045,72 @@ impl Refresher {
             .filter(|org| shard.owns(&org.id))
             .map(Organization::meta)
             .collect())
+    }
+}
+
+/// Who asks Pipefy something in a refresh: a collector, or the identity step (uuid,
+/// name and plan of organizations nothing has told yet).
+#[derive(Clone, Copy)]
+enum Asker<'a> {
+    Collector(&'a dyn Collector),
+    Identity,
+}
+
+/// One asker's question about some organizations.
+struct Ask<'a> {
+    asker: Asker<'a>,
+    orgs: Vec<Target>,
+}
+
+impl<'a> Ask<'a> {
+    fn collector(collector: &'a dyn Collector, orgs: Vec<Target>) -> Self {
+        Ask {
+            asker: Asker::Collector(collector),
+            orgs,
+        }
+    }
+
+    fn part(&self) -> Part {
+        match self.asker {
+            Asker::Collector(c) => Part {
+                operation: c.operation(),
+                label: c.name(),
+                assumed: c.assumed(),
+                fields: c.fields(&self.orgs),
+            },
+            Asker::Identity => Part {
+                operation: operation::ORGANIZATION_INFO,
+                label: step::IDENTITY,
+                assumed: false,
+                fields: self
+                    .orgs
+                    .iter()
+                    .map(|o| {
+                        RootField::new(&o.id, IDENTITY).var("id", "ID!", serde_json::json!(o.id))
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    /// One outcome per organization; identity's carry the meta when it was told.
+    fn decode(&self, answers: &Answers) -> Vec<Decoded> {
+        match self.asker {
+            Asker::Collector(c) => c.decode(&self.orgs, answers),
+            Asker::Identity => self
+                .orgs
+                .iter()
+                .map(
+                    |o| match crate::collectors::answer::<Organization>(answers, &o.id) {
+                        Ok(org) => Decoded {
+                            meta: Some(org.meta()),
+                            ..Decoded::new(&o.id, Ok(()))
+                        },
+                        Err(error) => Decoded::new::<()>(&o.id, Err(error)),
+                    },
+                )
+                .collect(),
+        }
     }
 }
 

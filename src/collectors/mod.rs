@@ -146,6 +146,12 @@ pub(crate) trait Collector: Send + Sync + Debug + AsAny {
     fn needs_uuid(&self) -> bool {
         true
     }
+    /// Whether its query rests on a name or type Pipefy does not document (see
+    /// "Assumptions" in the README). Such a query shares no request with the other
+    /// collectors until Pipefy has accepted it: a wrong name fails a whole request.
+    fn assumed(&self) -> bool {
+        false
+    }
     /// The root fields to ask for these organizations (all with a uuid when
     /// [`Collector::needs_uuid`]).
     fn fields(&self, orgs: &[Target]) -> Vec<RootField>;

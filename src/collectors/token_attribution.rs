@@ -73,10 +73,21 @@ pub(crate) fn build(
             format!("must contain only fields, aliases and braces, not {bad:?}"),
         ));
     }
+    let field = format!("organization(id: $id) {{ id {selection} }}");
+    let depth = crate::pipefy::complexity::estimate(&field, 1).depth;
+    if depth > crate::pipefy::complexity::MAX_DEPTH {
+        return Err((
+            "selection".into(),
+            format!(
+                "nests {depth} levels deep with organization(id:) around it; Pipefy refuses queries deeper than {}",
+                crate::pipefy::complexity::MAX_DEPTH
+            ),
+        ));
+    }
     Ok(Some(TokenAttribution {
         meta,
         deadline: raw.deadline,
-        field: format!("organization(id: $id) {{ id {selection} }}"),
+        field,
     }))
 }
 
@@ -157,6 +168,10 @@ impl Collector for TokenAttribution {
     }
     fn needs_uuid(&self) -> bool {
         false
+    }
+    /// Pipefy documents no field listing tokens: the selection is a guess.
+    fn assumed(&self) -> bool {
+        true
     }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
@@ -273,6 +288,7 @@ mod tests {
             "personalAccessTokens { id",
             "personalAccessTokens { id } # a comment would hide the rest of the request",
             "personalAccessTokens(first: $n) { id }",
+            "a { b { c { d { e { f { g { h { i { j { k { l { m { n { o } } } } } } } } } } } } } }",
         ] {
             let raw = Raw {
                 selection: Some(bad.into()),

@@ -1,7 +1,8 @@
 //! Response shapes and the pure functions that turn a batched GraphQL response into
 //! one result per organization.
 //!
-//! A GraphQL error with a `path` fails only the alias it names; an error without a
+//! A GraphQL error with a `path` fails only the alias it names (for an alias several
+//! collectors share, only those that selected the field below it); an error without a
 //! path (validation, auth) fails the whole batch.
 
 use serde::{Deserialize, Deserializer};
@@ -23,14 +24,20 @@ pub(crate) struct GraphQlError {
     pub message: String,
     #[serde(default)]
     pub path: Option<Vec<Value>>,
+    /// `code` says what kind of error it is (Pipefy's error table).
+    #[serde(default)]
+    pub extensions: Option<Value>,
 }
 
-/// Splits a response into one outcome per alias. `Ok(None)` is an alias whose value
-/// is `null` without an error.
-pub(crate) fn split<T: for<'de> Deserialize<'de>>(
-    response: &GraphQlResponse,
-    aliases: &[(String, String)],
-) -> Vec<(String, Result<Option<T>, String>)> {
+/// One alias's answer for a reader that selected `names` at the top of the alias (when
+/// several collectors share one alias): an error at the alias itself, or below it
+/// through one of `names`, is this reader's; an error below it through another name is
+/// not. With `names` `None`, every error at or below the alias counts.
+pub(crate) fn alias_outcome<'r>(
+    response: &'r GraphQlResponse,
+    alias: &str,
+    names: Option<&[String]>,
+) -> Result<Option<&'r Value>, String> {
     // Errors with no path concern the whole request.
     let global: Vec<&str> = response
         .errors
@@ -38,33 +45,29 @@ pub(crate) fn split<T: for<'de> Deserialize<'de>>(
         .filter(|e| e.path.as_ref().is_none_or(|p| p.is_empty()))
         .map(|e| e.message.as_str())
         .collect();
-    aliases
-        .iter()
-        .map(|(alias, key)| {
-            let alias_error = response.errors.iter().find(|e| {
-                e.path
-                    .as_ref()
-                    .and_then(|p| p.first())
-                    .and_then(Value::as_str)
-                    == Some(alias.as_str())
-            });
-            let outcome = if let Some(error) = alias_error {
-                Err(truncate(&error.message))
-            } else {
-                match response.data.as_ref().and_then(|d| d.get(alias)) {
-                    // Null next to an error without a path: the error explains the null.
-                    Some(Value::Null) if !global.is_empty() => Err(truncate(&global.join("; "))),
-                    Some(Value::Null) => Ok(None),
-                    Some(value) => T::deserialize(value)
-                        .map(Some)
-                        .map_err(|e| format!("unexpected response shape: {e}")),
-                    None if !global.is_empty() => Err(truncate(&global.join("; "))),
-                    None => Err("missing from the response".to_owned()),
-                }
-            };
-            (key.clone(), outcome)
-        })
-        .collect()
+    let alias_error = response.errors.iter().find(|e| {
+        let Some(path) = e.path.as_ref() else {
+            return false;
+        };
+        if path.first().and_then(Value::as_str) != Some(alias) {
+            return false;
+        }
+        match (names, path.get(1).and_then(Value::as_str)) {
+            (Some(names), Some(below)) => names.iter().any(|n| n == below),
+            _ => true,
+        }
+    });
+    if let Some(error) = alias_error {
+        return Err(truncate(&error.message));
+    }
+    match response.data.as_ref().and_then(|d| d.get(alias)) {
+        // Null next to an error without a path: the error explains the null.
+        Some(Value::Null) if !global.is_empty() => Err(truncate(&global.join("; "))),
+        Some(Value::Null) => Ok(None),
+        Some(value) => Ok(Some(value)),
+        None if !global.is_empty() => Err(truncate(&global.join("; "))),
+        None => Err("missing from the response".to_owned()),
+    }
 }
 
 /// Upstream messages go into logs and the landing page: keep them bounded.
@@ -137,6 +140,41 @@ mod tests {
 
     fn response(value: Value) -> GraphQlResponse {
         serde_json::from_value(value).unwrap()
+    }
+
+    /// Each alias's outcome decoded as `T`, as the client files them.
+    fn split<T: for<'de> Deserialize<'de>>(
+        response: &GraphQlResponse,
+        aliases: &[(String, String)],
+    ) -> Vec<(String, Result<Option<T>, String>)> {
+        aliases
+            .iter()
+            .map(|(alias, key)| {
+                let outcome = alias_outcome(response, alias, None)
+                    .and_then(|v| v.map(decode::<T>).transpose());
+                (key.clone(), outcome)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_error_below_a_shared_alias_fails_only_the_readers_of_that_field() {
+        let r = response(json!({
+            "data": {"o0": {"id": "2", "uuid": "u2", "personalAccessTokens": null}},
+            "errors": [{"message": "Not allowed", "path": ["o0", "personalAccessTokens"]}]
+        }));
+        let limits = ["id".to_owned(), "uuid".to_owned()];
+        let tokens = ["id".to_owned(), "personalAccessTokens".to_owned()];
+        assert_eq!(
+            alias_outcome(&r, "o0", Some(&limits)).unwrap().unwrap()["uuid"],
+            "u2"
+        );
+        assert_eq!(
+            alias_outcome(&r, "o0", Some(&tokens)).unwrap_err(),
+            "Not allowed"
+        );
+        // Not shared: any error under the alias is the alias's.
+        assert_eq!(alias_outcome(&r, "o0", None).unwrap_err(), "Not allowed");
     }
 
     fn aliases() -> Vec<(String, String)> {

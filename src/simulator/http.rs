@@ -128,6 +128,27 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
         return (StatusCode::OK, Json(json!({ "errors": errors }))).into_response();
     }
 
+    if let Some(doc) = &doc {
+        let (limit, page_size) = sim.complexity_limit();
+        let complexity =
+            sim.inner
+                .shapes
+                .complexity(doc, given, body.variables.as_ref(), page_size);
+        let refused = limit.is_some_and(|max| complexity > max);
+        sim.record_complexity(complexity, refused);
+        if let (true, Some(max)) = (refused, limit) {
+            // As Pipefy describes a complexity failure: 200, no `path`, no `data`.
+            let message = format!(
+                "Query has complexity of {complexity}, which exceeds max complexity of {max}"
+            );
+            return (
+                StatusCode::OK,
+                Json(json!({"errors": [{"message": message}]})),
+            )
+                .into_response();
+        }
+    }
+
     let mut request = async_graphql::Request::new(body.query).data(sim.clone());
     if let Some(name) = given {
         request = request.operation_name(name);

@@ -31,6 +31,7 @@
 //! `usage.rs` the Usage Stats types, `window.rs` periods and date windows, `http.rs` the
 //! routes.
 
+mod complexity;
 mod data;
 mod http;
 mod schema;
@@ -107,7 +108,18 @@ pub struct SimStats {
     /// Raw query texts of the last 1000 requests that reached the GraphQL engine,
     /// oldest first.
     pub recent_queries: Vec<String>,
+    /// Requests refused as too complex (answered 200, so billed by Pipefy).
+    pub too_complex: u64,
+    /// The highest complexity of a request answered (not refused).
+    pub max_complexity_answered: u64,
 }
+
+/// Pipefy's documented complexity limit, which the simulator enforces unless told
+/// otherwise ([`Simulator::set_complexity_limit`]).
+pub const MAX_COMPLEXITY: u64 = 50_000;
+/// What a list without `first:` counts for in the simulator's complexity (Pipefy's
+/// documentation gives no number; 50 is the exporter's default assumption too).
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
 
 /// An injected HTTP failure for `/graphql`.
 #[derive(Clone, Copy, Debug)]
@@ -158,10 +170,15 @@ struct State {
     ticks: u64,
     /// Who may call; changes when a test rotates a credential.
     auth: SimAuth,
+    /// Requests above this complexity are refused; `None`: no limit.
+    complexity_limit: Option<u64>,
+    page_size: u64,
 }
 
 struct Inner {
     schema: schema::SimSchema,
+    /// Which fields of the schema are lists, for the complexity.
+    shapes: complexity::Shapes,
     /// Seeds issued tokens, so tokens differ between simulators and runs.
     hasher: std::collections::hash_map::RandomState,
     state: Mutex<State>,
@@ -182,9 +199,11 @@ enum Admission {
 
 impl Simulator {
     pub fn new(data: SimData, auth: SimAuth) -> Self {
+        let schema = schema::build_schema();
         Simulator {
             inner: Arc::new(Inner {
-                schema: schema::build_schema(),
+                shapes: complexity::Shapes::from_sdl(&schema.sdl()),
+                schema,
                 hasher: std::collections::hash_map::RandomState::new(),
                 state: Mutex::new(State {
                     data,
@@ -199,6 +218,8 @@ impl Simulator {
                     latency: Duration::ZERO,
                     ticks: 0,
                     auth,
+                    complexity_limit: Some(MAX_COMPLEXITY),
+                    page_size: DEFAULT_PAGE_SIZE,
                 }),
             }),
         }
@@ -297,6 +318,32 @@ impl Simulator {
             retry_after,
             body: None,
         });
+    }
+
+    /// Requests whose complexity (counted as Pipefy describes it, lists without
+    /// `first:` as `page_size` items) exceeds `limit` are refused as Pipefy refuses them:
+    /// HTTP 200, one error without `path`, no `data`. `None` lifts the limit. The
+    /// default is Pipefy's 50,000 with pages of 50.
+    pub fn set_complexity_limit(&self, limit: Option<u64>, page_size: u64) {
+        let mut st = self.lock();
+        st.complexity_limit = limit;
+        st.page_size = page_size;
+    }
+
+    /// The complexity limit and page size in force.
+    fn complexity_limit(&self) -> (Option<u64>, u64) {
+        let st = self.lock();
+        (st.complexity_limit, st.page_size)
+    }
+
+    /// Records the complexity of a request: refused (over the limit) or answered.
+    fn record_complexity(&self, complexity: u64, refused: bool) {
+        let mut st = self.lock();
+        if refused {
+            st.stats.too_complex += 1;
+        } else {
+            st.stats.max_complexity_answered = st.stats.max_complexity_answered.max(complexity);
+        }
     }
 
     /// Delay added to every `/graphql` request that passed the checks above.

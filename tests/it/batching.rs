@@ -1,7 +1,16 @@
 //! What monitoring costs in API calls: batching, variables, discovery, and scrapes
 //! that never reach Pipefy.
 
-use pipefy_exporter::simulator::{demo_data, SimData};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use pipefy_exporter::config::Config;
+use pipefy_exporter::refresh::{RefreshOutcome, Refresher};
+use pipefy_exporter::self_metrics::SelfMetrics;
+use pipefy_exporter::simulator::{demo_data, SimAuth, SimData, SimServer, SimStats, Simulator};
+use pipefy_exporter::snapshot::{merge, Snapshot};
+use tokio::sync::watch;
 
 use crate::helpers::{pat_config, pat_config_with, TestApp};
 
@@ -11,7 +20,7 @@ fn ids(n: usize) -> String {
 }
 
 #[tokio::test]
-async fn one_hundred_twenty_organizations_with_every_collector_cost_fourteen_requests() {
+async fn one_hundred_twenty_organizations_with_every_collector_cost_four_requests() {
     let config = pat_config(&format!(
         "refresh_interval: 1h\norganizations: {}\n",
         ids(120)
@@ -23,17 +32,20 @@ async fn one_hundred_twenty_organizations_with_every_collector_cost_fourteen_req
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
 
-    // 50 root fields a request: one per organization, or one per 25 organizations
-    // for the combined usage-statistics forms.
+    // Requests are filled up to Pipefy's complexity limit of 50,000 (lists counted 50
+    // times), whatever their collector. The first refresh has two rounds, as the
+    // uuids come from the subscription limits; the collectors whose query rests on an
+    // undocumented name (token attribution, and integrations' `ID!`) go alone until
+    // Pipefy has accepted them once.
     let expected = [
-        ("PipefySubscriptionLimits", 3), // 120 organization(id:)
-        ("PipefyAiCredits", 1),          // 5 aiCreditUsageStatsCombined
-        ("PipefyApiUsage", 3),           // 5 apiUsageStatsCombined + 120 apiUsageStats(token)
-        ("PipefyAutomationJobs", 1),     // 5 automationsUsageDetailsCombined
-        ("PipefyIntegrations", 3),       // 120 integrationsUsageStats
-        ("PipefyTokenAttribution", 3),   // 120 organization(id:)
+        ("PipefySubscriptionLimits", 1), // 120 organization(id:) × 157
+        ("PipefyTokenAttribution", 1),   // 120 organization(id:) × 203
+        // 5 aiCreditUsageStatsCombined × 553, 5 apiUsageStatsCombined × 203,
+        // 120 apiUsageStats(token) × 103, 5 automationsUsageDetailsCombined × 153.
+        ("PipefyRefresh", 1),
+        ("PipefyIntegrations", 1), // 120 integrationsUsageStats × 5
     ];
-    assert_eq!(stats.graphql_requests, 14);
+    assert_eq!(stats.graphql_requests, 4);
     for (operation, requests) in expected {
         assert_eq!(
             stats.operations.get(operation),
@@ -75,7 +87,7 @@ async fn one_hundred_twenty_organizations_with_every_collector_cost_fourteen_req
         720
     );
     // Ids travel as variables, never in the query text.
-    assert_eq!(stats.recent_queries.len(), 14);
+    assert_eq!(stats.recent_queries.len(), 4);
     for query in &stats.recent_queries {
         for id in 1000..1120 {
             assert!(
@@ -99,15 +111,15 @@ async fn batch_size_and_concurrency_are_configurable() {
         .await;
     app.cycles(1).await;
     let stats = app.sim.stats();
+    // At most 10 root fields a request, though they would fit the complexity budget.
     assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&3));
-    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&1));
-    assert_eq!(
-        stats.operations.get("PipefyApiUsage"),
-        Some(&3),
-        "1 + 25 fields"
-    );
-    assert_eq!(stats.operations.get("PipefyIntegrations"), Some(&3));
     assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&3));
+    // AI credits 1, API usage 1 + 25, automation jobs 1: 28 fields, the costliest
+    // first, so that the last two requests hold API usage's fields only.
+    assert_eq!(stats.operations.get("PipefyRefresh"), Some(&1));
+    assert_eq!(stats.operations.get("PipefyApiUsage"), Some(&2));
+    assert_eq!(stats.operations.get("PipefyIntegrations"), Some(&3));
+    assert_eq!(stats.graphql_requests, 12);
     app.shutdown().await;
 }
 
@@ -140,9 +152,10 @@ async fn organizations_are_discovered_when_not_listed() {
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefyOrganizations"), Some(&1));
     assert_eq!(
-        stats.graphql_requests, 7,
-        "discovery + one batch per collector"
+        stats.graphql_requests, 4,
+        "discovery, then one request for every collector that is not alone for now (token attribution, integrations)"
     );
+    assert_eq!(stats.operations.get("PipefyRefresh"), Some(&1));
     assert_eq!(
         m.value(
             "pipefy_subscription_limit",
@@ -198,7 +211,7 @@ async fn one_hundred_scrapes_cause_zero_upstream_requests() {
     }
     let after = app.sim.stats();
     assert_eq!(after.graphql_requests, before.graphql_requests);
-    assert_eq!(after.graphql_requests, 6, "one per collector");
+    assert_eq!(after.graphql_requests, 4, "the first refresh's four");
     assert_eq!(after.token_requests, 0);
     app.shutdown().await;
 }
@@ -212,11 +225,10 @@ async fn an_organization_two_accounts_see_is_fetched_once() {
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefyOrganizations"), Some(&2));
-    assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&1));
-    assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&1));
+    assert_eq!(stats.operations.get("PipefyRefresh"), Some(&1));
     assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&1));
-    assert_eq!(stats.operations.get("PipefyApiUsage"), Some(&1));
-    assert_eq!(stats.graphql_requests, 8);
+    assert_eq!(stats.operations.get("PipefyIntegrations"), Some(&1));
+    assert_eq!(stats.graphql_requests, 5);
     assert_eq!(m.find("pipefy_organization_info", &[]).len(), 3);
     assert_eq!(
         m.value(
@@ -224,6 +236,253 @@ async fn an_organization_two_accounts_see_is_fetched_once() {
             &[("organization_id", "300"), ("resource", "users")]
         ),
         180.0
+    );
+    app.shutdown().await;
+}
+
+/// The requests the simulator saw between two reads of its stats, by operation.
+fn delta(before: &SimStats, after: &SimStats) -> Vec<(String, u64)> {
+    after
+        .operations
+        .iter()
+        .map(|(op, n)| {
+            (
+                op.clone(),
+                n - before.operations.get(op).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The refresher alone against a simulator on loopback, driven refresh by refresh (no
+/// schedule, so that what each refresh sends is counted exactly), for `n` generated
+/// organizations and the `collectors:` section given.
+struct Driven {
+    sim: Simulator,
+    _server: SimServer,
+    refresher: Refresher,
+    snapshot: Snapshot,
+}
+
+impl Driven {
+    async fn new(data: SimData, organizations: &str, rest: &str) -> Driven {
+        let sim = Simulator::new(
+            data,
+            SimAuth {
+                open: true,
+                ..SimAuth::default()
+            },
+        );
+        let server = sim
+            .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+            .await
+            .unwrap();
+        let yaml = format!(
+            "pipefy:\n  endpoint: {}\norganizations: {organizations}\n{rest}",
+            server.graphql_url()
+        );
+        let config = Config::from_yaml(&yaml, "test.yml".as_ref(), &|name| {
+            (name == "PIPEFY_TOKEN").then(|| "test".to_string())
+        })
+        .unwrap();
+        let (tx, _rx) = watch::channel(Arc::new(Snapshot::default()));
+        let refresher =
+            Refresher::new(Arc::new(config), Arc::new(SelfMetrics::default()), tx).unwrap();
+        Driven {
+            sim,
+            _server: server,
+            refresher,
+            snapshot: Snapshot::default(),
+        }
+    }
+
+    /// One refresh of `collectors` (every one when empty); the requests it sent.
+    async fn refresh(&mut self, collectors: &[&str]) -> (SimStats, RefreshOutcome) {
+        let before = self.sim.stats();
+        let outcome = if collectors.is_empty() {
+            self.refresher.refresh_all(&self.snapshot).await
+        } else {
+            self.refresher
+                .refresh_only(&self.snapshot, collectors)
+                .await
+        };
+        self.snapshot = merge(
+            &self.snapshot,
+            outcome.orgs.clone(),
+            outcome.outcomes.clone(),
+            SystemTime::now(),
+        );
+        let after = self.sim.stats();
+        let mut sent = after.clone();
+        sent.operations = delta(&before, &after).into_iter().collect();
+        sent.graphql_requests = after.graphql_requests - before.graphql_requests;
+        sent.too_complex = after.too_complex - before.too_complex;
+        sent.recent_queries = after.recent_queries[before.recent_queries.len()..].to_vec();
+        (sent, outcome)
+    }
+}
+
+fn ops(list: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    list.iter().map(|(op, n)| (op.to_string(), *n)).collect()
+}
+
+fn all_ok(outcome: &RefreshOutcome) -> bool {
+    outcome.outcomes.iter().all(|o| o.result.is_ok())
+}
+
+#[tokio::test]
+async fn from_the_second_refresh_every_collector_shares_the_same_requests() {
+    let mut d = Driven::new(SimData::generated(120), &ids(120), "").await;
+    let (first, outcome) = d.refresh(&[]).await;
+    assert_eq!(first.graphql_requests, 4);
+    assert!(all_ok(&outcome));
+    let (second, outcome) = d.refresh(&[]).await;
+    // 120 × 358 (limits and tokens in one alias per organization) + 5 × 553 + 5 × 203
+    // + 120 × 103 + 5 × 153 + 120 × 5 = 60,465: two requests of at most 50,000, no
+    // identity request (the uuids are known).
+    assert_eq!(second.operations, ops(&[("PipefyRefresh", 2)]));
+    assert_eq!(second.too_complex, 0);
+    assert!(second.max_complexity_answered <= 50_000);
+    assert_eq!(outcome.outcomes.len(), 720);
+    assert!(all_ok(&outcome));
+}
+
+#[tokio::test]
+async fn limits_and_tokens_share_an_alias_when_both_are_due_and_not_otherwise() {
+    let mut d = Driven::new(demo_data(), "[2]", LIMITS_AND_TOKENS).await;
+    // Token attribution goes alone until Pipefy accepted its (assumed) selection.
+    let (first, _) = d.refresh(&[]).await;
+    assert_eq!(
+        first.operations,
+        ops(&[
+            ("PipefySubscriptionLimits", 1),
+            ("PipefyTokenAttribution", 1)
+        ])
+    );
+    let (only_limits, outcome) = d.refresh(&["subscription_limits"]).await;
+    assert_eq!(
+        only_limits.operations,
+        ops(&[("PipefySubscriptionLimits", 1)])
+    );
+    assert!(!only_limits.recent_queries[0].contains("personalAccessTokens"));
+    assert!(all_ok(&outcome));
+    let (only_tokens, _) = d.refresh(&["token_attribution"]).await;
+    assert_eq!(
+        only_tokens.operations,
+        ops(&[("PipefyTokenAttribution", 1)])
+    );
+    assert!(!only_tokens.recent_queries[0].contains("activeSubscription"));
+    let (both, outcome) = d.refresh(&[]).await;
+    assert_eq!(both.operations, ops(&[("PipefyRefresh", 1)]));
+    assert_eq!(
+        both.recent_queries,
+        vec!["query PipefyRefresh($a0_id: ID!) { a0: organization(id: $a0_id) { id uuid name planName activeSubscription { limits { resource limit used } } personalAccessTokens { id name billingOrganization { id } } } }"]
+    );
+    // Both collectors decoded the shared answer.
+    assert_eq!(outcome.outcomes.len(), 2);
+    assert!(all_ok(&outcome));
+}
+
+#[tokio::test]
+async fn usage_statistics_share_requests_when_due_together_and_not_otherwise() {
+    let mut d = Driven::new(SimData::generated(30), &ids(30), "").await;
+    d.refresh(&[]).await;
+    let (together, _) = d.refresh(&["ai_credits", "automation_jobs"]).await;
+    assert_eq!(together.operations, ops(&[("PipefyRefresh", 1)]));
+    assert_eq!(
+        together.recent_queries[0].matches("Combined(").count(),
+        4,
+        "2 × 25-uuid chunks of each"
+    );
+    let (alone, _) = d.refresh(&["automation_jobs"]).await;
+    assert_eq!(alone.operations, ops(&[("PipefyAutomationJobs", 1)]));
+    assert!(!alone.recent_queries[0].contains("aiCredit"));
+}
+
+const LIMITS_AND_TOKENS: &str = "collectors:\n  ai_credits: false\n  api_usage: false\n  automation_jobs: false\n  integrations: false\n";
+const LIMITS_ONLY: &str = "collectors:\n  ai_credits: false\n  api_usage: false\n  automation_jobs: false\n  integrations: false\n  token_attribution: false\n";
+
+#[tokio::test]
+async fn a_request_rejected_as_too_complex_is_halved_until_it_passes_and_remembered() {
+    // Pipefy counts more than the exporter estimates (here: a limit of 4,000 where the
+    // exporter plans for 50,000). 120 organizations' limits (157 each, 18,840) are
+    // rejected, then 2 × 60 (9,420) and 4 × 30 (4,710), and 8 × 15 (2,355) pass.
+    let mut d = Driven::new(SimData::generated(120), &ids(120), LIMITS_ONLY).await;
+    d.sim.set_complexity_limit(Some(4_000), 50);
+    let (first, outcome) = d.refresh(&[]).await;
+    assert_eq!(first.graphql_requests, 1 + 2 + 4 + 8);
+    assert_eq!(first.too_complex, 1 + 2 + 4);
+    assert_eq!(first.max_complexity_answered, 15 * 157);
+    assert_eq!(outcome.outcomes.len(), 120);
+    assert!(all_ok(&outcome));
+    // The next refresh starts at the size that worked: 8 requests, no rejection.
+    let (second, outcome) = d.refresh(&[]).await;
+    assert_eq!(second.graphql_requests, 8);
+    assert_eq!(second.too_complex, 0);
+    assert!(all_ok(&outcome));
+}
+
+#[tokio::test]
+async fn rejections_are_billed_answers_and_counted_so() {
+    let config = pat_config(&format!(
+        "refresh_interval: 1h\norganizations: {}\n{LIMITS_ONLY}",
+        ids(120)
+    ));
+    let app = TestApp::builder(SimData::generated(120))
+        .prepare(|sim| sim.set_complexity_limit(Some(10_000), 50))
+        .config(&config)
+        .spawn()
+        .await;
+    let m = app.cycles(1).await;
+    let stats = app.sim.stats();
+    // 18,840 rejected, 2 × 9,420 answered.
+    assert_eq!(stats.graphql_requests, 3);
+    assert_eq!(stats.too_complex, 1);
+    assert_eq!(
+        m.value(
+            "pipefy_exporter_api_requests_total",
+            &[("operation", "PipefySubscriptionLimits"), ("status", "200")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        m.find("pipefy_up", &[])
+            .iter()
+            .filter(|s| s.value == 1.0)
+            .count(),
+        120
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_single_organization_still_too_complex_fails_alone_after_the_halving() {
+    // Below one organization's 157: 4 → 2 + 2 → 1 + 1 + 1 + 1, all rejected.
+    let config = pat_config(&format!(
+        "refresh_interval: 1h\norganizations: {}\n{LIMITS_ONLY}",
+        ids(4)
+    ));
+    let app = TestApp::builder(SimData::generated(4))
+        .prepare(|sim| sim.set_complexity_limit(Some(100), 50))
+        .config(&config)
+        .spawn()
+        .await;
+    let m = app.cycles(1).await;
+    let stats = app.sim.stats();
+    assert_eq!(stats.graphql_requests, 7);
+    assert_eq!(stats.too_complex, 7);
+    assert_eq!(
+        m.find("pipefy_up", &[])
+            .iter()
+            .filter(|s| s.value == 0.0)
+            .count(),
+        4
+    );
+    let page = app.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("Query has complexity of 157, which exceeds max complexity of 100"),
+        "{page}"
     );
     app.shutdown().await;
 }

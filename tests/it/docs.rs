@@ -38,7 +38,7 @@ fn the_readme_configuration_reference_is_valid() {
         config.accounts[0].organizations,
         Some(vec!["2".to_string(), "300".to_string()])
     );
-    assert_eq!(config.max_orgs_per_request, 50);
+    assert_eq!(config.max_orgs_per_request, 500);
     assert_eq!(config.token_attribution_deadline(), Some(1_799_107_200));
     let intervals: Vec<(&str, u64)> = config
         .schedules()

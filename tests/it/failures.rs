@@ -73,9 +73,11 @@ async fn a_denied_organization_fails_alone() {
         m.sum_of("pipefy_exporter_refreshes_total", &[("result", "partial")]),
         6.0
     );
-    // Still one request per collector: the denial travels as a per-alias error, and no
-    // identity request is spent on an organization that was just denied.
-    assert_eq!(app.sim.stats().graphql_requests, 6);
+    // Four requests, as without a denial (limits; token attribution alone until Pipefy
+    // accepted its assumed selection; then the usage statistics together, and
+    // integrations alone for the same reason): the denial travels as a per-alias error,
+    // and no identity request is spent on an organization that was just denied.
+    assert_eq!(app.sim.stats().graphql_requests, 4);
     let page = app.get("/").await.text().await.unwrap();
     assert!(
         page.contains("Permission denied\">failing<small>never updated</small></td>"),
@@ -118,10 +120,11 @@ async fn last_good_values_are_kept_until_stale_after_then_dropped() {
         failing.value("pipefy_last_success_timestamp_seconds", &up),
         last_success
     );
+    // After the first refresh every collector shares one request.
     assert!(
         failing.value(
             "pipefy_exporter_api_requests_total",
-            &[("operation", "PipefySubscriptionLimits"), ("status", "503")]
+            &[("operation", "PipefyRefresh"), ("status", "503")]
         ) >= 1.0
     );
     assert!(failing.sum_of("pipefy_exporter_refreshes_total", &[("result", "failure")]) >= 1.0);
@@ -140,8 +143,12 @@ async fn last_good_values_are_kept_until_stale_after_then_dropped() {
         last_success
     );
     let page = app.get("/").await.text().await.unwrap();
+    // The reason is the last answer, or, once three refreshes in a row failed, the
+    // open circuit that stops asking.
+    let failing_cell = "<td class=\"status failing\" data-label=\"status\" title=\"";
     assert!(
-        page.contains("<td class=\"status failing\" data-label=\"status\" title=\"HTTP 503")
+        (page.contains(&format!("{failing_cell}HTTP 503"))
+            || page.contains(&format!("{failing_cell}not asked: circuit open")))
             && page.contains("\">failing<small>updated "),
         "{page}"
     );
@@ -199,9 +206,10 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
     })
     .await;
     let cycles = m.refreshes();
+    // After the first refresh every collector shares one request.
     let throttled = m.value(
         "pipefy_exporter_api_requests_total",
-        &[("operation", "PipefySubscriptionLimits"), ("status", "429")],
+        &[("operation", "PipefyRefresh"), ("status", "429")],
     );
     assert_eq!(throttled, 1.0);
     assert_eq!(

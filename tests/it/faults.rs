@@ -3,8 +3,10 @@
 //! until `stale_after`, the requests Pipefy sees stay inside the budget each test states,
 //! and the next good refresh recovers.
 //!
-//! The setting: one organization (2), six collectors, one request each per refresh
-//! (subscription limits tell the uuid, so no identity request), every 300 ms. Waits are
+//! The setting: one organization (2), six collectors, every 300 ms, one root field per
+//! request (`max_orgs_per_request: 1`), so that a fault hits one request of several:
+//! six requests per refresh once the uuid is known and the assumed selections were
+//! accepted (from the second refresh on). Waits are
 //! short through the config (`retry_delay: 10ms`, `backoff_base: 1s`), and nothing is
 //! asserted about how long anything took: budgets are counted at the simulator, and
 //! each state is reached by polling.
@@ -29,8 +31,10 @@ const COLLECTORS: [&str; 6] = [
     "integrations",
     "token_attribution",
 ];
-/// Requests of one refresh: one per collector.
-const PER_REFRESH: u64 = COLLECTORS.len() as u64;
+/// Requests of one refresh: the organization's shared `organization(id:)` (subscription
+/// limits and token attribution), AI credits, API usage (total, and by token),
+/// automation jobs, integrations.
+const PER_REFRESH: u64 = 6;
 /// `pipefy.max_tries` below.
 const TRIES: u64 = 3;
 /// Failed refreshes in a row before the circuit opens (`backoff::CIRCUIT_THRESHOLD`).
@@ -38,8 +42,7 @@ const THRESHOLD: u64 = 3;
 const ACCOUNT: [(&str, &str); 1] = [("account", "default")];
 const PIPES: [(&str, &str); 2] = [("organization_id", "2"), ("resource", "pipes")];
 
-const PIPEFY_KEYS: &str =
-    "  max_tries: 3\n  retry_delay: 10ms\n  backoff_base: 1s\n  backoff_max: 1h\n";
+const PIPEFY_KEYS: &str = "  max_tries: 3\n  retry_delay: 10ms\n  backoff_base: 1s\n  backoff_max: 1h\n  max_orgs_per_request: 1\n";
 const TOP: &str = "refresh_interval: 300ms\nstale_after: 1h\norganizations: [2]\n";
 
 fn config(more_pipefy_keys: &str) -> String {
@@ -196,7 +199,7 @@ async fn a_long_retry_after_holds_back_every_request_of_the_account() {
     // Budget: the 429 costs one request; no other request is sent before Retry-After
     // (30 s, cut to backoff_max: 2 s) has passed, neither later in the same refresh nor
     // in the next refreshes. One request at a time, so that the 429 comes first.
-    let keys = "  max_tries: 3\n  retry_delay: 10ms\n  backoff_base: 1s\n  backoff_max: 2s\n  timeout: 1s\n  max_concurrent_requests: 1\n";
+    let keys = "  max_tries: 3\n  retry_delay: 10ms\n  backoff_base: 1s\n  backoff_max: 2s\n  timeout: 1s\n  max_concurrent_requests: 1\n  max_orgs_per_request: 1\n";
     let app = TestApp::builder(demo_data())
         .config(&pat_config_with(keys, TOP))
         .spawn()
@@ -217,8 +220,13 @@ async fn a_long_retry_after_holds_back_every_request_of_the_account() {
     // Throttling is not an outage, nor a refused credential.
     assert_eq!(backoff(&m), 0.0);
     assert_eq!(circuit(&m), 0.0);
+    // The page shows the first collector's error (ai_credits): its request, the
+    // costliest, went first and got the 429; the others were not sent (counted above).
     let page = app.get("/").await.text().await.unwrap();
-    assert!(page.contains("not sent: Pipefy asked to wait"), "{page}");
+    assert!(
+        page.contains("rate limited (HTTP 429), retry after 30s"),
+        "{page}"
+    );
     assert_recovers(&app).await;
     app.shutdown().await;
 }
@@ -393,8 +401,9 @@ async fn until_scraped(
 #[tokio::test]
 async fn a_401_backs_the_account_off_then_it_recovers() {
     // A personal access token cannot be renewed: a 401 backs off at once. Budget: in a
-    // refused refresh only the batches already in flight are sent (the first two
-    // collectors run together), none of the rest; none while backing off.
+    // refused refresh only the requests already in flight are sent (at most
+    // max_concurrent_requests, 4, of the refresh's 6), none of the rest; none while
+    // backing off.
     let app = TestApp::builder(demo_data())
         .config(&config(""))
         .spawn()
@@ -403,7 +412,7 @@ async fn a_401_backs_the_account_off_then_it_recovers() {
     app.sim.fail_all(Some((401, None)));
     let m = wait_for(&app, "the backoff", |m| backoff(m) == 1.0).await;
     let first = app.sim.stats().graphql_requests - before;
-    assert!((1..=2).contains(&first), "{first} requests");
+    assert!((1..=4).contains(&first), "{first} requests");
     assert!(all_down(&m));
     assert_values_kept(&m);
     assert_eq!(circuit(&m), 0.0, "a refused credential is no outage");
@@ -411,7 +420,7 @@ async fn a_401_backs_the_account_off_then_it_recovers() {
     // Refused again after the wait: the wait doubles.
     let m = wait_for(&app, "a longer backoff", |m| backoff(m) == 2.0).await;
     let second = app.sim.stats().graphql_requests - before - first;
-    assert!((1..=2).contains(&second), "{second} requests");
+    assert!((1..=4).contains(&second), "{second} requests");
     assert_values_kept(&m);
 
     app.sim.fail_all(None);
@@ -423,7 +432,7 @@ async fn a_401_backs_the_account_off_then_it_recovers() {
 async fn a_403_renews_the_access_token_once_then_backs_off() {
     // A service account: a 403 is tried once more with a new access token, then the
     // account backs off. Budget per refused refresh: two tries (old and new token) for
-    // each batch in flight (at most two), one token request.
+    // each request in flight (at most max_concurrent_requests, 4), one token request.
     let service_account = format!(
         "pipefy:\n  endpoint: {{endpoint}}\n{PIPEFY_KEYS}  auth:\n    service_account:\n      client_id: {CLIENT_ID}\n      client_secret_file: {{secret_file}}\n      token_endpoint: {{token_endpoint}}\n{TOP}"
     );
@@ -437,7 +446,7 @@ async fn a_403_renews_the_access_token_once_then_backs_off() {
     let m = wait_for(&app, "the backoff", |m| backoff(m) == 1.0).await;
     let stats = app.sim.stats();
     let sent = stats.graphql_requests - before;
-    assert!((2..=4).contains(&sent), "{sent} requests");
+    assert!((2..=8).contains(&sent), "{sent} requests");
     assert_eq!(stats.token_requests - tokens, 1, "one new access token");
     assert!(all_down(&m));
     assert_values_kept(&m);

@@ -1,0 +1,118 @@
+//! Paid Pipefy requests per day, counted at the simulator (which enforces Pipefy's
+//! complexity limit of 50,000): `cargo bench --bench requests` prints the BENCHMARKS.md
+//! table. Under `cargo test --all-targets` (no `--bench` argument) it runs 10
+//! organizations only, as a smoke test.
+//!
+//! Per size: one cold refresh of every collector (listed organizations, no uuid known,
+//! nothing accepted yet), then one steady hour at the default intervals, refresh by
+//! refresh (limits every 5 minutes; AI credits, API usage and automation jobs every 15;
+//! integrations and tokens every hour: 12 refreshes), each counted at the simulator. The
+//! schedule repeats every hour, so a day is 24 such hours. The naive design (one request
+//! per organization per collector per scrape, every 60 s) is computed: 6 × N × 1,440.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use pipefy_exporter::config::Config;
+use pipefy_exporter::refresh::Refresher;
+use pipefy_exporter::self_metrics::SelfMetrics;
+use pipefy_exporter::simulator::{SimAuth, SimData, Simulator};
+use pipefy_exporter::snapshot::{merge, Snapshot};
+use tokio::sync::watch;
+
+const EVERY_5M: &[&str] = &["subscription_limits"];
+const EVERY_15M: &[&str] = &[
+    "subscription_limits",
+    "ai_credits",
+    "api_usage",
+    "automation_jobs",
+];
+const EVERY_HOUR: &[&str] = &[
+    "subscription_limits",
+    "ai_credits",
+    "api_usage",
+    "automation_jobs",
+    "integrations",
+    "token_attribution",
+];
+
+/// Which collectors are due at minute `5 × i` of an hour, at the default intervals.
+fn due(i: usize) -> &'static [&'static str] {
+    match i {
+        0 => EVERY_HOUR,
+        3 | 6 | 9 => EVERY_15M,
+        _ => EVERY_5M,
+    }
+}
+
+async fn count(n: usize) {
+    let sim = Simulator::new(
+        SimData::generated(n),
+        SimAuth {
+            open: true,
+            ..SimAuth::default()
+        },
+    );
+    let _server = sim
+        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .unwrap();
+    let ids: Vec<String> = (1000..1000 + n).map(|i| format!("\"{i}\"")).collect();
+    let yaml = format!(
+        "pipefy:\n  endpoint: {}\norganizations: [{}]\n",
+        _server.graphql_url(),
+        ids.join(",")
+    );
+    let config = Config::from_yaml(&yaml, "bench.yml".as_ref(), &|name| {
+        (name == "PIPEFY_TOKEN").then(|| "bench".to_string())
+    })
+    .unwrap();
+    let (tx, _rx) = watch::channel(Arc::new(Snapshot::default()));
+    let refresher = Refresher::new(Arc::new(config), Arc::new(SelfMetrics::default()), tx).unwrap();
+
+    let started = Instant::now();
+    let mut snapshot = Snapshot::default();
+    let outcome = refresher.refresh_all(&snapshot).await;
+    assert!(outcome.outcomes.iter().all(|o| o.result.is_ok()));
+    snapshot = merge(&snapshot, outcome.orgs, outcome.outcomes, SystemTime::now());
+    let cold = sim.stats().graphql_requests;
+    let mut per_refresh = Vec::new();
+    for i in 0..12 {
+        let before = sim.stats().graphql_requests;
+        let outcome = refresher.refresh_only(&snapshot, due(i)).await;
+        assert!(outcome.outcomes.iter().all(|o| o.result.is_ok()));
+        snapshot = merge(&snapshot, outcome.orgs, outcome.outcomes, SystemTime::now());
+        per_refresh.push(sim.stats().graphql_requests - before);
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.too_complex, 0, "the simulator refused a request");
+    let hour: u64 = per_refresh.iter().sum();
+    let day = 24 * hour;
+    let naive = 6 * n as u64 * 1440;
+    println!(
+        "| {n} | {cold} | {} | {} | {} | {hour} | {day} | {naive} | {:.0}× | {:.1} s |",
+        per_refresh[1],
+        per_refresh[3],
+        per_refresh[0],
+        naive as f64 / day as f64,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let sizes: &[usize] = if bench {
+        &[10, 100, 1_000, 10_000]
+    } else {
+        &[10]
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| organizations | cold refresh (all) | limits only | limits + usage | all six | steady hour | day | naive day | fewer | wall |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &n in sizes {
+        runtime.block_on(count(n));
+    }
+}
