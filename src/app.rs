@@ -1,15 +1,16 @@
 //! The wiring of one exporter process: the refresh loop and the HTTP server, sharing
-//! the latest snapshot through a watch channel, stopped together.
+//! the latest snapshot and its rendered exposition through a watch channel, stopped
+//! together.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::exposition::ExpositionInfo;
+use crate::exposition::{keep_fresh, ExpositionInfo, Published};
 use crate::http::{app, AppState};
 use crate::refresh::Refresher;
 use crate::self_metrics::SelfMetrics;
@@ -82,8 +83,13 @@ pub async fn serve_with(
         &names,
         &crate::refresh::operations(&config),
     ));
-    let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
-    let refresher = Refresher::new(config.clone(), metrics.clone(), publish)?;
+    let nothing_yet = Published::new(
+        Arc::new(Snapshot::default()),
+        Arc::new(ExpositionInfo::new(&config)),
+        SystemTime::now(),
+    );
+    let (publish, published) = watch::channel(Arc::new(nothing_yet));
+    let refresher = Refresher::new(config.clone(), metrics.clone(), publish.clone())?;
 
     // One shutdown signal, two listeners: the loop and the server.
     let (stop, stopped) = watch::channel(false);
@@ -95,11 +101,11 @@ pub async fn serve_with(
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
     let refresh = tokio::spawn(refresher.run(wait(stopped.clone())));
+    tokio::spawn(keep_fresh(publish, wait(stopped.clone())));
 
     let state = AppState {
-        snapshot,
+        published,
         metrics,
-        info: Arc::new(ExpositionInfo::new(&config)),
         telemetry_path,
     };
     let router = crate::web::protect(app(state), &web);

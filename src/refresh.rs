@@ -23,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::collectors::{Collector, Target};
 use crate::config::{Account, Config, Credential};
+use crate::exposition::{ExpositionInfo, Published};
 use crate::pipefy::backoff::{self, Admission, Change, Health, Policy};
 use crate::pipefy::model::{self, Organization};
 use crate::pipefy::query::{self, RootField};
@@ -74,12 +75,13 @@ struct AccountClient {
     health: Mutex<Health>,
 }
 
-/// Owns the clients and the schedule; publishes snapshots through a watch channel.
+/// Owns the clients and the schedule; publishes snapshots, with their exposition
+/// rendered, through a watch channel.
 pub struct Refresher {
     config: Arc<Config>,
     accounts: Vec<AccountClient>,
     metrics: Arc<SelfMetrics>,
-    publish: watch::Sender<Arc<Snapshot>>,
+    publish: watch::Sender<Arc<Published>>,
     /// Shared by all accounts: `max_concurrent_requests` is a process-wide budget.
     permits: Semaphore,
 }
@@ -137,7 +139,7 @@ impl Refresher {
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<SelfMetrics>,
-        publish: watch::Sender<Arc<Snapshot>>,
+        publish: watch::Sender<Arc<Published>>,
     ) -> anyhow::Result<Self> {
         let accounts = config
             .accounts
@@ -178,7 +180,7 @@ impl Refresher {
     /// Pipefy asked us to back off.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut previous = self.publish.borrow().clone();
+        let mut previous = self.publish.borrow().snapshot.clone();
         let collectors = &self.config.collectors;
         let mut next_due = vec![Instant::now(); collectors.len()];
         loop {
@@ -195,7 +197,7 @@ impl Refresher {
                     () = &mut shutdown => return,
                 };
                 let elapsed = started.elapsed();
-                self.report(&due, &outcome, elapsed);
+                let results = self.report(&due, &outcome, elapsed);
                 // A Retry-After beyond backoff_max is cut to it, as the client does.
                 let retry_after = outcome.retry_after.map(|r| r.min(self.config.backoff_max));
                 let snapshot = Arc::new(merge(
@@ -204,8 +206,16 @@ impl Refresher {
                     outcome.outcomes,
                     SystemTime::now(),
                 ));
-                self.publish.send_replace(snapshot.clone());
+                tokio::select! {
+                    () = self.publish(snapshot.clone()) => {}
+                    () = &mut shutdown => return,
+                }
                 previous = snapshot;
+                // Counted once its values are served: a client that saw the refresh
+                // counter move finds them in the same scrape.
+                for (collector, result) in results {
+                    self.metrics.observe_refresh(collector, elapsed, result);
+                }
 
                 let now = Instant::now();
                 for (collector, due) in collectors.iter().zip(&mut next_due) {
@@ -241,11 +251,25 @@ impl Refresher {
         }
     }
 
-    /// Counts each due collector's refresh in the self-metrics and logs failures once
+    /// Renders `snapshot` with the configuration's collectors and publishes both.
+    async fn publish(&self, snapshot: Arc<Snapshot>) {
+        let info = Arc::new(ExpositionInfo::new(&self.config));
+        if let Some(published) = Published::render(snapshot, info).await {
+            self.publish.send_replace(Arc::new(published));
+        }
+    }
+
+    /// How each due collector's refresh went, for the self-metrics; logs failures once
     /// per collector, not once per organization. An account that could not even find
     /// its organizations counts as a failure of every collector, so that a first
     /// discovery that fails is not reported as a success of nothing.
-    fn report(&self, due: &[&dyn Collector], outcome: &RefreshOutcome, elapsed: Duration) {
+    fn report(
+        &self,
+        due: &[&dyn Collector],
+        outcome: &RefreshOutcome,
+        elapsed: Duration,
+    ) -> Vec<(&'static str, RefreshResult)> {
+        let mut results = Vec::with_capacity(due.len());
         let accounts: HashMap<&str, &str> = outcome
             .orgs
             .iter()
@@ -260,7 +284,7 @@ impl Refresher {
                 .partition(|o| o.result.is_ok());
             let result =
                 RefreshResult::from_tally(ok.len(), failed.len() + outcome.failed_accounts);
-            self.metrics.observe_refresh(name, elapsed, result);
+            results.push((name, result));
             // Organizations of an account that is backing off were not asked: that was
             // logged once, when the backoff began, not again at every refresh.
             let asked: Vec<&&Outcome> = failed
@@ -289,6 +313,7 @@ impl Refresher {
                 );
             }
         }
+        results
     }
 
     /// One refresh of every collector at once (what the first refresh does), for

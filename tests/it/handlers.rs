@@ -9,7 +9,7 @@ use axum::body::{to_bytes, Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use pipefy_exporter::config::Config;
-use pipefy_exporter::exposition::ExpositionInfo;
+use pipefy_exporter::exposition::{ExpositionInfo, Published};
 use pipefy_exporter::http::{app, AppState};
 use pipefy_exporter::refresh::Refresher;
 use pipefy_exporter::self_metrics::SelfMetrics;
@@ -30,7 +30,9 @@ async fn one_refresh(data: SimData) -> (Arc<Config>, Snapshot) {
     let server = spawn_simulator(&sim).await;
     let dir = tempfile::tempdir().unwrap();
     let config = Arc::new(load_config(&pat_config(ORGS), &server, dir.path()));
-    let (publish, _) = watch::channel(Arc::new(Snapshot::default()));
+    let info = Arc::new(ExpositionInfo::new(&config));
+    let nothing = Published::new(Arc::default(), info, SystemTime::now());
+    let (publish, _) = watch::channel(Arc::new(nothing));
     let refresher = Refresher::new(config.clone(), Arc::default(), publish).unwrap();
     let previous = Snapshot::default();
     let outcome = refresher.refresh_all(&previous).await;
@@ -38,30 +40,40 @@ async fn one_refresh(data: SimData) -> (Arc<Config>, Snapshot) {
     (config, snapshot)
 }
 
+/// Publishes snapshots to a router, rendered as the refresh loop renders them.
+struct Publisher {
+    sender: watch::Sender<Arc<Published>>,
+    info: Arc<ExpositionInfo>,
+}
+
+impl Publisher {
+    fn send(&self, snapshot: Snapshot) {
+        let published = Published::new(Arc::new(snapshot), self.info.clone(), SystemTime::now());
+        self.sender.send_replace(Arc::new(published));
+    }
+}
+
 /// The router `serve_with` builds for `config`, serving `snapshot` under `/metrics`;
-/// the sender publishes later snapshots, as the refresh loop does.
-fn router(config: &Config, snapshot: Snapshot) -> (Router, watch::Sender<Arc<Snapshot>>) {
+/// the publisher publishes later snapshots, as the refresh loop does.
+fn router(config: &Config, snapshot: Snapshot) -> (Router, Publisher) {
     router_at(config, snapshot, "/metrics")
 }
 
-fn router_at(
-    config: &Config,
-    snapshot: Snapshot,
-    telemetry_path: &str,
-) -> (Router, watch::Sender<Arc<Snapshot>>) {
-    let (publish, snapshot) = watch::channel(Arc::new(snapshot));
+fn router_at(config: &Config, snapshot: Snapshot, telemetry_path: &str) -> (Router, Publisher) {
+    let info = Arc::new({
+        let mut info = ExpositionInfo::new(config);
+        info.version = "1.2.3-test";
+        info.revision = "abc123";
+        info
+    });
+    let published = Published::new(Arc::new(snapshot), info.clone(), SystemTime::now());
+    let (sender, published) = watch::channel(Arc::new(published));
     let state = AppState {
-        snapshot,
+        published,
         metrics: Arc::new(SelfMetrics::default()),
-        info: Arc::new({
-            let mut info = ExpositionInfo::new(config);
-            info.version = "1.2.3-test";
-            info.revision = "abc123";
-            info
-        }),
         telemetry_path: telemetry_path.to_owned(),
     };
-    (app(state), publish)
+    (app(state), Publisher { sender, info })
 }
 
 /// A GET of `path` with `headers`, through the router; returns status, headers, body.
@@ -116,7 +128,7 @@ async fn ready_is_503_until_the_first_refresh_is_published_then_200() {
         "Not ready: the first refresh from Pipefy has not finished\n"
     );
 
-    publish.send_replace(Arc::new(refreshed));
+    publish.send(refreshed);
     let (status, _, body) = get(&router, "/-/ready").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(text(&body), "Ready\n");
