@@ -78,7 +78,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 
 /// A body of a few chunks sent as they are (the shared one is not copied), with its
 /// length known, so that the answer has a `Content-Length`.
-struct Chunks(std::array::IntoIter<Bytes, 2>);
+struct Chunks(std::array::IntoIter<Bytes, 3>);
 
 impl hyper::body::Body for Chunks {
     type Data = Bytes;

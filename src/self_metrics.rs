@@ -61,6 +61,8 @@ pub struct SelfMetrics {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Moves on every change, so that a scrape can reuse the last rendering until then.
+    generation: u64,
     /// Per collector: duration histogram and counts by result.
     refreshes: BTreeMap<&'static str, (Histogram, [u64; 3])>,
     api_requests: BTreeMap<(&'static str, String), u64>,
@@ -94,13 +96,25 @@ impl SelfMetrics {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The lock, for a change: every write goes through here.
+    fn change(&self) -> std::sync::MutexGuard<'_, Inner> {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner
+    }
+
+    /// A number that changes whenever anything [`SelfMetrics::encode`] writes does.
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
     pub(crate) fn observe_refresh(
         &self,
         collector: &'static str,
         duration: Duration,
         result: RefreshResult,
     ) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         let (histogram, counts) = inner
             .refreshes
             .entry(collector)
@@ -121,7 +135,7 @@ impl SelfMetrics {
         status: &str,
         duration: Duration,
     ) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         *inner
             .api_requests
             .entry((operation, status.to_owned()))
@@ -136,7 +150,7 @@ impl SelfMetrics {
     /// Shows an account's backoff: the wait in force after its last failure (zero when
     /// none) and whether its circuit breaker is open (half-open included).
     pub(crate) fn set_account_health(&self, account: &str, wait: Duration, circuit_open: bool) {
-        self.lock()
+        self.change()
             .accounts
             .insert(account.to_owned(), (wait, circuit_open));
     }

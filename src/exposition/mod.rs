@@ -2,13 +2,15 @@
 //! families of every collector (each collector's `encode`), the families that belong to
 //! none (`families`), the exporter's own metrics and the process metrics.
 //!
-//! Rendering reads a published [`Snapshot`] and never calls Pipefy. The body has two
-//! parts. [`render_snapshot`] is everything that follows from the snapshot: it grows
-//! with the organizations, and is rendered once when a snapshot is published
-//! ([`Published`], plain and gzip). [`render_live`] is what only the scrape time can
-//! tell (a deadline countdown, the exporter's own counters while a refresh runs, the
-//! process metrics): a few kilobytes whatever the number of organizations, rendered on
-//! every scrape and appended. No family is split between the two parts.
+//! Rendering reads a published [`Snapshot`] and never calls Pipefy. The body has three
+//! parts, none of which splits a family:
+//! - [`render_snapshot`], everything that follows from the snapshot: it grows with the
+//!   organizations, and is rendered once when a snapshot is published ([`Published`],
+//!   plain and gzip);
+//! - the exporter's own metrics ([`SelfMetrics`]), a few kilobytes whatever the number
+//!   of organizations, rendered again when they change (during refreshes);
+//! - [`render_scrape_time`], what only the scrape time can tell (a deadline countdown,
+//!   the process metrics), a few hundred bytes rendered on every scrape.
 
 mod encoder;
 mod families;
@@ -52,8 +54,7 @@ impl ExpositionInfo {
     }
 }
 
-/// Renders the whole `/metrics` body at `now`, as one scrape serves it: the snapshot's
-/// part, then the live part.
+/// Renders the whole `/metrics` body at `now`, as one scrape serves it.
 pub fn render(
     snapshot: &Snapshot,
     self_metrics: &SelfMetrics,
@@ -61,7 +62,8 @@ pub fn render(
     now: SystemTime,
 ) -> String {
     let mut out = render_snapshot(snapshot, info, now);
-    out.push_str(&render_live(info, self_metrics, now));
+    self_metrics.encode(&mut Encoder::new(&mut out));
+    out.push_str(&render_scrape_time(info, now));
     out
 }
 
@@ -85,13 +87,12 @@ pub fn render_snapshot(snapshot: &Snapshot, info: &ExpositionInfo, now: SystemTi
 
 /// The part of the body that only the scrape time can tell. Its size does not depend
 /// on the number of organizations.
-pub fn render_live(info: &ExpositionInfo, self_metrics: &SelfMetrics, now: SystemTime) -> String {
-    let mut out = String::with_capacity(16 * 1024);
+pub fn render_scrape_time(info: &ExpositionInfo, now: SystemTime) -> String {
+    let mut out = String::with_capacity(2048);
     let mut enc = Encoder::new(&mut out);
     for collector in &info.collectors {
         collector.encode_live(now, &mut enc);
     }
-    self_metrics.encode(&mut enc);
     if let Some(stats) = process::read() {
         process::encode(&mut enc, &stats);
     }

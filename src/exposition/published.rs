@@ -1,17 +1,19 @@
 //! The exposition of one published snapshot, rendered once: the bytes every scrape
-//! until the next publication shares, plain and gzip, before the live part it appends.
+//! until the next publication shares, plain and gzip; then the self-metrics, rendered
+//! again only when they change; then the few scrape-time values of each scrape.
 //!
 //! gzip, without compressing the snapshot's part again on every scrape: a gzip member
 //! (RFC 1952) is a header, one deflate stream (RFC 1951) and a trailer holding the
 //! CRC-32 and the length of the whole content; a deflate stream is a sequence of blocks,
 //! and a decoder resolves back-references against what it has produced, whichever
-//! block it came from. So the snapshot's part is compressed once and ends with a sync
-//! flush (an empty stored block: byte-aligned, not final), and each scrape compresses
-//! only its live part as the blocks that follow, the last one final, then writes the
-//! trailer of the whole, its CRC-32 combined from the two parts' (what zlib's `gzjoin`
-//! and pigz do). The answer is one ordinary gzip member, which every decoder reads.
+//! block it came from. So the snapshot's part is compressed once, by its own compressor,
+//! and ends with a sync flush (an empty stored block: byte-aligned, not final); so is
+//! the self-metrics part; each scrape appends its scrape-time part as a final stored
+//! block (a few hundred bytes: not worth setting up a compressor for), then the trailer
+//! of the whole, its CRC-32 combined from the parts' (what zlib's `gzjoin` and pigz do).
+//! The answer is one ordinary gzip member, which every decoder reads.
 //!
-//! Two members (the cached one, then a small one per scrape) would be a valid gzip file
+//! Several members (the cached one, then one per scrape) would be a valid gzip file
 //! as well (RFC 1952 §2.2: "a gzip file consists of a series of members"), and
 //! Prometheus's decoder, Go's `compress/gzip.Reader`, reads all members by default
 //! (`Reader.Multistream`: "If enabled (the default) … the concatenation of a sequence of
@@ -21,14 +23,14 @@
 //! live one. One member avoids the question.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use flate2::{Compress, CompressError, Compression, Crc, FlushCompress, Status};
+use flate2::{Compress, CompressError, Compression, Crc, FlushCompress};
 use tokio::sync::watch;
 
-use super::{render_live, render_snapshot, ExpositionInfo};
+use super::{render_scrape_time, render_snapshot, Encoder, ExpositionInfo};
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 
@@ -43,27 +45,55 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 pub struct Published {
     pub snapshot: Arc<Snapshot>,
     pub info: Arc<ExpositionInfo>,
-    /// When a value in `plain` stops being fresh; it must be rendered again then.
+    /// When a value in `body` stops being fresh; it must be rendered again then.
     stale_at: Option<SystemTime>,
-    /// The snapshot's part of the body.
-    plain: Bytes,
-    /// `plain` compressed, up to a sync flush; `None` if compressing failed, which only
-    /// a bug can cause: the body is then served uncompressed.
-    gzip: Option<GzipPart>,
+    /// The snapshot's part, plain and deflated after the gzip header; no deflated part if
+    /// compressing failed, which only a bug can cause: the body is then served plain.
+    body: Part,
+    /// The self-metrics part as of a [`SelfMetrics::generation`], rendered by the first
+    /// scrape that finds it out of date.
+    self_metrics: Mutex<Option<Arc<(u64, Part)>>>,
 }
 
-/// The start of a gzip member: header and the deflate blocks of the cached part.
-struct GzipPart {
-    bytes: Bytes,
-    /// CRC-32 of the uncompressed cached part, for the trailer.
+/// A part of the body, plain and as raw deflate blocks ended by a sync flush.
+struct Part {
+    plain: Bytes,
+    deflated: Option<Bytes>,
+    /// CRC-32 of `plain`, for the trailer.
     crc: Crc,
 }
 
-/// One scrape's body: the shared bytes of the publication, then this scrape's own.
+impl Part {
+    /// `plain`, compressed at `level` after `prefix`.
+    fn new(plain: String, prefix: &[u8], level: Compression) -> Self {
+        let mut crc = Crc::new();
+        crc.update(plain.as_bytes());
+        let mut deflated = Vec::with_capacity(prefix.len() + plain.len() / 8 + 1024);
+        deflated.extend_from_slice(prefix);
+        let deflated = match deflate(plain.as_bytes(), level, &mut deflated) {
+            Ok(()) => {
+                deflated.shrink_to_fit();
+                Some(Bytes::from(deflated))
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot gzip the exposition; serving it uncompressed");
+                None
+            }
+        };
+        Part {
+            plain: Bytes::from(plain),
+            deflated,
+            crc,
+        }
+    }
+}
+
+/// One scrape's body: the shared bytes of the publication, then the self-metrics', then
+/// the scrape's own.
 #[derive(Debug)]
 pub struct ScrapeBody {
-    /// `[cached, live]`, sent as they are, one after the other.
-    pub parts: [Bytes; 2],
+    /// Sent as they are, one after the other.
+    pub parts: [Bytes; 3],
     /// Whether the parts are gzip (`Content-Encoding: gzip`).
     pub gzip: bool,
 }
@@ -75,19 +105,13 @@ impl Published {
     pub fn new(snapshot: Arc<Snapshot>, info: Arc<ExpositionInfo>, now: SystemTime) -> Self {
         let mut plain = render_snapshot(&snapshot, &info, now);
         plain.shrink_to_fit();
-        let gzip = match GzipPart::new(plain.as_bytes()) {
-            Ok(part) => Some(part),
-            Err(error) => {
-                tracing::error!(%error, "cannot gzip the exposition; serving it uncompressed");
-                None
-            }
-        };
         Published {
             stale_at: snapshot.stale_at(now),
+            // The default level, as `gzip` uses: once per publication, not per scrape.
+            body: Part::new(plain, &GZIP_HEADER, Compression::default()),
             snapshot,
             info,
-            plain: Bytes::from(plain),
-            gzip,
+            self_metrics: Mutex::new(None),
         }
     }
 
@@ -111,27 +135,42 @@ impl Published {
         self.stale_at
     }
 
-    /// The body of one scrape at `now`: the cached part (shared, not copied), then the
-    /// live part, gzip when `gzip` asks for it and it can be.
+    /// The body of one scrape at `now`: the parts rendered before (shared, not copied),
+    /// then the scrape-time values, gzip when `gzip` asks for it and it can be.
     pub fn scrape(&self, self_metrics: &SelfMetrics, now: SystemTime, gzip: bool) -> ScrapeBody {
-        let live = render_live(&self.info, self_metrics, now);
-        if let (true, Some(part)) = (gzip, &self.gzip) {
-            match part.finish(self.plain.len(), live.as_bytes()) {
-                Ok(end) => {
-                    return ScrapeBody {
-                        parts: [part.bytes.clone(), Bytes::from(end)],
-                        gzip: true,
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, "cannot gzip the exposition; serving it uncompressed");
-                }
-            }
+        let own = self.self_metrics_part(self_metrics);
+        let own = &own.1;
+        let scrape_time = render_scrape_time(&self.info, now);
+        if let (true, Some(body), Some(own_deflated)) = (gzip, &self.body.deflated, &own.deflated) {
+            let end = finish(&[&self.body, own], scrape_time.as_bytes());
+            return ScrapeBody {
+                parts: [body.clone(), own_deflated.clone(), Bytes::from(end)],
+                gzip: true,
+            };
         }
         ScrapeBody {
-            parts: [self.plain.clone(), Bytes::from(live)],
+            parts: [
+                self.body.plain.clone(),
+                own.plain.clone(),
+                Bytes::from(scrape_time),
+            ],
             gzip: false,
         }
+    }
+
+    /// The self-metrics part, rendered again if they changed since.
+    fn self_metrics_part(&self, self_metrics: &SelfMetrics) -> Arc<(u64, Part)> {
+        let lock = || self.self_metrics.lock().unwrap_or_else(|e| e.into_inner());
+        // Read before rendering: a change in between makes the next scrape render again.
+        let generation = self_metrics.generation();
+        if let Some(part) = lock().as_ref().filter(|part| part.0 == generation) {
+            return part.clone();
+        }
+        let mut plain = String::with_capacity(32 * 1024);
+        self_metrics.encode(&mut Encoder::new(&mut plain));
+        let part = Arc::new((generation, Part::new(plain, &[], Compression::fast())));
+        *lock() = Some(part.clone());
+        part
     }
 }
 
@@ -186,54 +225,10 @@ fn instant_after(at: SystemTime) -> Option<Instant> {
     Instant::now().checked_add(wait + Duration::from_millis(1))
 }
 
-impl GzipPart {
-    /// The header, then `plain` as deflate blocks that more blocks may follow. The
-    /// default level, as `gzip` uses: this runs once per publication, not per scrape.
-    fn new(plain: &[u8]) -> Result<Self, CompressError> {
-        let mut bytes = Vec::with_capacity(GZIP_HEADER.len() + plain.len() / 8 + 1024);
-        bytes.extend_from_slice(&GZIP_HEADER);
-        deflate(plain, Compression::default(), false, &mut bytes)?;
-        bytes.shrink_to_fit();
-        let mut crc = Crc::new();
-        crc.update(plain);
-        Ok(GzipPart {
-            bytes: Bytes::from(bytes),
-            crc,
-        })
-    }
-
-    /// What completes the member after the cached part of `cached_len` bytes: `live` as
-    /// the final deflate blocks, then the trailer of the whole.
-    fn finish(&self, cached_len: usize, live: &[u8]) -> Result<Vec<u8>, CompressError> {
-        let mut end = Vec::with_capacity(live.len() / 4 + 64);
-        // Fast: this runs on every scrape, for a few kilobytes.
-        deflate(live, Compression::fast(), true, &mut end)?;
-        let mut crc = Crc::new();
-        crc.combine(&self.crc);
-        let mut live_crc = Crc::new();
-        live_crc.update(live);
-        crc.combine(&live_crc);
-        end.extend_from_slice(&crc.sum().to_le_bytes());
-        // ISIZE is the length modulo 2^32 (RFC 1952 §2.3.1): the truncation is the rule.
-        end.extend_from_slice(&((cached_len + live.len()) as u32).to_le_bytes());
-        Ok(end)
-    }
-}
-
-/// Appends `input` to `out` as raw deflate blocks with a fresh compressor (so no
-/// back-reference reaches before `input`): the last of them final when `last`, else
-/// ended by a sync flush, byte-aligned, so that more blocks can follow.
-fn deflate(
-    input: &[u8],
-    level: Compression,
-    last: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), CompressError> {
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
+/// Appends `input` to `out` as raw deflate blocks from a fresh compressor (so that no
+/// back-reference reaches before `input`), ended by a sync flush: byte-aligned and not
+/// final, so that more blocks can follow.
+fn deflate(input: &[u8], level: Compression, out: &mut Vec<u8>) -> Result<(), CompressError> {
     let mut compress = Compress::new(level, false);
     loop {
         if out.capacity() - out.len() < 1024 {
@@ -241,18 +236,50 @@ fn deflate(
         }
         // `total_in` never exceeds `input.len()`, which fits in usize.
         let read = compress.total_in() as usize;
-        let status = compress.compress_vec(&input[read..], out, flush)?;
-        let consumed = compress.total_in() as usize == input.len();
-        // Finish is done at the stream's end; a sync flush once all input is in and the
-        // output had room to spare (zlib's rule: a full output means more may follow).
-        let done = if last {
-            status == Status::StreamEnd
-        } else {
-            consumed && out.len() < out.capacity()
-        };
-        if done {
+        compress.compress_vec(&input[read..], out, FlushCompress::Sync)?;
+        // Done once all input is in and the output had room to spare (zlib's rule: a
+        // full output means more may follow).
+        if compress.total_in() as usize == input.len() && out.len() < out.capacity() {
             return Ok(());
         }
+    }
+}
+
+/// What ends the gzip member after the deflated blocks of `parts`: `last` as final
+/// stored blocks, then the trailer: CRC-32 and length of the whole.
+fn finish(parts: &[&Part], last: &[u8]) -> Vec<u8> {
+    let mut end = Vec::with_capacity(last.len() + 64);
+    stored_final(last, &mut end);
+    let mut crc = Crc::new();
+    let mut len = last.len();
+    for part in parts {
+        crc.combine(&part.crc);
+        len += part.plain.len();
+    }
+    let mut last_crc = Crc::new();
+    last_crc.update(last);
+    crc.combine(&last_crc);
+    end.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE is the length modulo 2^32 (RFC 1952 §2.3.1): the truncation is the rule.
+    end.extend_from_slice(&(len as u32).to_le_bytes());
+    end
+}
+
+/// Appends `data` as stored deflate blocks (RFC 1951 §3.2.4), the last one final, after
+/// byte-aligned blocks.
+fn stored_final(data: &[u8], out: &mut Vec<u8>) {
+    let mut chunks = data.chunks(usize::from(u16::MAX)).peekable();
+    if data.is_empty() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        // BFINAL, then BTYPE 00 (stored), then padding to the byte boundary.
+        out.push(u8::from(chunks.peek().is_none()));
+        // At most u16::MAX bytes by `chunks`.
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
     }
 }
 
@@ -262,10 +289,13 @@ mod tests {
 
     use super::*;
 
-    fn gzip_of(cached: &str, live: &str) -> Vec<u8> {
-        let part = GzipPart::new(cached.as_bytes()).unwrap();
-        let mut body = part.bytes.to_vec();
-        body.extend(part.finish(cached.len(), live.as_bytes()).unwrap());
+    /// The member a scrape sends for parts `a` and `b` rendered before, and `c`.
+    fn gzip_of(a: &str, b: &str, c: &str) -> Vec<u8> {
+        let a = Part::new(a.to_owned(), &GZIP_HEADER, Compression::default());
+        let b = Part::new(b.to_owned(), &[], Compression::fast());
+        let mut body = a.deflated.as_deref().unwrap().to_vec();
+        body.extend_from_slice(b.deflated.as_deref().unwrap());
+        body.extend(finish(&[&a, &b], c.as_bytes()));
         body
     }
 
@@ -288,54 +318,62 @@ mod tests {
     }
 
     #[test]
-    fn the_cached_part_and_the_live_part_make_one_gzip_member() {
-        // Long and repetitive, so that back-references span many blocks, and a live
-        // part that repeats the cached part's text (its back-references must stay in
-        // its own blocks, which a fresh compressor guarantees).
-        let cached: String = (0..20_000)
-            .map(|i| {
-                format!(
-                    "pipefy_subscription_used{{organization_id=\"{i}\"}} {}\n",
-                    i % 7
-                )
-            })
-            .collect();
-        let live = "pipefy_subscription_used{organization_id=\"1\"} 1\nprocess_open_fds 9\n";
-        assert_eq!(gunzip(&gzip_of(&cached, live)), format!("{cached}{live}"));
-        assert_eq!(gunzip(&gzip_of(&cached, "")), cached);
-        assert_eq!(gunzip(&gzip_of("", live)), live);
-        assert_eq!(gunzip(&gzip_of("", "")), "");
+    fn parts_compressed_apart_make_one_gzip_member() {
+        // Long and repetitive, so that back-references span many blocks; the later
+        // parts repeat the first one's text (their back-references must stay within
+        // their own blocks, which a fresh compressor guarantees); a last part over the
+        // 65,535 bytes of one stored block.
+        let line = |i: usize| {
+            format!(
+                "pipefy_subscription_used{{organization_id=\"{i}\"}} {}\n",
+                i % 7
+            )
+        };
+        let a: String = (0..20_000).map(line).collect();
+        let b: String = (0..300).map(line).collect();
+        let c: String = (0..2_000).map(line).collect();
+        assert!(c.len() > usize::from(u16::MAX));
+        assert_eq!(gunzip(&gzip_of(&a, &b, &c)), format!("{a}{b}{c}"));
+        assert_eq!(gunzip(&gzip_of(&a, &b, "x")), format!("{a}{b}x"));
+        assert_eq!(gunzip(&gzip_of(&a, "", "")), a);
+        assert_eq!(gunzip(&gzip_of("", "", &c)), c);
+        assert_eq!(gunzip(&gzip_of("", "", "")), "");
     }
 
     #[test]
-    fn scrapes_share_the_cached_bytes_and_differ_in_the_live_part() {
+    fn scrapes_share_what_was_rendered_before() {
         let info = Arc::new(ExpositionInfo {
             collectors: crate::collectors::every_variant(),
             version: "1.2.3",
             revision: "abc",
         });
         let published = Published::new(Arc::default(), info.clone(), SystemTime::now());
-        let metrics = SelfMetrics::new(&["limits"], &["PipefyLimits"]);
         let now = SystemTime::now();
         for gzip in [false, true] {
+            let metrics = SelfMetrics::new(&["limits"], &["PipefyLimits"]);
             let first = published.scrape(&metrics, now, gzip);
-            metrics.observe_request("PipefyLimits", "200", std::time::Duration::from_secs(1));
             let second = published.scrape(&metrics, now, gzip);
-            assert_eq!(first.gzip, gzip);
-            // The same bytes, not an equal copy.
-            assert_eq!(first.parts[0].as_ptr(), second.parts[0].as_ptr());
-            assert_eq!(first.parts[0].len(), second.parts[0].len());
-            assert_ne!(first.parts[1], second.parts[1], "the counter moved");
+            metrics.observe_request("PipefyLimits", "200", Duration::from_secs(1));
+            let third = published.scrape(&metrics, now, gzip);
+            assert_eq!((first.gzip, second.gzip, third.gzip), (gzip, gzip, gzip));
+            let same = |a: &Bytes, b: &Bytes| a.as_ptr() == b.as_ptr() && a.len() == b.len();
+            // The same bytes, not equal copies: the snapshot's part always, the
+            // self-metrics part until they change.
+            assert!(same(&first.parts[0], &second.parts[0]));
+            assert!(same(&first.parts[0], &third.parts[0]));
+            assert!(same(&first.parts[1], &second.parts[1]));
+            assert!(!same(&first.parts[1], &third.parts[1]), "rendered again");
 
-            let mut body = second.parts.concat();
+            let mut body = third.parts.concat();
             if gzip {
                 body = gunzip(&body).into_bytes();
             }
-            let expected = super::super::render(&Snapshot::default(), &metrics, &info, now);
-            // The process metrics are read again for the expected body: compare up to them.
             let text = String::from_utf8(body).unwrap();
+            let expected = super::super::render(&Snapshot::default(), &metrics, &info, now);
+            // The expected body reads the process metrics again: compare up to them.
             let cut = |s: &str| s[..s.find("# HELP process_").unwrap_or(s.len())].to_owned();
             assert_eq!(cut(&text), cut(&expected));
+            assert!(text.contains("pipefy_exporter_api_requests_total{operation=\"PipefyLimits\",status=\"200\"} 1\n"), "{text}");
         }
     }
 }

@@ -167,11 +167,95 @@ async fn metrics_are_gzipped_when_the_client_accepts_gzip() {
         headers["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
     );
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    let text = gunzip(&body);
     let m = Metrics::parse(&text);
     assert_eq!(m.value("pipefy_subscription_limit", &VANDELEY_PIPES), 5.0);
     assert_eq!(m.value("pipefy_subscription_used", &VANDELEY_PIPES), 3.0);
+    assert_eq!(
+        headers["content-length"],
+        body.len().to_string(),
+        "the length is known"
+    );
+}
+
+/// One gzip member, decoded by a single-member decoder (which must use every byte) and
+/// by a multi-member one, to the same text.
+fn gunzip(body: &[u8]) -> String {
+    use std::io::Read;
+    let mut single = flate2::bufread::GzDecoder::new(body);
+    let mut text = String::new();
+    single.read_to_string(&mut text).unwrap();
+    assert!(
+        single.into_inner().is_empty(),
+        "bytes after the first member"
+    );
+    let mut multi = String::new();
+    flate2::read::MultiGzDecoder::new(body)
+        .read_to_string(&mut multi)
+        .unwrap();
+    assert_eq!(multi, text);
+    text
+}
+
+/// The body up to the process metrics, which are read again at every scrape.
+fn before_process_metrics(text: &str) -> &str {
+    let end = text.find("# HELP process_").unwrap_or(text.len());
+    &text[..end]
+}
+
+#[tokio::test]
+async fn the_gzip_body_is_the_plain_body() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    let (router, _publish) = router(&config, refreshed);
+    let (_, plain_headers, plain) = get(&router, "/metrics").await;
+    let (_, headers, gzip) = get_with(&router, "/metrics", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert!(
+        gzip.len() * 5 < plain.len(),
+        "{} vs {} bytes",
+        gzip.len(),
+        plain.len()
+    );
+    assert_eq!(plain_headers["content-length"], plain.len().to_string());
+    let unzipped = gunzip(&gzip);
+    assert_eq!(
+        before_process_metrics(&unzipped),
+        before_process_metrics(text(&plain))
+    );
+    // Read at each scrape, so their values differ; the same samples are there.
+    let process = |text: &str| -> Vec<String> {
+        let lines = text.lines().filter(|l| l.starts_with("process_"));
+        lines
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(process(&unzipped), process(text(&plain)));
+}
+
+#[tokio::test]
+async fn a_scrape_after_a_publication_shows_the_new_values() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    let (router, publish) = router(&config, refreshed);
+    let mut data = demo_data();
+    let vandeley = data.orgs.get_mut("2").unwrap();
+    vandeley.limits[0].used = 4;
+    let (_, later) = one_refresh(data).await;
+    for encoding in ["identity", "gzip"] {
+        let scrape = || async {
+            let (_, headers, body) =
+                get_with(&router, "/metrics", &[("accept-encoding", encoding)]).await;
+            let text = match headers.get("content-encoding") {
+                Some(_) => gunzip(&body),
+                None => text(&body).to_owned(),
+            };
+            Metrics::parse(&text).value("pipefy_subscription_used", &VANDELEY_PIPES)
+        };
+        publish.send(one_refresh(demo_data()).await.1);
+        assert_eq!(scrape().await, 3.0, "{encoding}");
+        assert_eq!(scrape().await, 3.0, "{encoding}");
+        publish.send(later.clone());
+        assert_eq!(scrape().await, 4.0, "{encoding}");
+    }
 }
 
 #[tokio::test]
