@@ -3,8 +3,10 @@
 //! `cargo bench --bench exposition` prints a table; under `cargo test --all-targets`
 //! (no `--bench` argument) it runs each case once as a smoke test.
 //!
-//! - render: `/metrics` body for N organizations from the snapshot of one refresh (what
-//!   every scrape costs: no Pipefy call is involved);
+//! - publish: the exposition of N organizations rendered from the snapshot of one
+//!   refresh, plain and gzip (what each refresh costs once, off the scrape path);
+//! - scrape: one `/metrics` body from that publication, plain and gzip (the shared bytes
+//!   plus the live part: what every scrape costs; no Pipefy call is involved);
 //! - cycle: one refresh of every collector for N organizations against the simulator on
 //!   loopback (requests made per collector and wall time; the simulator's own work is
 //!   included).
@@ -13,12 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use pipefy_exporter::config::Config;
-use pipefy_exporter::exposition::{render, ExpositionInfo};
+use pipefy_exporter::exposition::{render, ExpositionInfo, Published};
 use pipefy_exporter::refresh::Refresher;
 use pipefy_exporter::self_metrics::SelfMetrics;
 use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
 use pipefy_exporter::snapshot::{merge, Snapshot};
-use tokio::sync::watch;
 
 /// A simulator with `n` generated organizations, and an exporter configuration that
 /// lists them all with every collector on (API usage broken down by token).
@@ -54,34 +55,53 @@ async fn refresh(refresher: &Refresher, previous: &Snapshot) -> Snapshot {
 }
 
 fn refresher(config: &Config) -> Refresher {
-    let (tx, _rx) = watch::channel(Arc::new(Snapshot::default()));
-    Refresher::new(
-        Arc::new(config.clone()),
-        Arc::new(SelfMetrics::default()),
-        tx,
-    )
-    .unwrap()
+    Refresher::standalone(Arc::new(config.clone()), Arc::new(SelfMetrics::default())).unwrap()
 }
 
 async fn bench_render(n: usize, iterations: u32) {
     let (_sim, _server, config) = setup(n).await;
-    let snap = refresh(&refresher(&config), &Snapshot::default()).await;
+    let snap = Arc::new(refresh(&refresher(&config), &Snapshot::default()).await);
     let metrics = SelfMetrics::default();
-    let info = ExpositionInfo::new(&config);
-    let mut bytes = 0;
+    let info = Arc::new(ExpositionInfo::new(&config));
+    let publishes = iterations.div_ceil(20);
     let started = Instant::now();
-    for _ in 0..iterations {
-        bytes = std::hint::black_box(render(&snap, &metrics, &info, SystemTime::now())).len();
+    for _ in 0..publishes {
+        std::hint::black_box(Published::new(
+            snap.clone(),
+            info.clone(),
+            SystemTime::now(),
+        ));
     }
-    let per = started.elapsed() / iterations;
+    let publish = started.elapsed() / publishes;
+    let published = Published::new(snap.clone(), info.clone(), SystemTime::now());
+    let mut per_scrape = [Duration::ZERO; 2];
+    let mut bytes = [0; 2];
+    for (gzip, (per, bytes)) in [false, true]
+        .into_iter()
+        .zip(per_scrape.iter_mut().zip(&mut bytes))
+    {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            let body = std::hint::black_box(published.scrape(&metrics, SystemTime::now(), gzip));
+            *bytes = body.parts.iter().map(|p| p.len()).sum();
+        }
+        *per = started.elapsed() / iterations;
+    }
+    let series = render(&snap, &metrics, &info, SystemTime::now())
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
     println!(
-        "render  {n:>5} orgs  {:>9.1} µs/scrape  {:>8} bytes  {:>6} series",
-        per.as_secs_f64() * 1e6,
-        bytes,
-        render(&snap, &metrics, &info, SystemTime::now())
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .count()
+        "publish {n:>5} orgs  {:>9.1} ms/publish  {:>8} bytes  {:>8} gzip  {:>6} series",
+        publish.as_secs_f64() * 1e3,
+        bytes[0],
+        bytes[1],
+        series
+    );
+    println!(
+        "scrape  {n:>5} orgs  {:>9.1} µs plain  {:>9.1} µs gzip",
+        per_scrape[0].as_secs_f64() * 1e6,
+        per_scrape[1].as_secs_f64() * 1e6,
     );
 }
 

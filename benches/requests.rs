@@ -18,7 +18,6 @@ use pipefy_exporter::refresh::Refresher;
 use pipefy_exporter::self_metrics::SelfMetrics;
 use pipefy_exporter::simulator::{SimAuth, SimData, Simulator};
 use pipefy_exporter::snapshot::{merge, Snapshot};
-use tokio::sync::watch;
 
 const EVERY_5M: &[&str] = &["subscription_limits"];
 const EVERY_15M: &[&str] = &[
@@ -67,8 +66,8 @@ async fn count(n: usize) {
         (name == "PIPEFY_TOKEN").then(|| "bench".to_string())
     })
     .unwrap();
-    let (tx, _rx) = watch::channel(Arc::new(Snapshot::default()));
-    let refresher = Refresher::new(Arc::new(config), Arc::new(SelfMetrics::default()), tx).unwrap();
+    let refresher =
+        Refresher::standalone(Arc::new(config), Arc::new(SelfMetrics::default())).unwrap();
 
     let started = Instant::now();
     let mut snapshot = Snapshot::default();

@@ -1,6 +1,6 @@
 //! The wiring of one exporter process: the refresh loop and the HTTP server, sharing
-//! the latest snapshot through a watch channel, stopped together; and the reloader,
-//! which hands reloaded configurations to both.
+//! the latest snapshot and its rendered exposition through a watch channel, stopped
+//! together; and the reloader, which hands reloaded configurations to both.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::exposition::ExpositionInfo;
+use crate::exposition::{keep_fresh, ExpositionInfo, Published};
 use crate::http::{app, AppState, ReloadFn};
 use crate::refresh::Refresher;
 use crate::reload::{Reloader, Sources};
@@ -101,15 +101,19 @@ pub async fn serve_with(
     ));
     // The load at start counts as the first successful one, as in Prometheus.
     metrics.observe_reload(true, SystemTime::now());
-    let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
-    let (exposing, info) = watch::channel(Arc::new(ExpositionInfo::new(&config)));
+    let nothing_yet = Published::new(
+        Arc::new(Snapshot::default()),
+        Arc::new(ExpositionInfo::new(&config)),
+        SystemTime::now(),
+    );
+    let (publish, published) = watch::channel(Arc::new(nothing_yet));
     let (configs, reloaded) = watch::channel(config.clone());
     let (webs, web) = watch::channel(Arc::new(web));
     let refresher =
-        Refresher::new(config.clone(), metrics.clone(), publish)?.follow(reloaded, exposing);
+        Refresher::new(config.clone(), metrics.clone(), publish.clone())?.follow(reloaded);
     let reloader = Arc::new(Reloader::new(sources, configs, webs, metrics.clone()));
 
-    // One shutdown signal, three listeners: the loop, the server and SIGHUP.
+    // One shutdown signal for the loop, the server, the re-rendering and SIGHUP.
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -119,6 +123,7 @@ pub async fn serve_with(
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
     let refresh = tokio::spawn(refresher.run(wait(stopped.clone())));
+    tokio::spawn(keep_fresh(publish, wait(stopped.clone())));
     if reload_on_sighup {
         tokio::spawn(reload_on_hangup(reloader.clone(), wait(stopped.clone())));
     }
@@ -128,9 +133,8 @@ pub async fn serve_with(
         Arc::new(move || reloader.reload()) as ReloadFn
     });
     let state = AppState {
-        snapshot,
+        published,
         metrics,
-        info,
         telemetry_path,
         lifecycle,
     };

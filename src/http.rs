@@ -4,22 +4,24 @@
 //! Handlers only read the latest published snapshot; nothing here talks to Pipefy.
 //! [`app`] builds the router without binding a socket, so tests and `serve` share it.
 
-use std::io::Write as _;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::{Frame, SizeHint};
 use tokio::sync::watch;
 
-use crate::exposition::CONTENT_TYPE;
-use crate::exposition::{render, ExpositionInfo};
+use crate::exposition::{Published, CONTENT_TYPE};
 use crate::reload::ReloadError;
 use crate::self_metrics::SelfMetrics;
-use crate::snapshot::Snapshot;
 
 /// Reloads the configuration (see `reload`); blocking.
 pub type ReloadFn = Arc<dyn Fn() -> Result<(), ReloadError> + Send + Sync>;
@@ -27,23 +29,18 @@ pub type ReloadFn = Arc<dyn Fn() -> Result<(), ReloadError> + Send + Sync>;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// The latest snapshot with its rendered exposition, as the refresh loop publishes.
+    pub published: watch::Receiver<Arc<Published>>,
     pub metrics: Arc<SelfMetrics>,
-    /// What is exposed: changes when a reloaded configuration is applied.
-    pub info: watch::Receiver<Arc<ExpositionInfo>>,
     pub telemetry_path: String,
     /// `Some` with `--web.enable-lifecycle`: `POST /-/reload` calls it.
     pub lifecycle: Option<ReloadFn>,
 }
 
 impl AppState {
-    fn current(&self) -> Arc<Snapshot> {
+    fn current(&self) -> Arc<Published> {
         // Clone the Arc and release the watch lock at once.
-        self.snapshot.borrow().clone()
-    }
-
-    fn info(&self) -> Arc<ExpositionInfo> {
-        self.info.borrow().clone()
+        self.published.borrow().clone()
     }
 }
 
@@ -60,29 +57,51 @@ pub fn app(state: AppState) -> Router {
     router.with_state(state)
 }
 
+/// The body rendered when the snapshot was published, shared, then the few values only
+/// the scrape time can tell: nothing here grows with the number of organizations.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let snapshot = state.current();
-    let body = render(&snapshot, &state.metrics, &state.info(), SystemTime::now());
+    let published = state.current();
+    let body = published.scrape(&state.metrics, SystemTime::now(), accepts_gzip(&headers));
     // Caches must not hand a gzip body to a client that did not ask for one.
     let content_type = [
         (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
         (header::VARY, HeaderValue::from_static("accept-encoding")),
     ];
-    if accepts_gzip(&headers) {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        // Writing to a Vec cannot fail.
-        if encoder.write_all(body.as_bytes()).is_ok() {
-            if let Ok(compressed) = encoder.finish() {
-                return (
-                    content_type,
-                    [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))],
-                    compressed,
-                )
-                    .into_response();
-            }
-        }
+    let chunks = Body::new(Chunks(body.parts.into_iter()));
+    if body.gzip {
+        (
+            content_type,
+            [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))],
+            chunks,
+        )
+            .into_response()
+    } else {
+        (content_type, chunks).into_response()
     }
-    (content_type, body).into_response()
+}
+
+/// A body of a few chunks sent as they are (the shared one is not copied), with its
+/// length known, so that the answer has a `Content-Length`.
+struct Chunks(std::array::IntoIter<Bytes, 3>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.next().map(|chunk| Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_slice().is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.as_slice().iter().map(|c| c.len() as u64).sum())
+    }
 }
 
 /// True when `Accept-Encoding` accepts gzip: listed with a non-zero quality, or
@@ -116,7 +135,7 @@ async fn healthy() -> &'static str {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.current().cycles > 0 {
+    if state.current().snapshot.cycles > 0 {
         (StatusCode::OK, "Ready\n").into_response()
     } else {
         (
@@ -150,9 +169,10 @@ async fn reload(State(state): State<AppState>) -> Response {
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
+    let published = state.current();
     Html(crate::landing::page(
-        &state.current(),
-        &state.info(),
+        &published.snapshot,
+        &published.info,
         &state.telemetry_path,
         SystemTime::now(),
     ))

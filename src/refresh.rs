@@ -28,7 +28,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::collectors::{Collector, Decoded, Target};
 use crate::config::{Account, Config, Credential};
-use crate::exposition::ExpositionInfo;
+use crate::exposition::{ExpositionInfo, Published};
 use crate::pipefy::backoff::{self, Admission, Change, Health, Policy, Why};
 use crate::pipefy::batch::{Part, SHARED_OPERATION};
 use crate::pipefy::model::{self, Organization};
@@ -84,23 +84,17 @@ struct AccountClient {
     health: Mutex<Health>,
 }
 
-/// Owns the clients and the schedule; publishes snapshots through a watch channel.
+/// Owns the clients and the schedule; publishes snapshots, with their exposition
+/// rendered, through a watch channel.
 pub struct Refresher {
     config: Arc<Config>,
     accounts: Vec<AccountClient>,
     metrics: Arc<SelfMetrics>,
-    publish: watch::Sender<Arc<Snapshot>>,
+    publish: watch::Sender<Arc<Published>>,
     /// Shared by all accounts: `max_concurrent_requests` is a process-wide budget.
     permits: Semaphore,
     /// Configurations from reloads (`None`: the configuration never changes).
-    reloads: Option<Reloads>,
-}
-
-/// The refresher's side of reloads.
-struct Reloads {
-    reloads: watch::Receiver<Arc<Config>>,
-    /// What the HTTP side exposes, changed with each configuration applied.
-    exposing: watch::Sender<Arc<ExpositionInfo>>,
+    reloads: Option<watch::Receiver<Arc<Config>>>,
 }
 
 /// What one refresh produced.
@@ -266,10 +260,18 @@ fn carry_schedule(
 }
 
 impl Refresher {
+    /// A refresher whose snapshots nobody reads, for benchmarks and tests that call
+    /// [`Refresher::refresh_all`] themselves.
+    pub fn standalone(config: Arc<Config>, metrics: Arc<SelfMetrics>) -> anyhow::Result<Self> {
+        let info = Arc::new(ExpositionInfo::new(&config));
+        let nothing = Published::new(Arc::default(), info, SystemTime::now());
+        Refresher::new(config, metrics, watch::channel(Arc::new(nothing)).0)
+    }
+
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<SelfMetrics>,
-        publish: watch::Sender<Arc<Snapshot>>,
+        publish: watch::Sender<Arc<Published>>,
     ) -> anyhow::Result<Self> {
         let accounts = config
             .accounts
@@ -286,14 +288,10 @@ impl Refresher {
         })
     }
 
-    /// Applies every configuration sent on `reloads` between refreshes, announcing each
-    /// on `exposing` for the HTTP side.
-    pub(crate) fn follow(
-        mut self,
-        reloads: watch::Receiver<Arc<Config>>,
-        exposing: watch::Sender<Arc<ExpositionInfo>>,
-    ) -> Self {
-        self.reloads = Some(Reloads { reloads, exposing });
+    /// Applies every configuration sent on `reloads` between refreshes; what is
+    /// published from then on is rendered with it.
+    pub(crate) fn follow(mut self, reloads: watch::Receiver<Arc<Config>>) -> Self {
+        self.reloads = Some(reloads);
         self
     }
 
@@ -355,7 +353,7 @@ impl Refresher {
     /// refreshes.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut previous = self.publish.borrow().clone();
+        let mut previous = self.publish.borrow().snapshot.clone();
         let mut next_due = vec![Instant::now(); self.config.collectors.len()];
         loop {
             if let Some(config) = self.reloaded() {
@@ -374,13 +372,13 @@ impl Refresher {
                 match self.reconfigure(config.clone(), &previous) {
                     Ok(pruned) => {
                         next_due = carry_schedule(&old, &config.collectors, Instant::now());
-                        if let Some(reloads) = &self.reloads {
-                            reloads
-                                .exposing
-                                .send_replace(Arc::new(ExpositionInfo::new(&config)));
-                        }
                         previous = Arc::new(pruned);
-                        self.publish.send_replace(previous.clone());
+                        // Removed organizations and collectors leave /metrics now,
+                        // rendered with the new configuration.
+                        tokio::select! {
+                            () = self.publish(previous.clone()) => {}
+                            () = &mut shutdown => return,
+                        }
                         let accounts = with_newcomers(&config, &before, &previous);
                         if !accounts.is_empty() && !config.collectors.is_empty() {
                             let all: Vec<&dyn Collector> =
@@ -450,7 +448,7 @@ impl Refresher {
             let reloaded = async {
                 match self.reloads.as_mut() {
                     Some(reloads) => {
-                        if reloads.reloads.changed().await.is_err() {
+                        if reloads.changed().await.is_err() {
                             // The reloader is gone (shutdown): nothing more will come.
                             std::future::pending::<()>().await;
                         }
@@ -466,9 +464,10 @@ impl Refresher {
         }
     }
 
-    /// One refresh of the `due` collectors in `scope`: fetched, counted, merged and
-    /// published. Returns the new snapshot and the `Retry-After` to honour, if Pipefy
-    /// throttled (cut to `backoff_max`, as the client does).
+    /// One refresh of the `due` collectors in `scope`: fetched, merged, published, then
+    /// counted (once its values are served: a client that saw the refresh counter move
+    /// finds them in the same scrape). Returns the new snapshot and the `Retry-After` to
+    /// honour, if Pipefy throttled (cut to `backoff_max`, as the client does).
     async fn cycle(
         &self,
         previous: &Snapshot,
@@ -477,7 +476,8 @@ impl Refresher {
     ) -> (Arc<Snapshot>, Option<Duration>) {
         let started = Instant::now();
         let outcome = self.refresh_in(previous, due, scope).await;
-        self.report(due, &outcome, started.elapsed());
+        let elapsed = started.elapsed();
+        let results = self.report(due, &outcome, elapsed);
         let retry_after = outcome.retry_after.map(|r| r.min(self.config.backoff_max));
         let snapshot = Arc::new(merge(
             previous,
@@ -485,7 +485,10 @@ impl Refresher {
             outcome.outcomes,
             SystemTime::now(),
         ));
-        self.publish.send_replace(snapshot.clone());
+        self.publish(snapshot.clone()).await;
+        for (collector, result) in results {
+            self.metrics.observe_refresh(collector, elapsed, result);
+        }
         if let Some(backoff) = retry_after {
             tracing::warn!(
                 retry_after_seconds = backoff.as_secs(),
@@ -495,20 +498,35 @@ impl Refresher {
         (snapshot, retry_after)
     }
 
+    /// Renders `snapshot` with the running configuration's collectors and publishes
+    /// both.
+    async fn publish(&self, snapshot: Arc<Snapshot>) {
+        let info = Arc::new(ExpositionInfo::new(&self.config));
+        if let Some(published) = Published::render(snapshot, info).await {
+            self.publish.send_replace(Arc::new(published));
+        }
+    }
+
     /// A configuration sent by a reload and not yet applied, if any.
     fn reloaded(&mut self) -> Option<Arc<Config>> {
         let reloads = self.reloads.as_mut()?;
         // `changed()` in the loop's select marks the value seen; compare the pointer
         // to what runs instead.
-        let latest = reloads.reloads.borrow_and_update().clone();
+        let latest = reloads.borrow_and_update().clone();
         (!Arc::ptr_eq(&latest, &self.config)).then_some(latest)
     }
 
-    /// Counts each due collector's refresh in the self-metrics and logs failures once
+    /// How each due collector's refresh went, for the self-metrics; logs failures once
     /// per collector, not once per organization. An account that could not even find
     /// its organizations counts as a failure of every collector, so that a first
     /// discovery that fails is not reported as a success of nothing.
-    fn report(&self, due: &[&dyn Collector], outcome: &RefreshOutcome, elapsed: Duration) {
+    fn report(
+        &self,
+        due: &[&dyn Collector],
+        outcome: &RefreshOutcome,
+        elapsed: Duration,
+    ) -> Vec<(&'static str, RefreshResult)> {
+        let mut results = Vec::with_capacity(due.len());
         let accounts: HashMap<&str, &str> = outcome
             .orgs
             .iter()
@@ -523,7 +541,7 @@ impl Refresher {
                 .partition(|o| o.result.is_ok());
             let result =
                 RefreshResult::from_tally(ok.len(), failed.len() + outcome.failed_accounts);
-            self.metrics.observe_refresh(name, elapsed, result);
+            results.push((name, result));
             // Organizations of an account that is backing off were not asked: that was
             // logged once, when the backoff began, not again at every refresh.
             let asked: Vec<&&Outcome> = failed
@@ -552,6 +570,7 @@ impl Refresher {
                 );
             }
         }
+        results
     }
 
     /// One refresh of every collector at once (what the first refresh does), for

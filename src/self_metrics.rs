@@ -61,6 +61,8 @@ pub struct SelfMetrics {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Moves on every change, so that a scrape can reuse the last rendering until then.
+    generation: u64,
     /// Per collector: duration histogram and counts by result.
     refreshes: BTreeMap<&'static str, (Histogram, [u64; 3])>,
     api_requests: BTreeMap<(&'static str, String), u64>,
@@ -89,7 +91,7 @@ impl SelfMetrics {
     /// Starts at 0 the counters of collectors and operations not seen before (after a
     /// reload enabled them); counters already running keep counting.
     pub(crate) fn add(&self, collectors: &[&'static str], operations: &[&'static str]) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         for collector in collectors {
             inner
                 .refreshes
@@ -111,14 +113,14 @@ impl SelfMetrics {
     /// Forgets the backoff gauges of accounts a reload removed: a gauge of an account
     /// that is no longer watched would claim a wait that nobody is doing.
     pub(crate) fn retain_accounts(&self, keep: &[&str]) {
-        self.lock()
+        self.change()
             .accounts
             .retain(|account, _| keep.contains(&account.as_str()));
     }
 
     /// Records how the last load of the configuration went (the one at start counts).
     pub(crate) fn observe_reload(&self, successful: bool, now: SystemTime) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         inner.reload.successful = successful;
         if successful {
             inner.reload.last_success = Some(now);
@@ -130,13 +132,25 @@ impl SelfMetrics {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The lock, for a change: every write goes through here.
+    fn change(&self) -> std::sync::MutexGuard<'_, Inner> {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner
+    }
+
+    /// A number that changes whenever anything [`SelfMetrics::encode`] writes does.
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
     pub(crate) fn observe_refresh(
         &self,
         collector: &'static str,
         duration: Duration,
         result: RefreshResult,
     ) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         let (histogram, counts) = inner
             .refreshes
             .entry(collector)
@@ -157,7 +171,7 @@ impl SelfMetrics {
         status: &str,
         duration: Duration,
     ) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         *inner
             .api_requests
             .entry((operation, status.to_owned()))
@@ -172,7 +186,7 @@ impl SelfMetrics {
     /// Shows an account's backoff: the wait in force after its last failure (zero when
     /// none) and whether its circuit breaker is open (half-open included).
     pub(crate) fn set_account_health(&self, account: &str, wait: Duration, circuit_open: bool) {
-        self.lock()
+        self.change()
             .accounts
             .insert(account.to_owned(), (wait, circuit_open));
     }

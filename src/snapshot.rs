@@ -166,6 +166,18 @@ impl Snapshot {
             last_cycle: self.last_cycle,
         }
     }
+
+    /// When the first value that is fresh at `now` stops being fresh (its
+    /// `last_success + stale_after`), if any is: what is exported from this snapshot
+    /// stays the same until just after then.
+    pub fn stale_at(&self, now: SystemTime) -> Option<SystemTime> {
+        self.orgs
+            .values()
+            .flat_map(|org| org.collectors.values())
+            .filter(|series| series.value.is_some() && series.is_fresh(now))
+            .filter_map(|series| series.last_success?.checked_add(series.stale_after))
+            .min()
+    }
 }
 
 /// An organization taking part in a refresh, with what this refresh learned of its
@@ -348,6 +360,34 @@ mod tests {
             Some(at(0)),
             "not refreshed, so not re-stamped"
         );
+    }
+
+    #[test]
+    fn stale_at_is_the_first_fresh_value_to_expire() {
+        let s1 = merge(
+            &Snapshot::default(),
+            vec![entry(None)],
+            vec![outcome("limits", Ok(1)), outcome("tokens", Ok(7))],
+            at(0),
+        );
+        let s2 = merge(
+            &s1,
+            vec![entry(None)],
+            vec![outcome("limits", Ok(2)), outcome("tokens", Err("boom"))],
+            at(600),
+        );
+        // `tokens` keeps its value of t=0 until 900, `limits` its value of t=600 until 1500.
+        assert_eq!(s2.stale_at(at(600)), Some(at(900)));
+        assert_eq!(
+            s2.stale_at(at(900)),
+            Some(at(900)),
+            "still fresh at 900 itself"
+        );
+        assert_eq!(value(&s2, "tokens", at(900)), Some(7));
+        assert_eq!(s2.stale_at(at(901)), Some(at(1500)));
+        assert_eq!(value(&s2, "tokens", at(901)), None);
+        assert_eq!(s2.stale_at(at(1501)), None, "nothing left to expire");
+        assert_eq!(Snapshot::default().stale_at(at(0)), None);
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl<T: Any> AsAny for T {
     }
 }
 
-/// A thing the exporter refreshes on its own schedule and renders on every scrape.
+/// A thing the exporter refreshes on its own schedule and renders when it publishes.
 pub(crate) trait Collector: Send + Sync + Debug + AsAny {
     fn meta(&self) -> &Meta;
     fn name(&self) -> &'static str {
@@ -157,8 +157,13 @@ pub(crate) trait Collector: Send + Sync + Debug + AsAny {
     fn fields(&self, orgs: &[Target]) -> Vec<RootField>;
     /// One outcome per organization of `orgs`, from the answers to [`Collector::fields`].
     fn decode(&self, orgs: &[Target], answers: &Answers) -> Vec<Decoded>;
-    /// Writes its metric families from the snapshot. Called on every scrape: reads only.
+    /// Writes its metric families from the snapshot, with the values still fresh at
+    /// `now`. Called when a snapshot is published, not on every scrape: reads only.
     fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder);
+    /// Writes the families whose value depends on the scrape time alone (a countdown),
+    /// not on the snapshot. Called on every scrape: a few series at most, never one per
+    /// organization. Most collectors have none.
+    fn encode_live(&self, _now: SystemTime, _enc: &mut Encoder) {}
 }
 
 /// The configured collector of type `T`, if enabled.
@@ -314,7 +319,9 @@ pub(crate) fn decode_and_render(
     let now = SystemTime::now();
     let snapshot = merge(&Snapshot::default(), entries, outcomes, now);
     let mut out = String::new();
-    collector.encode(&snapshot, now, &mut Encoder::new(&mut out));
+    let mut enc = Encoder::new(&mut out);
+    collector.encode(&snapshot, now, &mut enc);
+    collector.encode_live(now, &mut enc);
     ids
 }
 

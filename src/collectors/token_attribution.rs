@@ -222,6 +222,11 @@ impl Collector for TokenAttribution {
                 &[],
                 deadline as f64,
             );
+        }
+    }
+
+    fn encode_live(&self, now: SystemTime, enc: &mut Encoder) {
+        if let Some(deadline) = self.deadline {
             // Seconds, not days: Prometheus base units (promtool check metrics rejects a
             // `_days` name). The rules file records the days.
             enc.family(

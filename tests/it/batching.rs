@@ -10,7 +10,6 @@ use pipefy_exporter::refresh::{RefreshOutcome, Refresher};
 use pipefy_exporter::self_metrics::SelfMetrics;
 use pipefy_exporter::simulator::{demo_data, SimAuth, SimData, SimServer, SimStats, Simulator};
 use pipefy_exporter::snapshot::{merge, Snapshot};
-use tokio::sync::watch;
 
 use crate::helpers::{pat_config, pat_config_with, TestApp};
 
@@ -286,9 +285,8 @@ impl Driven {
             (name == "PIPEFY_TOKEN").then(|| "test".to_string())
         })
         .unwrap();
-        let (tx, _rx) = watch::channel(Arc::new(Snapshot::default()));
         let refresher =
-            Refresher::new(Arc::new(config), Arc::new(SelfMetrics::default()), tx).unwrap();
+            Refresher::standalone(Arc::new(config), Arc::new(SelfMetrics::default())).unwrap();
         Driven {
             sim,
             _server: server,

@@ -9,7 +9,7 @@ use axum::body::{to_bytes, Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use pipefy_exporter::config::Config;
-use pipefy_exporter::exposition::ExpositionInfo;
+use pipefy_exporter::exposition::{ExpositionInfo, Published};
 use pipefy_exporter::http::{app, AppState};
 use pipefy_exporter::refresh::Refresher;
 use pipefy_exporter::self_metrics::SelfMetrics;
@@ -30,40 +30,48 @@ async fn one_refresh(data: SimData) -> (Arc<Config>, Snapshot) {
     let server = spawn_simulator(&sim).await;
     let dir = tempfile::tempdir().unwrap();
     let config = Arc::new(load_config(&pat_config(ORGS), &server, dir.path()));
-    let (publish, _) = watch::channel(Arc::new(Snapshot::default()));
-    let refresher = Refresher::new(config.clone(), Arc::default(), publish).unwrap();
+    let refresher = Refresher::standalone(config.clone(), Arc::default()).unwrap();
     let previous = Snapshot::default();
     let outcome = refresher.refresh_all(&previous).await;
     let snapshot = merge(&previous, outcome.orgs, outcome.outcomes, SystemTime::now());
     (config, snapshot)
 }
 
+/// Publishes snapshots to a router, rendered as the refresh loop renders them.
+struct Publisher {
+    sender: watch::Sender<Arc<Published>>,
+    info: Arc<ExpositionInfo>,
+}
+
+impl Publisher {
+    fn send(&self, snapshot: Snapshot) {
+        let published = Published::new(Arc::new(snapshot), self.info.clone(), SystemTime::now());
+        self.sender.send_replace(Arc::new(published));
+    }
+}
+
 /// The router `serve_with` builds for `config`, serving `snapshot` under `/metrics`;
-/// the sender publishes later snapshots, as the refresh loop does.
-fn router(config: &Config, snapshot: Snapshot) -> (Router, watch::Sender<Arc<Snapshot>>) {
+/// the publisher publishes later snapshots, as the refresh loop does.
+fn router(config: &Config, snapshot: Snapshot) -> (Router, Publisher) {
     router_at(config, snapshot, "/metrics")
 }
 
-fn router_at(
-    config: &Config,
-    snapshot: Snapshot,
-    telemetry_path: &str,
-) -> (Router, watch::Sender<Arc<Snapshot>>) {
-    let (publish, snapshot) = watch::channel(Arc::new(snapshot));
+fn router_at(config: &Config, snapshot: Snapshot, telemetry_path: &str) -> (Router, Publisher) {
+    let info = Arc::new({
+        let mut info = ExpositionInfo::new(config);
+        info.version = "1.2.3-test";
+        info.revision = "abc123";
+        info
+    });
+    let published = Published::new(Arc::new(snapshot), info.clone(), SystemTime::now());
+    let (sender, published) = watch::channel(Arc::new(published));
     let state = AppState {
-        snapshot,
+        published,
         metrics: Arc::new(SelfMetrics::default()),
-        info: watch::channel(Arc::new({
-            let mut info = ExpositionInfo::new(config);
-            info.version = "1.2.3-test";
-            info.revision = "abc123";
-            info
-        }))
-        .1,
         telemetry_path: telemetry_path.to_owned(),
         lifecycle: None,
     };
-    (app(state), publish)
+    (app(state), Publisher { sender, info })
 }
 
 /// A GET of `path` with `headers`, through the router; returns status, headers, body.
@@ -118,7 +126,7 @@ async fn ready_is_503_until_the_first_refresh_is_published_then_200() {
         "Not ready: the first refresh from Pipefy has not finished\n"
     );
 
-    publish.send_replace(Arc::new(refreshed));
+    publish.send(refreshed);
     let (status, _, body) = get(&router, "/-/ready").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(text(&body), "Ready\n");
@@ -157,11 +165,95 @@ async fn metrics_are_gzipped_when_the_client_accepts_gzip() {
         headers["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
     );
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    let text = gunzip(&body);
     let m = Metrics::parse(&text);
     assert_eq!(m.value("pipefy_subscription_limit", &VANDELEY_PIPES), 5.0);
     assert_eq!(m.value("pipefy_subscription_used", &VANDELEY_PIPES), 3.0);
+    assert_eq!(
+        headers["content-length"],
+        body.len().to_string(),
+        "the length is known"
+    );
+}
+
+/// One gzip member, decoded by a single-member decoder (which must use every byte) and
+/// by a multi-member one, to the same text.
+fn gunzip(body: &[u8]) -> String {
+    use std::io::Read;
+    let mut single = flate2::bufread::GzDecoder::new(body);
+    let mut text = String::new();
+    single.read_to_string(&mut text).unwrap();
+    assert!(
+        single.into_inner().is_empty(),
+        "bytes after the first member"
+    );
+    let mut multi = String::new();
+    flate2::read::MultiGzDecoder::new(body)
+        .read_to_string(&mut multi)
+        .unwrap();
+    assert_eq!(multi, text);
+    text
+}
+
+/// The body up to the process metrics, which are read again at every scrape.
+fn before_process_metrics(text: &str) -> &str {
+    let end = text.find("# HELP process_").unwrap_or(text.len());
+    &text[..end]
+}
+
+#[tokio::test]
+async fn the_gzip_body_is_the_plain_body() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    let (router, _publish) = router(&config, refreshed);
+    let (_, plain_headers, plain) = get(&router, "/metrics").await;
+    let (_, headers, gzip) = get_with(&router, "/metrics", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert!(
+        gzip.len() * 5 < plain.len(),
+        "{} vs {} bytes",
+        gzip.len(),
+        plain.len()
+    );
+    assert_eq!(plain_headers["content-length"], plain.len().to_string());
+    let unzipped = gunzip(&gzip);
+    assert_eq!(
+        before_process_metrics(&unzipped),
+        before_process_metrics(text(&plain))
+    );
+    // Read at each scrape, so their values differ; the same samples are there.
+    let process = |text: &str| -> Vec<String> {
+        let lines = text.lines().filter(|l| l.starts_with("process_"));
+        lines
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(process(&unzipped), process(text(&plain)));
+}
+
+#[tokio::test]
+async fn a_scrape_after_a_publication_shows_the_new_values() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    let (router, publish) = router(&config, refreshed);
+    let mut data = demo_data();
+    let vandeley = data.orgs.get_mut("2").unwrap();
+    vandeley.limits[0].used = 4;
+    let (_, later) = one_refresh(data).await;
+    for encoding in ["identity", "gzip"] {
+        let scrape = || async {
+            let (_, headers, body) =
+                get_with(&router, "/metrics", &[("accept-encoding", encoding)]).await;
+            let text = match headers.get("content-encoding") {
+                Some(_) => gunzip(&body),
+                None => text(&body).to_owned(),
+            };
+            Metrics::parse(&text).value("pipefy_subscription_used", &VANDELEY_PIPES)
+        };
+        publish.send(one_refresh(demo_data()).await.1);
+        assert_eq!(scrape().await, 3.0, "{encoding}");
+        assert_eq!(scrape().await, 3.0, "{encoding}");
+        publish.send(later.clone());
+        assert_eq!(scrape().await, 4.0, "{encoding}");
+    }
 }
 
 #[tokio::test]
