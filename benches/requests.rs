@@ -13,11 +13,13 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use pipefy_exporter::config::Config;
 use pipefy_exporter::refresh::Refresher;
 use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::simulator::{SimAuth, SimData, Simulator};
 use pipefy_exporter::snapshot::{merge, Snapshot};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::setup;
 
 const EVERY_5M: &[&str] = &["subscription_limits"];
 const EVERY_15M: &[&str] = &[
@@ -45,27 +47,7 @@ fn due(i: usize) -> &'static [&'static str] {
 }
 
 async fn count(n: usize) {
-    let sim = Simulator::new(
-        SimData::generated(n),
-        SimAuth {
-            open: true,
-            ..SimAuth::default()
-        },
-    );
-    let _server = sim
-        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-        .await
-        .unwrap();
-    let ids: Vec<String> = (1000..1000 + n).map(|i| format!("\"{i}\"")).collect();
-    let yaml = format!(
-        "pipefy:\n  endpoint: {}\norganizations: [{}]\n",
-        _server.graphql_url(),
-        ids.join(",")
-    );
-    let config = Config::from_yaml(&yaml, "bench.yml".as_ref(), &|name| {
-        (name == "PIPEFY_TOKEN").then(|| "bench".to_string())
-    })
-    .unwrap();
+    let (sim, _server, config) = setup(n).await;
     let refresher =
         Refresher::standalone(Arc::new(config), Arc::new(SelfMetrics::default())).unwrap();
 

@@ -21,8 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pipefy_exporter::simulator::{SimAuth, SimData};
 use serde_json::Value;
 
-use crate::e2e::{dashboard_queries, date_in_days, free_port, repo, Prometheus, INSTALL};
-use crate::helpers::{pat_config, poll, Running, TestApp};
+use crate::e2e::{dashboard_queries, date_in_days, repo, Prometheus};
+use crate::helpers::{pat_config, poll, TestApp};
 
 const DASHBOARDS: [&str; 4] = [
     "pipefy-overview.json",
@@ -119,10 +119,9 @@ async fn every_panel_query_stays_within_top_k_at_one_and_at_500_organizations() 
     let many = exporter(many, "1000").await;
 
     let dir = tempfile::tempdir().unwrap();
-    let prom_port = free_port().await;
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
+    let (_prometheus, prom) = Prometheus::start(
+        dir.path(),
+        &format!(
             "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 2s\n\
              rule_files: [\"{}\"]\n\
              scrape_configs:\n  - job_name: pipefy-exporter\n    static_configs:\n      - targets: [\"{}\", \"{}\"]\n",
@@ -130,40 +129,14 @@ async fn every_panel_query_stays_within_top_k_at_one_and_at_500_organizations() 
             one.addr,
             many.addr
         ),
+        &[],
     )
-    .unwrap();
-    let _prometheus = Running::tool(
-        "prometheus",
-        &[
-            format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ),
-            format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ],
-        INSTALL,
-    );
-    let prom = Prometheus {
-        base: format!("http://127.0.0.1:{prom_port}"),
-        http: reqwest::Client::new(),
-    };
+    .await;
     // Every query runs at one instant `at` whose preceding scrapes of both exporters all
     // succeeded (at least three, for rate() and deriv()), so that a scrape slowed down
     // by a loaded machine cannot make a series stale in the middle of the checks.
     let at = poll("Prometheus to scrape both exporters", || async {
-        let ready = prom
-            .http
-            .get(format!("{}/-/ready", prom.base))
-            .send()
-            .await
-            .ok()?
-            .status()
-            .is_success();
-        if !ready {
+        if !prom.ready().await {
             return None;
         }
         // Three seconds back: every scrape that started before then has ended (the scrape

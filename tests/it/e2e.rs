@@ -98,6 +98,38 @@ pub(crate) struct Prometheus {
 }
 
 impl Prometheus {
+    /// Debian's Prometheus with `config` (a prometheus.yml) on a free port, its data in
+    /// `dir`; `extra` flags added. Keep the `Running` alive as long as it is needed.
+    pub(crate) async fn start(
+        dir: &std::path::Path,
+        config: &str,
+        extra: &[&str],
+    ) -> (Running, Prometheus) {
+        let port = free_port().await;
+        let file = dir.join("prometheus.yml");
+        std::fs::write(&file, config).unwrap();
+        let mut args = vec![
+            format!("--config.file={}", file.display()),
+            format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let running = Running::tool("prometheus", &args, INSTALL);
+        let prom = Prometheus {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        (running, prom)
+    }
+
+    /// Whether `/-/ready` answers 2xx.
+    pub(crate) async fn ready(&self) -> bool {
+        match self.http.get(format!("{}/-/ready", self.base)).send().await {
+            Ok(response) => response.status().is_success(),
+            Err(_) => false,
+        }
+    }
+
     pub(crate) async fn api(&self, path: &str, params: &[(&str, &str)]) -> Value {
         let response = self
             .http
@@ -217,11 +249,10 @@ async fn prometheus_and_alertmanager_end_to_end() {
         INSTALL,
     );
 
-    let prom_port = free_port().await;
     let rules = repo().join("deploy/prometheus/rules.yml");
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
+    let (_prometheus, prom) = Prometheus::start(
+        dir.path(),
+        &format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files: [\"{}\"]\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"127.0.0.1:{am_port}\"]\n\
@@ -229,38 +260,11 @@ async fn prometheus_and_alertmanager_end_to_end() {
             rules.display(),
             app.addr
         ),
+        &["--rules.alert.resend-delay=1s"],
     )
-    .unwrap();
-    let _prometheus = Running::tool(
-        "prometheus",
-        &[
-            format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ),
-            format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-            "--rules.alert.resend-delay=1s".into(),
-        ],
-        INSTALL,
-    );
-    let prom = Prometheus {
-        base: format!("http://127.0.0.1:{prom_port}"),
-        http: reqwest::Client::new(),
-    };
+    .await;
     poll("Prometheus to scrape the exporter", || async {
-        let ok = prom
-            .http
-            .get(format!("{}/-/ready", prom.base))
-            .send()
-            .await
-            .ok()?
-            .status()
-            .is_success();
-        if !ok {
+        if !prom.ready().await {
             return None;
         }
         // Enough samples for rate() and friends over the dashboards' windows.
