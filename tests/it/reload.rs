@@ -25,6 +25,17 @@ fn pipes_limit(m: &Metrics, org: &str) -> f64 {
     )
 }
 
+/// `pipefy_up` of organization 2's subscription limits.
+fn limits_up(m: &Metrics) -> f64 {
+    m.value(
+        "pipefy_up",
+        &[
+            ("organization_id", "2"),
+            ("collector", "subscription_limits"),
+        ],
+    )
+}
+
 fn watches(m: &Metrics, org: &str) -> bool {
     m.has("pipefy_organization_info", &[("organization_id", org)])
 }
@@ -239,16 +250,7 @@ async fn a_token_file_rotated_on_disk_is_used_at_the_next_refusal_without_a_relo
     accept_only_token(&app.sim, rotated);
     let before = m.refreshes();
     let m = app.cycles(before as u64 + 2).await;
-    assert_eq!(
-        m.value(
-            "pipefy_up",
-            &[
-                ("organization_id", "2"),
-                ("collector", "subscription_limits")
-            ]
-        ),
-        1.0
-    );
+    assert_eq!(limits_up(&m), 1.0);
     // One refused request (not billed), read the file, sent again: no backoff.
     assert_eq!(app.sim.stats().unauthorized, 1);
     assert_eq!(
@@ -285,16 +287,7 @@ async fn a_reload_reads_the_secret_files_again_before_any_refusal() {
     accept_only_token(&app.sim, rotated);
     let before = app.metrics().await.refreshes();
     let m = app.cycles(before as u64 + 2).await;
-    assert_eq!(
-        m.value(
-            "pipefy_up",
-            &[
-                ("organization_id", "2"),
-                ("collector", "subscription_limits")
-            ]
-        ),
-        1.0
-    );
+    assert_eq!(limits_up(&m), 1.0);
     assert_eq!(app.sim.stats().unauthorized, 0);
     app.shutdown().await;
 }
@@ -318,16 +311,7 @@ async fn a_client_secret_rotated_on_disk_is_used_when_the_old_one_is_refused() {
     app.sim.revoke_access_tokens();
     let before = app.metrics().await.refreshes();
     let m = app.cycles(before as u64 + 2).await;
-    assert_eq!(
-        m.value(
-            "pipefy_up",
-            &[
-                ("organization_id", "2"),
-                ("collector", "subscription_limits")
-            ]
-        ),
-        1.0
-    );
+    assert_eq!(limits_up(&m), 1.0);
     let stats = app.sim.stats();
     // The revoked access token was refused once; the new secret got a new one.
     assert_eq!((stats.unauthorized, stats.tokens_issued), (1, 2));
