@@ -280,6 +280,27 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_kept_as_text_decodes_and_fails_as_its_json_tree_does() {
+        let good = json!({"id": 7, "uuid": "u7", "name": "Vandeley", "planName": null});
+        let org: Organization = Answer::from(&good).decode().unwrap();
+        assert_eq!(
+            (org.id.as_str(), org.uuid.as_deref(), org.plan_name),
+            ("7", Some("u7"), None)
+        );
+        for bad in [
+            json!({"id": "7", "uuid": 12}),
+            json!({"uuid": "u7"}),
+            json!([1, 2]),
+        ] {
+            assert_eq!(
+                Answer::from(&bad).decode::<Organization>().unwrap_err(),
+                decode::<Organization>(&bad).unwrap_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn long_upstream_messages_are_cut_on_a_char_boundary() {
         let message = "é".repeat(400);
         let cut = truncate(&message);
