@@ -3,10 +3,13 @@
 //! but itself in its process (`scripts/bench-scrape`). Any token is accepted.
 //!
 //! ```text
-//! cargo run --release --example simulator -- 1000 127.0.0.1:10196
+//! cargo run --release --example simulator -- 1000 127.0.0.1:10196 [LATENCY_MS]
 //! ```
 //!
-//! Prints the GraphQL endpoint, then serves until killed.
+//! `LATENCY_MS` (default 0) is added to every answer, as a network and Pipefy's own time
+//! would be (`scripts/bench-scale`). Prints the GraphQL endpoint, then serves until killed.
+
+use std::time::Duration;
 
 use anyhow::Context;
 use pipefy_exporter::simulator::{SimAuth, SimData, Simulator};
@@ -22,6 +25,12 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .context("the first argument is the number of organizations")?;
     let address = args.next().unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    let latency_ms: u64 = args
+        .next()
+        .as_deref()
+        .unwrap_or("0")
+        .parse()
+        .context("the third argument is the latency added to every answer, in milliseconds")?;
     let simulator = Simulator::new(
         SimData::generated(organizations),
         SimAuth {
@@ -29,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
             ..SimAuth::default()
         },
     );
+    simulator.set_latency(Duration::from_millis(latency_ms));
     let listener = TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;

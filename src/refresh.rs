@@ -1017,10 +1017,11 @@ impl Refresher {
         }
         let parts: Vec<Part> = asks.iter().map(Ask::part).collect();
         let fetched = ac.client.fetch(&parts, &self.permits).await;
+        // Each ask's answers are dropped once decoded, not kept until all are.
         let decoded = asks
             .iter()
-            .zip(&fetched.answers)
-            .map(|(ask, answers)| (ask.asker, ask.decode(answers)))
+            .zip(fetched.answers)
+            .map(|(ask, answers)| (ask.asker, ask.decode(&answers)))
             .collect();
         (decoded, fetched.retry_after)
     }

@@ -270,25 +270,33 @@ mod tests {
         let mut answers = Answers::new();
         answers.insert(
             "total0".into(),
-            Ok(Some(json!({"byOrganization": [
+            Ok(Some(
+                json!({"byOrganization": [
                 {"organizationUuid": "u2", "organizationName": "V", "usage": 5200, "limit": 20000},
                 {"organizationUuid": "u300", "organizationName": "K", "usage": 10.5, "limit": null}
-            ], "partial": false}))),
+            ], "partial": false})
+                .into(),
+            )),
         );
         answers.insert(
             "token:2".into(),
-            Ok(Some(json!({"data": [
+            Ok(Some(
+                json!({"data": [
                 {"dimension": "Nightly ETL", "metric": 4000},
                 {"dimension": "Zapier", "metric": 1000},
                 {"dimension": "Zapier", "metric": 200}
-            ], "limit": 20000}))),
+            ], "limit": 20000})
+                .into(),
+            )),
         );
         answers.insert(
             "operation:2".into(),
-            Ok(Some(json!({"data": [{"dimension": null, "metric": 5200}]}))),
+            Ok(Some(
+                json!({"data": [{"dimension": null, "metric": 5200}]}).into(),
+            )),
         );
         answers.insert("token:300".into(), Err("Permission denied".into()));
-        answers.insert("operation:300".into(), Ok(Some(json!({"data": []}))));
+        answers.insert("operation:300".into(), Ok(Some(json!({"data": []}).into())));
 
         let decoded = collector.decode(&orgs, &answers);
         let calls = decoded[0].result.as_ref().unwrap().get::<Calls>().unwrap();

@@ -63,7 +63,7 @@ pub(crate) fn answer_or_null<T: DeserializeOwned>(
     key: &str,
 ) -> Result<Option<T>, String> {
     match answers.get(key) {
-        Some(Ok(Some(value))) => decode(value).map(Some),
+        Some(Ok(Some(answer))) => answer.decode().map(Some),
         Some(Ok(None)) => Ok(None),
         Some(Err(error)) => Err(error.clone()),
         None => Err("missing from the response".to_owned()),
@@ -187,10 +187,13 @@ mod tests {
         let mut answers = Answers::new();
         answers.insert(
             "c0".into(),
-            Ok(Some(json!({"byOrganization": [
+            Ok(Some(
+                json!({"byOrganization": [
                 {"organizationUuid": "u0", "organizationName": "A", "usage": 12},
                 {"organizationUuid": "u2", "usage": 2.5}
-            ], "partial": true}))),
+            ], "partial": true})
+                .into(),
+            )),
         );
         let out = by_organization::<Usage>("c", &targets(3), &answers);
         assert_eq!(out[0], ("0".into(), Ok(Some(Usage { usage: 12.0 }))));
@@ -203,10 +206,13 @@ mod tests {
         let mut answers = Answers::new();
         answers.insert(
             "c0".into(),
-            Ok(Some(json!({"byOrganization": [
+            Ok(Some(
+                json!({"byOrganization": [
                 {"organizationUuid": "u0", "usage": null},
                 {"organizationUuid": "u1", "usage": 4}
-            ], "partial": null}))),
+            ], "partial": null})
+                .into(),
+            )),
         );
         let out = by_organization::<Usage>("c", &targets(2), &answers);
         assert!(out[0]
@@ -222,7 +228,7 @@ mod tests {
         let mut answers = Answers::new();
         answers.insert(
             "c0".into(),
-            Ok(Some(json!({"byOrganization": [], "partial": false}))),
+            Ok(Some(json!({"byOrganization": [], "partial": false}).into())),
         );
         let out = by_organization::<Usage>("c", &targets(1), &answers);
         assert_eq!(out[0], ("0".into(), Ok(None)));
@@ -239,7 +245,10 @@ mod tests {
         let items: Vec<Value> = (25..30)
             .map(|i| json!({"organizationUuid": format!("u{i}"), "usage": i}))
             .collect();
-        answers.insert("c1".into(), Ok(Some(json!({"byOrganization": items}))));
+        answers.insert(
+            "c1".into(),
+            Ok(Some(json!({"byOrganization": items}).into())),
+        );
         let out = by_organization::<Usage>("c", &targets(30), &answers);
         assert!(out[..25]
             .iter()

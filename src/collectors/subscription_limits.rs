@@ -186,7 +186,8 @@ mod tests {
                     {"resource": "PIPES", "limit": 5, "used": 3},
                     {"resource": "RECORDS", "limit": null, "used": 45.5},
                     {"resource": "AUTOMATIONS", "limit": 10, "used": 1}
-                ]}}),
+                ]}})
+                .into(),
             )),
         );
         let collector = build(Raw::default(), &Context::default()).unwrap().unwrap();

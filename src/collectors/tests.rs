@@ -48,7 +48,7 @@ fn arbitrary_answers_never_panic_and_give_one_outcome_per_organization() {
                     let answer = match rng.below(4) {
                         0 => Err("boom".to_owned()),
                         1 => Ok(None),
-                        _ => Ok(Some(rng.value(4))),
+                        _ => Ok(Some(rng.value(4).into())),
                     };
                     (k.clone(), answer)
                 })

@@ -28,8 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
-use serde_json::Value;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
@@ -40,11 +39,11 @@ use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 use auth::Auth;
 use backoff::{Class, Tally};
-pub(crate) use model::GraphQlResponse;
+pub(crate) use model::{Answer, GraphQlResponse};
 
 /// Each key's answer: the aliased field's JSON (`None` when Pipefy answered `null`
 /// without an error), or why it failed.
-pub(crate) type Answers = HashMap<String, Result<Option<Value>, String>>;
+pub(crate) type Answers = HashMap<String, Result<Option<Answer>, String>>;
 
 /// What a batched fetch returned.
 #[derive(Debug, Default)]
@@ -277,18 +276,30 @@ impl PipefyClient {
         // Rejected requests: the shapes they held, and the largest piece that went through.
         let mut rejected: Vec<(Vec<String>, u64)> = Vec::new();
         while !pending.is_empty() {
-            let sends = pending.drain(..).map(|bin| async move {
-                let document = bin.document();
-                let response = match permits.acquire().await {
-                    Ok(_permit) => {
-                        self.execute(bin.operation, &document.text, &document.variables)
-                            .await
-                    }
-                    Err(_) => Err(ApiError::Transport("shutting down".into())),
-                };
-                (bin, document, response)
-            });
-            for (bin, document, response) in join_all(sends).await {
+            // Each answer is handled as soon as it arrives, and its JSON tree dropped:
+            // with thousands of organizations, holding every response of a round until
+            // the last came in was most of a refresh's memory. A request's text is made
+            // once it may be sent, for the same reason.
+            let mut sends: FuturesUnordered<_> = pending
+                .drain(..)
+                .map(|bin| async move {
+                    let (document, response) = match permits.acquire().await {
+                        Ok(_permit) => {
+                            let document = bin.document();
+                            let response = self
+                                .execute(bin.operation, &document.text, &document.variables)
+                                .await;
+                            (document, response)
+                        }
+                        Err(_) => (
+                            bin.document(),
+                            Err(ApiError::Transport("shutting down".into())),
+                        ),
+                    };
+                    (bin, document, response)
+                })
+                .collect();
+            while let Some((bin, document, response)) = sends.next().await {
                 let labels = || {
                     let mut labels: Vec<&str> =
                         bin.parts().into_iter().map(|i| parts[i].label).collect();
@@ -340,7 +351,7 @@ impl PipefyClient {
                             for owner in &field.owners {
                                 let names = shared.then_some(owner.names.as_slice());
                                 let result = model::alias_outcome(&response, alias, names)
-                                    .map(|v| v.cloned());
+                                    .map(|v| v.map(Answer::from));
                                 if let Err(error) = &result {
                                     tracing::warn!(account = %self.account, collector = parts[owner.part].label, operation = bin.operation, field = %owner.key, %error, "Pipefy returned an error for one field");
                                 }
