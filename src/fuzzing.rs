@@ -6,8 +6,9 @@ use std::path::Path;
 
 use crate::collectors::{decode_and_render, every_variant, Target};
 use crate::config::Config;
-use crate::pipefy::model::{split, GraphQlResponse};
+use crate::pipefy::model::{alias_outcome, Answer, GraphQlResponse};
 use crate::pipefy::query::document;
+use crate::pipefy::Answers;
 use crate::web::WebConfig;
 
 /// The configuration file parser and validator. Secrets come from a fake environment,
@@ -39,7 +40,14 @@ pub fn graphql_response(body: &[u8]) {
     for collector in every_variant() {
         let fields = collector.fields(&orgs);
         let aliases = document(collector.operation(), &fields).aliases;
-        let answers = split(&response, &aliases).into_iter().collect();
+        // Each alias's outcome filed under its key, as the client does.
+        let answers: Answers = aliases
+            .iter()
+            .map(|(alias, key)| {
+                let outcome = alias_outcome(&response, alias, None).map(|v| v.map(Answer::from));
+                (key.clone(), outcome)
+            })
+            .collect();
         decode_and_render(collector.as_ref(), &orgs, &answers);
     }
 }
