@@ -31,13 +31,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or("0")
         .parse()
         .context("the third argument is the latency added to every answer, in milliseconds")?;
-    let simulator = Simulator::new(
-        SimData::generated(organizations),
-        SimAuth {
-            open: true,
-            ..SimAuth::default()
-        },
-    );
+    let simulator = Simulator::new(SimData::generated(organizations), SimAuth::open());
     simulator.set_latency(Duration::from_millis(latency_ms));
     let listener = TcpListener::bind(&address)
         .await

@@ -8,13 +8,7 @@ use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
 /// A simulator with `n` generated organizations, and an exporter configuration that
 /// lists them all with every collector on (API usage broken down by token).
 pub async fn setup(n: usize) -> (Simulator, SimServer, Config) {
-    let sim = Simulator::new(
-        SimData::generated(n),
-        SimAuth {
-            open: true,
-            ..SimAuth::default()
-        },
-    );
+    let sim = Simulator::new(SimData::generated(n), SimAuth::open());
     let server = sim
         .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
         .await

@@ -77,6 +77,16 @@ pub struct SimAuth {
     pub token_ttl: Duration,
 }
 
+impl SimAuth {
+    /// Any caller is accepted, with or without credentials (the demo, benchmarks).
+    pub fn open() -> SimAuth {
+        SimAuth {
+            open: true,
+            ..SimAuth::default()
+        }
+    }
+}
+
 /// What the simulator was asked, for assertions in tests and for curious demo users
 /// (`GET /sim/stats`).
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -227,13 +237,7 @@ impl Simulator {
 
     /// The demo data, open to any caller.
     pub fn demo() -> Self {
-        Simulator::new(
-            demo_data(),
-            SimAuth {
-                open: true,
-                ..SimAuth::default()
-            },
-        )
+        Simulator::new(demo_data(), SimAuth::open())
     }
 
     /// All the routes: `POST /graphql`, `POST /oauth/token`, `GET /sim/stats`.

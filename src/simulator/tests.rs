@@ -776,13 +776,7 @@ fn generated_data() {
 
 #[tokio::test]
 async fn generated_orgs_batched_in_one_request() {
-    let sim = Simulator::new(
-        SimData::generated(50),
-        SimAuth {
-            open: true,
-            ..SimAuth::default()
-        },
-    );
+    let sim = Simulator::new(SimData::generated(50), SimAuth::open());
     let server = start(&sim).await;
     let aliases: String = (0..50)
         .map(|i| format!("o{i}: organization(id: \"{}\") {{ name }} ", 1000 + i))

@@ -266,13 +266,7 @@ struct Driven {
 
 impl Driven {
     async fn new(data: SimData, organizations: &str, rest: &str) -> Driven {
-        let sim = Simulator::new(
-            data,
-            SimAuth {
-                open: true,
-                ..SimAuth::default()
-            },
-        );
+        let sim = Simulator::new(data, SimAuth::open());
         let server = sim
             .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await

@@ -42,10 +42,7 @@ async fn exporter(mut data: SimData, bill_to: &str) -> TestApp {
         date_in_days(30)
     ));
     let app = TestApp::builder(data)
-        .auth(SimAuth {
-            open: true,
-            ..SimAuth::default()
-        })
+        .auth(SimAuth::open())
         .config(&config)
         .spawn()
         .await;

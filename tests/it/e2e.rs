@@ -219,10 +219,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
         date_in_days(2)
     ));
     let app = TestApp::builder(demo_data())
-        .auth(SimAuth {
-            open: true,
-            ..SimAuth::default()
-        })
+        .auth(SimAuth::open())
         .config(&config)
         .spawn()
         .await;
