@@ -317,6 +317,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
             "PipefyAPIQuotaNearlyExhausted",
             "PipefyCollectorFailing",
             "PipefyDataStale",
+            "PipefyExporterConfigReloadFailed",
             "PipefyExporterDown",
             "PipefyResourceLimitReached",
             "PipefyResourceUsageHigh",
