@@ -489,6 +489,7 @@ impl Refresher {
         for (collector, result) in results {
             self.metrics.observe_refresh(collector, elapsed, result);
         }
+        self.show_health();
         if let Some(backoff) = retry_after {
             tracing::warn!(
                 retry_after_seconds = backoff.as_secs(),
@@ -603,7 +604,9 @@ impl Refresher {
         previous: &Snapshot,
         due: &[&dyn Collector],
     ) -> RefreshOutcome {
-        self.refresh_in(previous, due, Scope::All).await
+        let outcome = self.refresh_in(previous, due, Scope::All).await;
+        self.show_health();
+        outcome
     }
 
     /// [`Refresher::refresh`] of the organizations in `scope`; the others are carried
@@ -736,15 +739,26 @@ impl Refresher {
         }
     }
 
-    /// One log line per change of an account's state (not per request), and the
-    /// gauges that show the state between them.
+    /// `pipefy_exporter_backoff_seconds` and `_circuit_open` of every account, from its
+    /// state now. Called once a refresh is published, as the refresh counters are: a
+    /// client that sees an account back off finds the refresh that caused it in the same
+    /// scrape.
+    fn show_health(&self) {
+        for ac in &self.accounts {
+            let (wait, open) = {
+                let health = ac.health.lock().unwrap_or_else(|e| e.into_inner());
+                (health.wait(), health.circuit_open())
+            };
+            self.metrics
+                .set_account_health(&ac.account.name, wait, open);
+        }
+    }
+
+    /// One log line per change of an account's state (not per request).
+    /// The gauges are set by [`Refresher::show_health`], once the refresh that caused the
+    /// change is published.
     fn announce(&self, ac: &AccountClient, change: Change) {
         let account = ac.account.name.as_str();
-        let (wait, open) = {
-            let health = ac.health.lock().unwrap_or_else(|e| e.into_inner());
-            (health.wait(), health.circuit_open())
-        };
-        self.metrics.set_account_health(account, wait, open);
         match change {
             Change::BackingOff { wait } => tracing::warn!(
                 account,

@@ -186,6 +186,11 @@ impl SelfMetrics {
     /// Shows an account's backoff: the wait in force after its last failure (zero when
     /// none) and whether its circuit breaker is open (half-open included).
     pub(crate) fn set_account_health(&self, account: &str, wait: Duration, circuit_open: bool) {
+        // Set after every refresh: a value that did not change must not make the next
+        // scrape render the self-metrics again.
+        if self.lock().accounts.get(account) == Some(&(wait, circuit_open)) {
+            return;
+        }
         self.change()
             .accounts
             .insert(account.to_owned(), (wait, circuit_open));
