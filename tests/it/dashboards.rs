@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pipefy_exporter::simulator::{SimAuth, SimData};
 use serde_json::Value;
 
-use crate::e2e::{dashboard_queries, date_in_days, repo, Prometheus};
+use crate::e2e::{dashboard_queries, date_in_days, grafana_variables, repo, Prometheus};
 use crate::helpers::{pat_config, poll, TestApp};
 
 const DASHBOARDS: [&str; 4] = [
@@ -81,20 +81,7 @@ struct Case {
 
 impl Case {
     fn variables(&self, k: usize) -> BTreeMap<String, String> {
-        [
-            ("datasource", "prometheus"),
-            ("organization", self.organization),
-            ("k", &k.to_string()),
-            ("job", "pipefy-exporter"),
-            ("instance", &self.instance),
-            ("__rate_interval", "1m"),
-            ("__interval", "15s"),
-            ("__range", "1h"),
-            ("__range_s", "3600"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+        grafana_variables(self.organization, k, &self.instance)
     }
 }
 

@@ -151,6 +151,29 @@ impl Prometheus {
     }
 }
 
+/// The variables Grafana would substitute in the dashboards' queries, with these choices
+/// for `$organization`, `$k` and `$instance` (job `pipefy-exporter`).
+pub(crate) fn grafana_variables(
+    organization: &str,
+    k: usize,
+    instance: &str,
+) -> BTreeMap<String, String> {
+    [
+        ("datasource", "prometheus"),
+        ("organization", organization),
+        ("k", &k.to_string()),
+        ("job", "pipefy-exporter"),
+        ("instance", instance),
+        ("__rate_interval", "1m"),
+        ("__interval", "15s"),
+        ("__range", "1h"),
+        ("__range_s", "3600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 /// Panel queries of a dashboard (rows included) with Grafana's variables substituted.
 pub(crate) fn dashboard_queries(
     dashboard: &Value,
@@ -336,20 +359,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
     // Every panel query of every dashboard is accepted and returns data.
     let org_variable = prom.api("/api/v1/label/organization_id/values", &[]).await;
     assert!(org_variable.as_array().unwrap().contains(&Value::from("2")));
-    let variables: BTreeMap<String, String> = [
-        ("datasource", "prometheus"),
-        ("organization", "2"),
-        ("k", "10"),
-        ("job", "pipefy-exporter"),
-        ("instance", &app.addr.to_string()),
-        ("__rate_interval", "1m"),
-        ("__interval", "15s"),
-        ("__range", "1h"),
-        ("__range_s", "3600"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let variables = grafana_variables("2", 10, &app.addr.to_string());
     let mut checked = 0;
     for file in [
         "pipefy-overview.json",
