@@ -1116,13 +1116,19 @@ impl<'a> Ask<'a> {
                 operation: operation::ORGANIZATION_INFO,
                 label: step::IDENTITY,
                 assumed: false,
-                fields: self
-                    .orgs
-                    .iter()
-                    .map(|o| {
-                        RootField::new(&o.id, IDENTITY).var("id", "ID!", serde_json::json!(o.id))
-                    })
-                    .collect(),
+                fields: {
+                    let text: Arc<str> = Arc::from(IDENTITY);
+                    self.orgs
+                        .iter()
+                        .map(|o| {
+                            RootField::new(&o.id, text.clone()).var(
+                                "id",
+                                "ID!",
+                                serde_json::json!(o.id),
+                            )
+                        })
+                        .collect()
+                },
             },
         }
     }

@@ -3,6 +3,7 @@
 //! root field and answer one `byOrganization` item per organization they could read.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -24,9 +25,10 @@ pub(crate) fn per_org(
     text: &str,
     period: Option<Period>,
 ) -> Vec<RootField> {
+    let shared: Arc<str> = Arc::from(text);
     orgs.iter()
         .map(|org| {
-            let mut field = RootField::new(format!("{prefix}{}", org.id), text);
+            let mut field = RootField::new(format!("{prefix}{}", org.id), shared.clone());
             if text.contains("$id") {
                 field = field.var("id", "ID!", json!(org.id));
             }
@@ -73,11 +75,12 @@ pub(crate) fn answer_or_null<T: DeserializeOwned>(
 /// Root fields of a combined query: one per chunk of at most [`MAX_UUIDS`]
 /// organizations, keyed `<prefix><chunk>`. `text` uses `$uuids` and `$period`.
 pub(crate) fn fields(prefix: &str, text: &str, period: Period, orgs: &[Target]) -> Vec<RootField> {
+    let shared: Arc<str> = Arc::from(text);
     orgs.chunks(MAX_UUIDS)
         .enumerate()
         .map(|(i, chunk)| {
             let uuids: Vec<&str> = chunk.iter().map(Target::uuid).collect();
-            RootField::new(format!("{prefix}{i}"), text)
+            RootField::new(format!("{prefix}{i}"), shared.clone())
                 .var("uuids", "[ID!]!", json!(uuids))
                 .var("period", "PeriodFilter!", json!(period.as_str()))
         })

@@ -286,7 +286,7 @@ mod tests {
             uuid: None,
         }]);
         assert_eq!(
-            fields[0].text,
+            &*fields[0].text,
             "organization(id: $id) { id personalAccessTokens: accessTokens { id name billingOrganization { id } } }"
         );
         for bad in [

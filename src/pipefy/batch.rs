@@ -19,6 +19,7 @@
 //! (super::PipefyClient::fetch)), and the size that worked is remembered per field shape.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -73,14 +74,15 @@ pub(crate) struct Owner {
     /// The part's key for the answer.
     pub key: String,
     /// The response names at the top of this part's selection: an error below the
-    /// alias concerns this part only if its path goes through one of them.
-    pub names: Vec<String>,
+    /// alias concerns this part only if its path goes through one of them. Shared by
+    /// every field of the same text.
+    pub names: Arc<[String]>,
 }
 
 /// One aliased root field of a request, with the parts that share it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Planned {
-    pub text: String,
+    pub text: Arc<str>,
     pub variables: Vec<query::Variable>,
     pub owners: Vec<Owner>,
     pub estimate: Estimate,
@@ -153,7 +155,7 @@ impl Bin {
 /// weighs. A factor of 2 halves the fields of that shape a request carries.
 #[derive(Debug, Default)]
 pub(crate) struct Learned {
-    factors: HashMap<String, f64>,
+    factors: HashMap<Arc<str>, f64>,
 }
 
 impl Learned {
@@ -163,13 +165,13 @@ impl Learned {
 
     /// A request made of `texts` was rejected, and its pieces went through up to `worked`
     /// (in cost units of the plan): from now on that much is a full request.
-    pub(crate) fn remember(&mut self, texts: &[String], worked: u64, max_complexity: u64) {
+    pub(crate) fn remember(&mut self, texts: &[Arc<str>], worked: u64, max_complexity: u64) {
         let scale = max_complexity as f64 / worked.max(1) as f64;
         if scale <= 1.0 {
             return;
         }
         // Each shape once: a request holds many fields of the same shape.
-        let shapes: HashSet<&String> = texts.iter().collect();
+        let shapes: HashSet<&Arc<str>> = texts.iter().collect();
         for text in shapes {
             let factor = self.factor(text) * scale;
             self.factors.insert(text.clone(), factor);
@@ -180,24 +182,25 @@ impl Learned {
 /// Plans the requests for `parts`: merged, estimated and packed. `alone[i]` keeps part
 /// `i` to requests of its own.
 pub(crate) fn plan(parts: &[Part], alone: &[bool], limits: &Limits, learned: &Learned) -> Vec<Bin> {
+    let mut shapes = Shapes::new(limits.page_size);
     let mut pools: Vec<Vec<Planned>> = Vec::new();
     let mut shared: Vec<Planned> = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let fields = part.fields.iter().map(|f| owned(i, f));
+        let fields = part.fields.iter().map(|f| owned(i, f, &mut shapes));
         if alone.get(i).copied().unwrap_or(false) {
             pools.push(fields.collect());
         } else {
             shared.extend(fields);
         }
     }
-    pools.push(merge(shared));
+    pools.push(merge(shared, &mut shapes));
     pools
         .into_iter()
         .flat_map(|pool| {
             let pool: Vec<Planned> = pool
                 .into_iter()
                 .map(|mut f| {
-                    f.estimate = complexity::estimate(&f.text, limits.page_size);
+                    f.estimate = shapes.get(&f.text).estimate;
                     // Rounded down, so that the size that worked still fits.
                     let cost = f.estimate.complexity as f64 * learned.factor(&f.text);
                     f.cost = (cost.floor() as u64).max(f.estimate.complexity);
@@ -211,16 +214,66 @@ pub(crate) fn plan(parts: &[Part], alone: &[bool], limits: &Limits, learned: &Le
         .collect()
 }
 
-fn owned(part: usize, field: &RootField) -> Planned {
+/// What planning works out once per field text rather than once per organization:
+/// each collector's fields share one text (only their variables differ), so with
+/// thousands of organizations a handful of texts are parsed, estimated and merged, and
+/// the results are shared (see BENCHMARKS.md for what copying them cost).
+struct Shapes {
+    page_size: u64,
+    by_text: HashMap<Arc<str>, Shape>,
+    /// [`union`] of two texts, by the texts.
+    unions: HashMap<(Arc<str>, Arc<str>), Option<Arc<str>>>,
+}
+
+#[derive(Clone)]
+struct Shape {
+    /// The root call without its selection (`organization(id: $id)`), for merging;
+    /// `None` when the text has no selection to merge.
+    head: Option<Arc<str>>,
+    /// The response names at the top of the selection.
+    names: Arc<[String]>,
+    estimate: Estimate,
+}
+
+impl Shapes {
+    fn new(page_size: u64) -> Self {
+        Shapes {
+            page_size,
+            by_text: HashMap::new(),
+            unions: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, text: &Arc<str>) -> &Shape {
+        let page_size = self.page_size;
+        self.by_text.entry(text.clone()).or_insert_with(|| {
+            let split = split_selection(text);
+            Shape {
+                head: split.as_ref().map(|(head, _)| Arc::from(*head)),
+                names: split
+                    .map(|(_, items)| items.into_iter().map(|(name, _)| name).collect())
+                    .unwrap_or_default(),
+                estimate: complexity::estimate(text, page_size),
+            }
+        })
+    }
+
+    fn union(&mut self, left: &Arc<str>, right: &Arc<str>) -> Option<Arc<str>> {
+        self.unions
+            .entry((left.clone(), right.clone()))
+            .or_insert_with(|| union(left, right).map(Arc::from))
+            .clone()
+    }
+}
+
+fn owned(part: usize, field: &RootField, shapes: &mut Shapes) -> Planned {
     Planned {
         text: field.text.clone(),
         variables: field.variables.clone(),
         owners: vec![Owner {
             part,
             key: field.key.clone(),
-            names: split_selection(&field.text)
-                .map(|(_, items)| items.into_iter().map(|(name, _)| name).collect())
-                .unwrap_or_default(),
+            names: shapes.get(&field.text).names.clone(),
         }],
         estimate: Estimate::default(),
         cost: 0,
@@ -230,11 +283,11 @@ fn owned(part: usize, field: &RootField) -> Planned {
 /// Merges fields with the same root call and the same variable values into one field
 /// selecting the union of their selections. Fields whose selections would give one
 /// response name two meanings stay apart.
-fn merge(fields: Vec<Planned>) -> Vec<Planned> {
+fn merge(fields: Vec<Planned>, shapes: &mut Shapes) -> Vec<Planned> {
     let mut out: Vec<Planned> = Vec::with_capacity(fields.len());
-    let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    let mut index: HashMap<(Arc<str>, String), Vec<usize>> = HashMap::new();
     for field in fields {
-        let Some((head, _)) = split_selection(&field.text) else {
+        let Some(head) = shapes.get(&field.text).head.clone() else {
             out.push(field);
             continue;
         };
@@ -246,10 +299,10 @@ fn merge(fields: Vec<Planned>) -> Vec<Planned> {
                 .collect::<Vec<_>>(),
         )
         .unwrap_or_default();
-        let candidates = index.entry((head.to_owned(), vars)).or_default();
+        let candidates = index.entry((head, vars)).or_default();
         let merged = candidates
             .iter()
-            .any(|&at| match union(&out[at].text, &field.text) {
+            .any(|&at| match shapes.union(&out[at].text, &field.text) {
                 Some(text) => {
                     out[at].text = text;
                     out[at].owners.extend(field.owners.iter().cloned());
@@ -468,7 +521,7 @@ mod tests {
             .find(|f| f.variables[0].value == json!("2"))
             .unwrap();
         assert_eq!(
-            org2.text,
+            &*org2.text,
             "organization(id: $id) { id uuid name planName activeSubscription { limits { resource limit used } } personalAccessTokens { id name billingOrganization { id } } }"
         );
         // 1 + 4 + 152 (limits) + 201 (tokens): 2 less than two aliases.
@@ -479,7 +532,7 @@ mod tests {
             .map(|o| (o.part, o.key.as_str()))
             .collect();
         assert_eq!(owners, vec![(0, "2"), (1, "2"), (2, "2")]);
-        assert_eq!(org2.owners[1].names, vec!["id", "personalAccessTokens"]);
+        assert_eq!(&org2.owners[1].names[..], ["id", "personalAccessTokens"]);
     }
 
     #[test]
@@ -551,7 +604,7 @@ mod tests {
         // 300 × 157 = 47,100: one request.
         assert_eq!(sizes, vec![300]);
         // Rejected; its halves (150 fields, 23,550) went through.
-        let rejected = vec![LIMITS.to_owned(); 300];
+        let rejected = vec![Arc::<str>::from(LIMITS); 300];
         learned.remember(&rejected, 150 * 157, limits.max_complexity);
         let sizes: Vec<usize> = plan(&parts, &[false], &limits, &learned)
             .iter()

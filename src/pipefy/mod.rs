@@ -274,7 +274,7 @@ impl PipefyClient {
             retry_after: None,
         };
         // Rejected requests: the shapes they held, and the largest piece that went through.
-        let mut rejected: Vec<(Vec<String>, u64)> = Vec::new();
+        let mut rejected: Vec<(Vec<Arc<str>>, u64)> = Vec::new();
         while !pending.is_empty() {
             // Each answer is handled as soon as it arrives, and its JSON tree dropped:
             // with thousands of organizations, holding every response of a round until
@@ -349,7 +349,7 @@ impl PipefyClient {
                         for ((alias, _), field) in document.aliases.iter().zip(&bin.fields) {
                             let shared = field.owners.len() > 1;
                             for owner in &field.owners {
-                                let names = shared.then_some(owner.names.as_slice());
+                                let names = shared.then_some(&owner.names[..]);
                                 let result = model::alias_outcome(&response, alias, names)
                                     .map(|v| v.map(Answer::from));
                                 if let Err(error) = &result {

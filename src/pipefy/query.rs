@@ -5,6 +5,8 @@
 //! and aliases make every response key ours (Pipefy's samples disagree with their
 //! queries about root keys).
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 /// A variable of one root field: `$name` in its text, declared as `ty`.
@@ -22,12 +24,13 @@ pub(crate) struct RootField {
     /// The caller's key for the answer: an organization id, a uuid, a chunk number.
     pub key: String,
     /// The field with its arguments and selection; `$name` refers to `variables`.
-    pub text: String,
+    /// Shared: every organization's field of a collector has the same text.
+    pub text: Arc<str>,
     pub variables: Vec<Variable>,
 }
 
 impl RootField {
-    pub(crate) fn new(key: impl Into<String>, text: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
         RootField {
             key: key.into(),
             text: text.into(),
