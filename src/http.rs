@@ -4,7 +4,6 @@
 //! Handlers only read the latest published snapshot; nothing here talks to Pipefy.
 //! [`app`] builds the router without binding a socket, so tests and `serve` share it.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,7 +18,7 @@ use axum::Router;
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::watch;
 
-use crate::exposition::{Published, CONTENT_TYPE};
+use crate::exposition::{Published, ScrapeBody, CONTENT_TYPE};
 use crate::reload::ReloadError;
 use crate::self_metrics::SelfMetrics;
 
@@ -67,8 +66,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
         (header::VARY, HeaderValue::from_static("accept-encoding")),
     ];
-    let chunks = Body::new(Chunks(body.parts.into_iter()));
-    if body.gzip {
+    let gzip = body.gzip;
+    let chunks = Body::new(Chunks(body));
+    if gzip {
         (
             content_type,
             [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))],
@@ -80,27 +80,27 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
 }
 
-/// A body of a few chunks sent as they are (the shared one is not copied), with its
+/// A scrape's body sent chunk by chunk (the shared ones are not copied), with its
 /// length known, so that the answer has a `Content-Length`.
-struct Chunks(std::array::IntoIter<Bytes, 3>);
+struct Chunks(ScrapeBody);
 
 impl hyper::body::Body for Chunks {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = flate2::DecompressError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.next().map(|chunk| Ok(Frame::data(chunk))))
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.next_chunk().map(|chunk| chunk.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.as_slice().is_empty()
+        self.0.remaining() == 0
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.0.as_slice().iter().map(|c| c.len() as u64).sum())
+        SizeHint::with_exact(self.0.remaining())
     }
 }
 

@@ -31,11 +31,47 @@ impl MetricType {
 /// right after its [`Encoder::family`] call, as the format requires.
 pub struct Encoder<'a> {
     out: &'a mut String,
+    /// Where `out` is drained, a line boundary at a time, once it holds [`SPILL_AT`]
+    /// bytes; none to keep everything in `out`.
+    spill: Option<&'a mut dyn FnMut(&str)>,
 }
 
+/// How much [`Encoder::streaming`] buffers before it hands text on: large enough that
+/// a compressor gets whole blocks, small enough not to matter next to a body of tens of
+/// megabytes.
+const SPILL_AT: usize = 64 * 1024;
+
 impl<'a> Encoder<'a> {
+    /// Writes everything into `out`.
     pub fn new(out: &'a mut String) -> Self {
-        Encoder { out }
+        Encoder { out, spill: None }
+    }
+
+    /// Writes into `buffer` and hands what it holds to `spill` whenever it grows past a
+    /// few tens of kilobytes, so that a body of any size goes through a buffer of that
+    /// size; call [`Encoder::flush`] at the end for the rest.
+    pub fn streaming(buffer: &'a mut String, spill: &'a mut dyn FnMut(&str)) -> Self {
+        Encoder {
+            out: buffer,
+            spill: Some(spill),
+        }
+    }
+
+    /// Hands what is buffered to the spill, if there is one.
+    pub fn flush(&mut self) {
+        if let Some(spill) = self.spill.as_mut() {
+            if !self.out.is_empty() {
+                spill(self.out);
+                self.out.clear();
+            }
+        }
+    }
+
+    /// Called after each whole line: spills once the buffer is full.
+    fn line_done(&mut self) {
+        if self.out.len() >= SPILL_AT {
+            self.flush();
+        }
     }
 
     /// Writes the `# HELP` and `# TYPE` lines of a family.
@@ -49,11 +85,7 @@ impl<'a> Encoder<'a> {
         self.out.push(' ');
         self.out.push_str(kind.as_str());
         self.out.push('\n');
-    }
-
-    /// Appends already encoded sample lines.
-    pub fn raw(&mut self, lines: &str) {
-        self.out.push_str(lines);
+        self.line_done();
     }
 
     /// Writes one sample line.
@@ -75,6 +107,7 @@ impl<'a> Encoder<'a> {
         self.out.push(' ');
         push_value(self.out, value);
         self.out.push('\n');
+        self.line_done();
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` samples of a histogram.

@@ -4,9 +4,9 @@
 //!
 //! Rendering reads a published [`Snapshot`] and never calls Pipefy. The body has three
 //! parts, none of which splits a family:
-//! - [`render_snapshot`], everything that follows from the snapshot: it grows with the
+//! - [`encode_snapshot`], everything that follows from the snapshot: it grows with the
 //!   organizations, and is rendered once when a snapshot is published ([`Published`],
-//!   plain and gzip);
+//!   gzip, and plain too below a size);
 //! - the exporter's own metrics ([`SelfMetrics`]), a few kilobytes whatever the number
 //!   of organizations, rendered again when they change (during refreshes);
 //! - [`render_scrape_time`], what only the scrape time can tell (a deadline countdown,
@@ -65,29 +65,31 @@ pub fn render(
     info: &ExpositionInfo,
     now: SystemTime,
 ) -> String {
-    let mut out = render_snapshot(snapshot, info, now);
-    self_metrics.encode(&mut Encoder::new(&mut out));
+    let mut out = String::new();
+    let mut enc = Encoder::new(&mut out);
+    encode_snapshot(&mut enc, snapshot, info, now);
+    self_metrics.encode(&mut enc);
     out.push_str(&render_scrape_time(info, now));
     out
 }
 
-/// The part of the body that follows from the snapshot and the configuration, with the
-/// values that are still fresh at `now` (see [`Snapshot::stale_at`] for when that
-/// changes).
-pub fn render_snapshot(snapshot: &Snapshot, info: &ExpositionInfo, now: SystemTime) -> String {
-    // About 4.5 kB per organization with every collector on (BENCHMARKS.md): one
-    // allocation instead of a dozen doublings and copies for 10,000 organizations.
-    let mut out = String::with_capacity(4096 + snapshot.orgs.len() * 5120);
-    let mut enc = Encoder::new(&mut out);
-    families::encode_organizations(&mut enc, snapshot);
+/// Writes the part of the body that follows from the snapshot and the configuration,
+/// with the values that are still fresh at `now` (see [`Snapshot::stale_at`] for when
+/// that changes).
+pub(crate) fn encode_snapshot(
+    enc: &mut Encoder,
+    snapshot: &Snapshot,
+    info: &ExpositionInfo,
+    now: SystemTime,
+) {
+    families::encode_organizations(enc, snapshot);
     for collector in &info.collectors {
-        collector.encode(snapshot, now, &mut enc);
+        collector.encode(snapshot, now, enc);
     }
-    families::encode_health(&mut enc, snapshot);
-    families::encode_intervals(&mut enc, &info.collectors);
-    families::encode_build_info(&mut enc, info.version, info.revision);
-    families::encode_shard(&mut enc, info.shard);
-    out
+    families::encode_health(enc, snapshot);
+    families::encode_intervals(enc, &info.collectors);
+    families::encode_build_info(enc, info.version, info.revision);
+    families::encode_shard(enc, info.shard);
 }
 
 /// The part of the body that only the scrape time can tell. Its size does not depend

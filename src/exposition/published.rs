@@ -1,6 +1,7 @@
 //! The exposition of one published snapshot, rendered once: the bytes every scrape
-//! until the next publication shares, plain and gzip; then the self-metrics, rendered
-//! again only when they change; then the few scrape-time values of each scrape.
+//! until the next publication shares, gzip and (below a size) plain; then the
+//! self-metrics, rendered again only when they change; then the few scrape-time values
+//! of each scrape.
 //!
 //! gzip, without compressing the snapshot's part again on every scrape: a gzip member
 //! (RFC 1952) is a header, one deflate stream (RFC 1951) and a trailer holding the
@@ -21,22 +22,42 @@
 //! sequence"). But single-member decoders exist (flate2's `GzDecoder`, Go's reader after
 //! `Multistream(false)`): they would stop after the cached part and silently drop the
 //! live one. One member avoids the question.
+//!
+//! Memory: the snapshot's part is compressed as it is rendered, through a buffer of a
+//! few tens of kilobytes, and its plain text is kept only up to [`PLAIN_KEPT_UP_TO`]. A
+//! larger body (about 3,500 organizations with every collector on) is held only
+//! deflated, some twenty times smaller, and a plain scrape inflates it as it sends it:
+//! Prometheus always asks for gzip, so plain scrapes of such a body are people with
+//! `curl`, and keeping 45 MB of text for them (twice while a new publication replaces
+//! the old one) is what would set the exporter's peak memory.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use flate2::{Compress, CompressError, Compression, Crc, FlushCompress};
+use flate2::{
+    Compress, CompressError, Compression, Crc, Decompress, DecompressError, FlushCompress,
+    FlushDecompress,
+};
 use tokio::sync::watch;
 
-use super::{render_scrape_time, render_snapshot, Encoder, ExpositionInfo};
+use super::{encode_snapshot, render_scrape_time, Encoder, ExpositionInfo};
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 
 /// The fixed header of the gzip member: deflate, no flags, no name, no modification
 /// time, no extra flags, operating system "unknown" (RFC 1952 §2.3).
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+/// Up to this size the snapshot's part is kept plain as well as deflated, so that plain
+/// scrapes copy it instead of inflating it: 16 MiB is about 3,500 organizations with
+/// every collector on, and keeps plain scrapes of 1,000 organizations as fast as a
+/// static file (BENCHMARKS.md).
+pub(crate) const PLAIN_KEPT_UP_TO: usize = 16 << 20;
+
+/// How much a plain scrape inflates at a time, when the plain text is not kept.
+const INFLATE_CHUNK: usize = 64 * 1024;
 
 /// What the refresh loop publishes to the HTTP side: a snapshot, the facts to render
 /// it with (the configuration's collectors, the build), and their exposition rendered
@@ -47,68 +68,288 @@ pub struct Published {
     pub info: Arc<ExpositionInfo>,
     /// When a value in `body` stops being fresh; it must be rendered again then.
     stale_at: Option<SystemTime>,
-    /// The snapshot's part, plain and deflated after the gzip header; no deflated part if
-    /// compressing failed, which only a bug can cause: the body is then served plain.
+    /// The snapshot's part, deflated after the gzip header.
     body: Part,
     /// The self-metrics part as of a [`SelfMetrics::generation`], rendered by the first
     /// scrape that finds it out of date.
     self_metrics: Mutex<Option<Arc<(u64, Part)>>>,
 }
 
-/// A part of the body, plain and as raw deflate blocks ended by a sync flush.
+/// A part of the body: its text, plain or as raw deflate blocks ended by a sync flush
+/// (after a prefix), or both.
 struct Part {
-    plain: Bytes,
-    deflated: Option<Bytes>,
-    /// CRC-32 of `plain`, for the trailer.
+    text: Text,
+    /// CRC-32 and length of the text, for the gzip trailer.
     crc: Crc,
+    len: u64,
+}
+
+enum Text {
+    /// Small enough to keep both ways.
+    Both { plain: Bytes, deflated: Deflated },
+    /// Too large to keep plain: plain scrapes inflate it.
+    Deflated(Deflated),
+    /// Compressing failed, which only a bug can cause: served plain.
+    Plain(Bytes),
+}
+
+/// Deflate blocks after `prefix` bytes that are not part of them (the gzip header).
+#[derive(Clone)]
+struct Deflated {
+    bytes: Bytes,
+    prefix: usize,
 }
 
 impl Part {
-    /// `plain`, compressed at `level` after `prefix`.
-    fn new(plain: String, prefix: &[u8], level: Compression) -> Self {
+    /// `text` in full, compressed at `level` after `prefix`, kept plain too.
+    fn new(text: &str, prefix: &[u8], level: Compression) -> Self {
+        let mut writer = PartWriter::new(prefix, level, usize::MAX);
+        writer.write(text);
+        // Nothing is let go of while the plain text is kept whatever its size.
+        writer.finish().unwrap_or_else(|| Part::uncompressed(text))
+    }
+
+    /// `text`, plain only.
+    fn uncompressed(text: &str) -> Self {
         let mut crc = Crc::new();
-        crc.update(plain.as_bytes());
-        let mut deflated = Vec::with_capacity(prefix.len() + plain.len() / 8 + 1024);
-        deflated.extend_from_slice(prefix);
-        let deflated = match deflate(plain.as_bytes(), level, &mut deflated) {
-            Ok(()) => {
-                deflated.shrink_to_fit();
-                Some(Bytes::from(deflated))
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot gzip the exposition; serving it uncompressed");
-                None
-            }
-        };
+        crc.update(text.as_bytes());
         Part {
-            plain: Bytes::from(plain),
-            deflated,
+            text: Text::Plain(Bytes::copy_from_slice(text.as_bytes())),
             crc,
+            len: text.len() as u64,
+        }
+    }
+
+    /// The plain text as a scrape sends it: shared, or inflated as it goes.
+    fn plain_piece(&self) -> Piece {
+        match &self.text {
+            Text::Both { plain, .. } | Text::Plain(plain) => Piece::Shared(plain.clone()),
+            Text::Deflated(deflated) => Piece::Inflating(Inflate::new(deflated)),
+        }
+    }
+
+    fn deflated(&self) -> Option<&Deflated> {
+        match &self.text {
+            Text::Both { deflated, .. } | Text::Deflated(deflated) => Some(deflated),
+            Text::Plain(_) => None,
         }
     }
 }
 
-/// One scrape's body: the shared bytes of the publication, then the self-metrics', then
-/// the scrape's own.
-#[derive(Debug)]
+/// Builds a [`Part`] from text written in pieces: compressed as it comes, and kept plain
+/// as long as it stays under `keep_plain` bytes.
+struct PartWriter {
+    /// `None` once compressing failed: everything is then kept plain.
+    compress: Option<Compress>,
+    deflated: Vec<u8>,
+    prefix: usize,
+    /// `None` once the text outgrew `keep_plain` (and compressing still works).
+    plain: Option<String>,
+    keep_plain: usize,
+    crc: Crc,
+    len: u64,
+}
+
+impl PartWriter {
+    fn new(prefix: &[u8], level: Compression, keep_plain: usize) -> Self {
+        let mut deflated = Vec::with_capacity(prefix.len() + 1024);
+        deflated.extend_from_slice(prefix);
+        PartWriter {
+            compress: Some(Compress::new(level, false)),
+            deflated,
+            prefix: prefix.len(),
+            plain: Some(String::new()),
+            keep_plain,
+            crc: Crc::new(),
+            len: 0,
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        self.crc.update(text.as_bytes());
+        self.len += text.len() as u64;
+        if let Some(compress) = &mut self.compress {
+            let written = deflate(
+                compress,
+                text.as_bytes(),
+                FlushCompress::None,
+                &mut self.deflated,
+            );
+            if let Err(error) = written {
+                self.fail(error);
+            }
+        }
+        if let Some(plain) = &mut self.plain {
+            if self.compress.is_some() && plain.len() + text.len() > self.keep_plain {
+                self.plain = None;
+            } else {
+                plain.push_str(text);
+            }
+        }
+    }
+
+    fn fail(&mut self, error: CompressError) {
+        tracing::error!(%error, "cannot gzip the exposition; serving it uncompressed");
+        self.compress = None;
+        self.keep_plain = usize::MAX;
+    }
+
+    /// The part, or `None` if compressing failed after the plain text was let go.
+    fn finish(mut self) -> Option<Part> {
+        if let Some(compress) = &mut self.compress {
+            if let Err(error) = deflate(compress, &[], FlushCompress::Sync, &mut self.deflated) {
+                self.fail(error);
+            }
+        }
+        let plain = self.plain.map(Bytes::from);
+        let deflated = self.compress.is_some().then(|| {
+            self.deflated.shrink_to_fit();
+            Deflated {
+                bytes: Bytes::from(self.deflated),
+                prefix: self.prefix,
+            }
+        });
+        let text = match (plain, deflated) {
+            (Some(plain), Some(deflated)) => Text::Both { plain, deflated },
+            (None, Some(deflated)) => Text::Deflated(deflated),
+            (Some(plain), None) => Text::Plain(plain),
+            (None, None) => return None,
+        };
+        Some(Part {
+            text,
+            crc: self.crc,
+            len: self.len,
+        })
+    }
+}
+
+/// One scrape's body: the snapshot's part, then the self-metrics', then the scrape's
+/// own; each shared with other scrapes, or inflated from a shared gzip as it is sent.
 pub struct ScrapeBody {
-    /// Sent as they are, one after the other.
-    pub parts: [Bytes; 3],
-    /// Whether the parts are gzip (`Content-Encoding: gzip`).
+    /// What is left to send, the next piece last.
+    pieces: Vec<Piece>,
+    /// Bytes not sent yet.
+    remaining: u64,
+    /// Whether the body is gzip (`Content-Encoding: gzip`).
     pub gzip: bool,
 }
 
+enum Piece {
+    Shared(Bytes),
+    Inflating(Inflate),
+}
+
+impl ScrapeBody {
+    /// A body of `pieces` in order, of `len` bytes in all.
+    fn new(mut pieces: Vec<Piece>, len: u64, gzip: bool) -> Self {
+        pieces.reverse();
+        ScrapeBody {
+            pieces,
+            remaining: len,
+            gzip,
+        }
+    }
+
+    /// The length of what is left to send.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// The next chunk, `None` at the end. An error means that a deflate stream this
+    /// process wrote does not inflate, a bug: the connection must be cut rather than the
+    /// body shortened.
+    pub fn next_chunk(&mut self) -> Option<Result<Bytes, DecompressError>> {
+        loop {
+            let chunk = match self.pieces.last_mut()? {
+                Piece::Shared(bytes) => {
+                    let bytes = std::mem::take(bytes);
+                    self.pieces.pop();
+                    bytes
+                }
+                Piece::Inflating(inflate) => match inflate.next() {
+                    Some(Ok(chunk)) => chunk,
+                    Some(Err(error)) => {
+                        self.pieces.clear();
+                        self.remaining = 0;
+                        return Some(Err(error));
+                    }
+                    None => {
+                        self.pieces.pop();
+                        continue;
+                    }
+                },
+            };
+            if !chunk.is_empty() {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                return Some(Ok(chunk));
+            }
+        }
+    }
+}
+
+/// Inflates a shared [`Deflated`] a chunk at a time.
+struct Inflate {
+    input: Bytes,
+    decompress: Decompress,
+}
+
+impl Inflate {
+    fn new(deflated: &Deflated) -> Self {
+        Inflate {
+            input: deflated.bytes.slice(deflated.prefix..),
+            decompress: Decompress::new(false),
+        }
+    }
+
+    fn next(&mut self) -> Option<Result<Bytes, DecompressError>> {
+        let mut out = Vec::with_capacity(INFLATE_CHUNK);
+        // `total_in` never exceeds the input's length, which fits in usize.
+        let read = self.decompress.total_in() as usize;
+        let status =
+            self.decompress
+                .decompress_vec(&self.input[read..], &mut out, FlushDecompress::None);
+        match status {
+            Err(error) => Some(Err(error)),
+            // Nothing more comes out: the input is all inflated (it ends with a sync
+            // flush, not a final block, so there is no end-of-stream status to wait for).
+            Ok(_) if out.is_empty() => None,
+            Ok(_) => Some(Ok(Bytes::from(out))),
+        }
+    }
+}
+
 impl Published {
-    /// Renders `snapshot` with `info` as of `now` (which decides what is still fresh),
-    /// plain and gzip. It takes time with many organizations (see BENCHMARKS.md): call
-    /// it off the async workers.
+    /// Renders `snapshot` with `info` as of `now` (which decides what is still fresh):
+    /// gzip, and plain as well when it is under [`PLAIN_KEPT_UP_TO`]. It takes time with
+    /// many organizations (see BENCHMARKS.md): call it off the async workers.
     pub fn new(snapshot: Arc<Snapshot>, info: Arc<ExpositionInfo>, now: SystemTime) -> Self {
-        let mut plain = render_snapshot(&snapshot, &info, now);
-        plain.shrink_to_fit();
+        Self::with_plain_limit(snapshot, info, now, PLAIN_KEPT_UP_TO)
+    }
+
+    fn with_plain_limit(
+        snapshot: Arc<Snapshot>,
+        info: Arc<ExpositionInfo>,
+        now: SystemTime,
+        keep_plain: usize,
+    ) -> Self {
+        // The default level, as `gzip` uses: once per publication, not per scrape.
+        let mut writer = PartWriter::new(&GZIP_HEADER, Compression::default(), keep_plain);
+        {
+            let mut buffer = String::new();
+            let mut spill = |text: &str| writer.write(text);
+            let mut enc = Encoder::streaming(&mut buffer, &mut spill);
+            encode_snapshot(&mut enc, &snapshot, &info, now);
+            enc.flush();
+        }
+        let body = writer.finish().unwrap_or_else(|| {
+            // Compressing failed after the plain text was let go: render it again.
+            let mut plain = String::new();
+            encode_snapshot(&mut Encoder::new(&mut plain), &snapshot, &info, now);
+            Part::uncompressed(&plain)
+        });
         Published {
             stale_at: snapshot.stale_at(now),
-            // The default level, as `gzip` uses: once per publication, not per scrape.
-            body: Part::new(plain, &GZIP_HEADER, Compression::default()),
+            body,
             snapshot,
             info,
             self_metrics: Mutex::new(None),
@@ -141,21 +382,24 @@ impl Published {
         let own = self.self_metrics_part(self_metrics);
         let own = &own.1;
         let scrape_time = render_scrape_time(&self.info, now);
-        if let (true, Some(body), Some(own_deflated)) = (gzip, &self.body.deflated, &own.deflated) {
+        if let (true, Some(body), Some(own_deflated)) = (gzip, self.body.deflated(), own.deflated())
+        {
             let end = finish(&[&self.body, own], scrape_time.as_bytes());
-            return ScrapeBody {
-                parts: [body.clone(), own_deflated.clone(), Bytes::from(end)],
-                gzip: true,
-            };
+            let len = (body.bytes.len() + own_deflated.bytes.len() + end.len()) as u64;
+            let pieces = vec![
+                Piece::Shared(body.bytes.clone()),
+                Piece::Shared(own_deflated.bytes.slice(own_deflated.prefix..)),
+                Piece::Shared(Bytes::from(end)),
+            ];
+            return ScrapeBody::new(pieces, len, true);
         }
-        ScrapeBody {
-            parts: [
-                self.body.plain.clone(),
-                own.plain.clone(),
-                Bytes::from(scrape_time),
-            ],
-            gzip: false,
-        }
+        let len = self.body.len + own.len + scrape_time.len() as u64;
+        let pieces = vec![
+            self.body.plain_piece(),
+            own.plain_piece(),
+            Piece::Shared(Bytes::from(scrape_time)),
+        ];
+        ScrapeBody::new(pieces, len, false)
     }
 
     /// The self-metrics part, rendered again if they changed since.
@@ -168,7 +412,7 @@ impl Published {
         }
         let mut plain = String::with_capacity(32 * 1024);
         self_metrics.encode(&mut Encoder::new(&mut plain));
-        let part = Arc::new((generation, Part::new(plain, &[], Compression::fast())));
+        let part = Arc::new((generation, Part::new(&plain, &[], Compression::fast())));
         *lock() = Some(part.clone());
         part
     }
@@ -225,21 +469,26 @@ fn instant_after(at: SystemTime) -> Option<Instant> {
     Instant::now().checked_add(wait + Duration::from_millis(1))
 }
 
-/// Appends `input` to `out` as raw deflate blocks from a fresh compressor (so that no
-/// back-reference reaches before `input`), ended by a sync flush: byte-aligned and not
-/// final, so that more blocks can follow.
-fn deflate(input: &[u8], level: Compression, out: &mut Vec<u8>) -> Result<(), CompressError> {
-    let mut compress = Compress::new(level, false);
+/// Appends `input` to `out` as raw deflate blocks from `compress`. A part is one
+/// compressor's output ended by [`FlushCompress::Sync`]: byte-aligned and not final,
+/// so that more blocks can follow, and no back-reference reaches before the part.
+fn deflate(
+    compress: &mut Compress,
+    input: &[u8],
+    flush: FlushCompress,
+    out: &mut Vec<u8>,
+) -> Result<(), CompressError> {
+    let start = compress.total_in();
     loop {
         if out.capacity() - out.len() < 1024 {
             out.reserve(out.len().max(1024));
         }
-        // `total_in` never exceeds `input.len()`, which fits in usize.
-        let read = compress.total_in() as usize;
-        compress.compress_vec(&input[read..], out, FlushCompress::Sync)?;
+        // Never more than `input.len()`, which fits in usize.
+        let read = (compress.total_in() - start) as usize;
+        compress.compress_vec(&input[read..], out, flush)?;
         // Done once all input is in and the output had room to spare (zlib's rule: a
         // full output means more may follow).
-        if compress.total_in() as usize == input.len() && out.len() < out.capacity() {
+        if (compress.total_in() - start) as usize == input.len() && out.len() < out.capacity() {
             return Ok(());
         }
     }
@@ -251,10 +500,10 @@ fn finish(parts: &[&Part], last: &[u8]) -> Vec<u8> {
     let mut end = Vec::with_capacity(last.len() + 64);
     stored_final(last, &mut end);
     let mut crc = Crc::new();
-    let mut len = last.len();
+    let mut len = last.len() as u64;
     for part in parts {
         crc.combine(&part.crc);
-        len += part.plain.len();
+        len += part.len;
     }
     let mut last_crc = Crc::new();
     last_crc.update(last);
@@ -289,14 +538,43 @@ mod tests {
 
     use super::*;
 
-    /// The member a scrape sends for parts `a` and `b` rendered before, and `c`.
-    fn gzip_of(a: &str, b: &str, c: &str) -> Vec<u8> {
-        let a = Part::new(a.to_owned(), &GZIP_HEADER, Compression::default());
-        let b = Part::new(b.to_owned(), &[], Compression::fast());
-        let mut body = a.deflated.as_deref().unwrap().to_vec();
-        body.extend_from_slice(b.deflated.as_deref().unwrap());
+    /// The member a scrape sends for parts `a` and `b` rendered before, and `c`; `a`
+    /// written to its compressor in pieces of `piece` bytes, and kept plain only up to
+    /// `keep_plain` bytes.
+    fn gzip_of(a: &str, b: &str, c: &str, piece: usize, keep_plain: usize) -> Vec<u8> {
+        let mut writer = PartWriter::new(&GZIP_HEADER, Compression::default(), keep_plain);
+        let mut rest = a;
+        while !rest.is_empty() {
+            let (head, tail) = rest.split_at(piece.min(rest.len()));
+            writer.write(head);
+            rest = tail;
+        }
+        let a = writer.finish().unwrap();
+        let b = Part::new(b, &[], Compression::fast());
+        let mut body = a.deflated().unwrap().bytes.to_vec();
+        body.extend_from_slice(&b.deflated().unwrap().bytes);
         body.extend(finish(&[&a, &b], c.as_bytes()));
         body
+    }
+
+    /// What a scrape sends, in one piece.
+    fn collect(mut body: ScrapeBody) -> Vec<u8> {
+        let announced = body.remaining();
+        let mut all = Vec::new();
+        while let Some(chunk) = body.next_chunk() {
+            all.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(all.len() as u64, announced, "Content-Length");
+        assert_eq!(body.remaining(), 0);
+        all
+    }
+
+    /// The shared bytes of piece `i` of a scrape's body, if it is sent as is.
+    fn shared(body: &ScrapeBody, i: usize) -> Option<&Bytes> {
+        match &body.pieces[body.pieces.len() - 1 - i] {
+            Piece::Shared(bytes) => Some(bytes),
+            Piece::Inflating(_) => None,
+        }
     }
 
     /// Decoded by a single-member decoder, which must also have used every byte (so
@@ -333,11 +611,60 @@ mod tests {
         let b: String = (0..300).map(line).collect();
         let c: String = (0..2_000).map(line).collect();
         assert!(c.len() > usize::from(u16::MAX));
-        assert_eq!(gunzip(&gzip_of(&a, &b, &c)), format!("{a}{b}{c}"));
-        assert_eq!(gunzip(&gzip_of(&a, &b, "x")), format!("{a}{b}x"));
-        assert_eq!(gunzip(&gzip_of(&a, "", "")), a);
-        assert_eq!(gunzip(&gzip_of("", "", &c)), c);
-        assert_eq!(gunzip(&gzip_of("", "", "")), "");
+        for (piece, keep_plain) in [(usize::MAX, usize::MAX), (4096, 0), (7, 1000)] {
+            let gzip_of = |a, b, c| gunzip(&gzip_of(a, b, c, piece, keep_plain));
+            assert_eq!(gzip_of(&a, &b, &c), format!("{a}{b}{c}"));
+            assert_eq!(gzip_of(&a, &b, "x"), format!("{a}{b}x"));
+            assert_eq!(gzip_of(&a, "", ""), a);
+            assert_eq!(gzip_of("", "", &c), c);
+            assert_eq!(gzip_of("", "", ""), "");
+        }
+    }
+
+    #[test]
+    fn text_is_kept_plain_up_to_the_limit_then_only_deflated() {
+        let kept = |text: &str, keep_plain| {
+            let mut writer = PartWriter::new(&GZIP_HEADER, Compression::default(), keep_plain);
+            for line in text.split_inclusive('\n') {
+                writer.write(line);
+            }
+            let part = writer.finish().unwrap();
+            assert_eq!(part.len, text.len() as u64);
+            let piece = part.plain_piece();
+            let body = ScrapeBody::new(vec![piece], part.len, false);
+            let plain = matches!(body.pieces[0], Piece::Shared(_));
+            assert_eq!(String::from_utf8(collect(body)).unwrap(), text);
+            plain
+        };
+        let text: String = (0..10_000)
+            .map(|i| format!("m{{i=\"{i}\"}} {i}\n"))
+            .collect();
+        assert!(kept(&text, usize::MAX));
+        assert!(kept(&text, text.len()));
+        assert!(!kept(&text, text.len() - 1));
+        assert!(!kept(&text, 0));
+        assert!(kept("", 0), "nothing is over any limit");
+    }
+
+    /// `n` organizations known by name only: one `pipefy_organization_info` line each.
+    fn named_organizations(n: usize) -> Snapshot {
+        let orgs = (0..n).map(|i| {
+            let meta = crate::snapshot::OrgMeta {
+                id: i.to_string(),
+                name: format!("Organization {i}"),
+                ..Default::default()
+            };
+            let org = crate::snapshot::OrgSnapshot {
+                meta,
+                ..Default::default()
+            };
+            (i.to_string(), org)
+        });
+        Snapshot {
+            orgs: orgs.collect(),
+            cycles: 1,
+            last_cycle: None,
+        }
     }
 
     #[test]
@@ -348,33 +675,44 @@ mod tests {
             revision: "abc",
             shard: crate::shard::Shard::ALL,
         });
-        let published = Published::new(Arc::default(), info.clone(), SystemTime::now());
+        let snapshot = Arc::new(named_organizations(2_000));
         let now = SystemTime::now();
-        for gzip in [false, true] {
-            let metrics = SelfMetrics::new(&["limits"], &["PipefyLimits"]);
-            let first = published.scrape(&metrics, now, gzip);
-            let second = published.scrape(&metrics, now, gzip);
-            metrics.observe_request("PipefyLimits", "200", Duration::from_secs(1));
-            let third = published.scrape(&metrics, now, gzip);
-            assert_eq!((first.gzip, second.gzip, third.gzip), (gzip, gzip, gzip));
-            let same = |a: &Bytes, b: &Bytes| a.as_ptr() == b.as_ptr() && a.len() == b.len();
-            // The same bytes, not equal copies: the snapshot's part always, the
-            // self-metrics part until they change.
-            assert!(same(&first.parts[0], &second.parts[0]));
-            assert!(same(&first.parts[0], &third.parts[0]));
-            assert!(same(&first.parts[1], &second.parts[1]));
-            assert!(!same(&first.parts[1], &third.parts[1]), "rendered again");
+        // Kept plain, then too large to be: plain scrapes inflate the gzip one.
+        for keep_plain in [PLAIN_KEPT_UP_TO, 1000] {
+            let published =
+                Published::with_plain_limit(snapshot.clone(), info.clone(), now, keep_plain);
+            for gzip in [false, true] {
+                let metrics = SelfMetrics::new(&["limits"], &["PipefyLimits"]);
+                let first = published.scrape(&metrics, now, gzip);
+                let second = published.scrape(&metrics, now, gzip);
+                metrics.observe_request("PipefyLimits", "200", Duration::from_secs(1));
+                let third = published.scrape(&metrics, now, gzip);
+                assert_eq!((first.gzip, second.gzip, third.gzip), (gzip, gzip, gzip));
+                let same = |a: &ScrapeBody, b: &ScrapeBody, i| match (shared(a, i), shared(b, i)) {
+                    (Some(a), Some(b)) => a.as_ptr() == b.as_ptr() && a.len() == b.len(),
+                    _ => false,
+                };
+                // The same bytes, not equal copies: the snapshot's part always (unless
+                // it is inflated), the self-metrics part until they change.
+                let inflated = !gzip && keep_plain == 1000;
+                assert_eq!(shared(&first, 0).is_none(), inflated);
+                assert_eq!(same(&first, &second, 0), !inflated);
+                assert_eq!(same(&first, &third, 0), !inflated);
+                assert!(same(&first, &second, 1));
+                assert!(!same(&first, &third, 1), "rendered again");
 
-            let mut body = third.parts.concat();
-            if gzip {
-                body = gunzip(&body).into_bytes();
+                let mut body = collect(third);
+                if gzip {
+                    body = gunzip(&body).into_bytes();
+                }
+                let text = String::from_utf8(body).unwrap();
+                let expected = super::super::render(&snapshot, &metrics, &info, now);
+                // The expected body reads the process metrics again: compare up to them.
+                let cut = |s: &str| s[..s.find("# HELP process_").unwrap_or(s.len())].to_owned();
+                assert_eq!(cut(&text), cut(&expected));
+                assert!(text.contains("pipefy_exporter_api_requests_total{operation=\"PipefyLimits\",status=\"200\"} 1\n"), "{text}");
+                assert!(text.contains("pipefy_organization_info{organization_id=\"1999\",organization_name=\"Organization 1999\",organization_uuid=\"\",plan=\"\"} 1\n"));
             }
-            let text = String::from_utf8(body).unwrap();
-            let expected = super::super::render(&Snapshot::default(), &metrics, &info, now);
-            // The expected body reads the process metrics again: compare up to them.
-            let cut = |s: &str| s[..s.find("# HELP process_").unwrap_or(s.len())].to_owned();
-            assert_eq!(cut(&text), cut(&expected));
-            assert!(text.contains("pipefy_exporter_api_requests_total{operation=\"PipefyLimits\",status=\"200\"} 1\n"), "{text}");
         }
     }
 }
