@@ -1019,25 +1019,41 @@ impl Refresher {
         outcome
     }
 
-    /// Asks every ask's root fields in one planned fetch (the client shares requests
-    /// between them), and decodes each ask's answers.
+    /// Asks every ask's root fields in planned fetches (the client shares requests
+    /// between them), [`ORGS_PER_FETCH`] organizations at a time, and decodes each ask's
+    /// answers. Once Pipefy throttles, the organizations not asked yet fail with that
+    /// rather than spend more requests.
     async fn ask<'a>(
         &self,
         ac: &AccountClient,
         asks: &[Ask<'a>],
     ) -> (Vec<(Asker<'a>, Vec<Decoded>)>, Option<Duration>) {
-        if asks.is_empty() {
-            return (Vec::new(), None);
+        let mut decoded: Vec<(Asker<'a>, Vec<Decoded>)> =
+            asks.iter().map(|ask| (ask.asker, Vec::new())).collect();
+        let mut retry_after = None;
+        for window in windows(asks, ORGS_PER_FETCH) {
+            let parts: Vec<Part> = window.iter().map(Ask::part).collect();
+            let answers = match retry_after {
+                None => {
+                    let fetched = ac.client.fetch(&parts, &self.permits).await;
+                    retry_after = fetched.retry_after;
+                    fetched.answers
+                }
+                Some(wait) => {
+                    let why = format!(
+                        "not asked: Pipefy asked to wait {}s (Retry-After)",
+                        wait.as_secs()
+                    );
+                    parts.iter().map(|part| unasked(part, &why)).collect()
+                }
+            };
+            drop(parts);
+            // Each ask's answers are dropped once decoded, not kept until all are.
+            for ((ask, answers), (_, into)) in window.iter().zip(answers).zip(&mut decoded) {
+                into.extend(ask.decode(&answers));
+            }
         }
-        let parts: Vec<Part> = asks.iter().map(Ask::part).collect();
-        let fetched = ac.client.fetch(&parts, &self.permits).await;
-        // Each ask's answers are dropped once decoded, not kept until all are.
-        let decoded = asks
-            .iter()
-            .zip(fetched.answers)
-            .map(|(ask, answers)| (ask.asker, ask.decode(&answers)))
-            .collect();
-        (decoded, fetched.retry_after)
+        (decoded, retry_after)
     }
 
     async fn discover(&self, client: &PipefyClient) -> Result<Vec<OrgMeta>, ApiError> {
@@ -1080,6 +1096,49 @@ impl Refresher {
             .map(Organization::meta)
             .collect())
     }
+}
+
+/// How many organizations one planned fetch covers. A fetch holds its root fields and
+/// its answers until they are decoded, so this bounds a refresh's working memory
+/// whatever the number of organizations (BENCHMARKS.md: at 10,000 organizations, all
+/// at once was 40 MB more at the peak). Large enough that the requests it splits
+/// between fetches are few: each fetch packs its own, so at most one request per
+/// fetch goes out less than full (10,000 organizations: 5 fetches instead of 1).
+pub(crate) const ORGS_PER_FETCH: usize = 2_000;
+
+/// `asks` cut into windows of at most `size` organizations, each ask keeping its own
+/// organizations of the window, in order. One organization is in one window for every
+/// ask, so that the fields that different asks make for it can still share a request.
+fn windows<'a>(asks: &[Ask<'a>], size: usize) -> Vec<Vec<Ask<'a>>> {
+    let mut window_of: HashMap<&str, usize> = HashMap::new();
+    for target in asks.iter().flat_map(|ask| &ask.orgs) {
+        let next = window_of.len() / size.max(1);
+        window_of.entry(target.id.as_str()).or_insert(next);
+    }
+    let count = window_of.values().max().map_or(0, |last| last + 1);
+    (0..count)
+        .map(|w| {
+            asks.iter()
+                .map(|ask| Ask {
+                    asker: ask.asker,
+                    orgs: ask
+                        .orgs
+                        .iter()
+                        .filter(|t| window_of.get(t.id.as_str()) == Some(&w))
+                        .cloned()
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Answers for a part that was not sent: every field failed with `why`.
+fn unasked(part: &Part, why: &str) -> Answers {
+    part.fields
+        .iter()
+        .map(|field| (field.key.clone(), Err(why.to_owned())))
+        .collect()
 }
 
 /// Who asks Pipefy something in a refresh: a collector, or the identity step (uuid,
@@ -1166,6 +1225,44 @@ fn failed(id: &str, collector: &dyn Collector, error: String) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_keep_an_organization_in_one_window_for_every_ask() {
+        let targets = |ids: &[u32]| -> Vec<Target> {
+            ids.iter()
+                .map(|id| Target {
+                    id: id.to_string(),
+                    uuid: None,
+                })
+                .collect()
+        };
+        let ids = |ask: &Ask| -> Vec<String> { ask.orgs.iter().map(|t| t.id.clone()).collect() };
+        let collectors = crate::collectors::every_variant();
+        // Every organization, then a subset in another order (identity of those whose
+        // uuid is unknown), then organizations only the second ask has.
+        let asks = [
+            Ask::collector(collectors[0].as_ref(), targets(&[1, 2, 3, 4, 5])),
+            Ask {
+                asker: Asker::Identity,
+                orgs: targets(&[5, 2, 6, 7]),
+            },
+        ];
+        let windows = windows(&asks, 2);
+        let got: Vec<(Vec<String>, Vec<String>)> =
+            windows.iter().map(|w| (ids(&w[0]), ids(&w[1]))).collect();
+        let strings = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            [
+                (strings(&["1", "2"]), strings(&["2"])),
+                (strings(&["3", "4"]), strings(&[])),
+                (strings(&["5"]), strings(&["5", "6"])),
+                (strings(&[]), strings(&["7"])),
+            ]
+        );
+        assert!(super::windows(&[], 2).is_empty());
+        assert_eq!(super::windows(&asks, 2_000).len(), 1);
+    }
 
     #[test]
     fn next_start_honours_retry_after_within_stale_after() {
