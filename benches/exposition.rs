@@ -5,8 +5,9 @@
 //!
 //! - publish: the exposition of N organizations rendered from the snapshot of one
 //!   refresh, plain and gzip (what each refresh costs once, off the scrape path);
-//! - scrape: one `/metrics` body from that publication, plain and gzip (the shared bytes
-//!   plus the live part: what every scrape costs; no Pipefy call is involved);
+//! - scrape: one `/metrics` body from that publication, plain and gzip, drained as a
+//!   connection would (the shared bytes plus the live part, or for a plain body above
+//!   16 MiB its inflation: what every scrape costs; no Pipefy call is involved);
 //! - cycle: one refresh of every collector for N organizations against the simulator on
 //!   loopback (requests made per collector and wall time; the simulator's own work is
 //!   included).
