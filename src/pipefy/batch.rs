@@ -222,8 +222,11 @@ struct Shapes {
     page_size: u64,
     by_text: HashMap<Arc<str>, Shape>,
     /// [`union`] of two texts, by the texts.
-    unions: HashMap<(Arc<str>, Arc<str>), Option<Arc<str>>>,
+    unions: HashMap<TextPair, Option<Arc<str>>>,
 }
+
+/// Two field texts, left and right.
+type TextPair = (Arc<str>, Arc<str>);
 
 #[derive(Clone)]
 struct Shape {
