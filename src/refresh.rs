@@ -990,10 +990,8 @@ impl Refresher {
                 }
             }
             // No uuid, so they could not be asked.
-            for t in unknown
-                .iter()
-                .filter(|t| !learned.iter().any(|l| l.id == t.id))
-            {
+            let asked: HashSet<&str> = learned.iter().map(|t| t.id.as_str()).collect();
+            for t in unknown.iter().filter(|t| !asked.contains(t.id.as_str())) {
                 let why = identity_errors
                     .get(&t.id)
                     .map(String::as_str)
@@ -1021,8 +1019,8 @@ impl Refresher {
 
     /// Asks every ask's root fields in planned fetches (the client shares requests
     /// between them), [`ORGS_PER_FETCH`] organizations at a time, and decodes each ask's
-    /// answers. Once Pipefy throttles, the organizations not asked yet fail with that
-    /// rather than spend more requests.
+    /// answers. Once Pipefy throttles with a long `Retry-After`, the client fails the
+    /// requests of the later fetches unsent, so they cost nothing.
     async fn ask<'a>(
         &self,
         ac: &AccountClient,
@@ -1033,23 +1031,12 @@ impl Refresher {
         let mut retry_after = None;
         for window in windows(asks, ORGS_PER_FETCH) {
             let parts: Vec<Part> = window.iter().map(Ask::part).collect();
-            let answers = match retry_after {
-                None => {
-                    let fetched = ac.client.fetch(&parts, &self.permits).await;
-                    retry_after = fetched.retry_after;
-                    fetched.answers
-                }
-                Some(wait) => {
-                    let why = format!(
-                        "not asked: Pipefy asked to wait {}s (Retry-After)",
-                        wait.as_secs()
-                    );
-                    parts.iter().map(|part| unasked(part, &why)).collect()
-                }
-            };
+            let fetched = ac.client.fetch(&parts, &self.permits).await;
+            retry_after = retry_after.max(fetched.retry_after);
             drop(parts);
             // Each ask's answers are dropped once decoded, not kept until all are.
-            for ((ask, answers), (_, into)) in window.iter().zip(answers).zip(&mut decoded) {
+            for ((ask, answers), (_, into)) in window.iter().zip(fetched.answers).zip(&mut decoded)
+            {
                 into.extend(ask.decode(&answers));
             }
         }
@@ -1130,14 +1117,6 @@ fn windows<'a>(asks: &[Ask<'a>], size: usize) -> Vec<Vec<Ask<'a>>> {
                 })
                 .collect()
         })
-        .collect()
-}
-
-/// Answers for a part that was not sent: every field failed with `why`.
-fn unasked(part: &Part, why: &str) -> Answers {
-    part.fields
-        .iter()
-        .map(|field| (field.key.clone(), Err(why.to_owned())))
         .collect()
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use pipefy_exporter::config::Config;
 use pipefy_exporter::refresh::{RefreshOutcome, Refresher};
@@ -266,13 +266,24 @@ struct Driven {
 
 impl Driven {
     async fn new(data: SimData, organizations: &str, rest: &str) -> Driven {
+        Driven::with_pipefy(data, organizations, "", rest).await
+    }
+
+    /// [`Driven::new`] with `pipefy_keys` (indented by two spaces) in the `pipefy:`
+    /// block.
+    async fn with_pipefy(
+        data: SimData,
+        organizations: &str,
+        pipefy_keys: &str,
+        rest: &str,
+    ) -> Driven {
         let sim = Simulator::new(data, SimAuth::open());
         let server = sim
             .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await
             .unwrap();
         let yaml = format!(
-            "pipefy:\n  endpoint: {}\norganizations: {organizations}\n{rest}",
+            "pipefy:\n  endpoint: {}\n{pipefy_keys}organizations: {organizations}\n{rest}",
             server.graphql_url()
         );
         let config = Config::from_yaml(&yaml, "test.yml".as_ref(), &|name| {
@@ -390,6 +401,119 @@ async fn usage_statistics_share_requests_when_due_together_and_not_otherwise() {
     let (alone, _) = d.refresh(&["automation_jobs"]).await;
     assert_eq!(alone.operations, ops(&[("PipefyAutomationJobs", 1)]));
     assert!(!alone.recent_queries[0].contains("aiCredit"));
+}
+
+/// How many organizations each uuid-keyed or id-keyed field named, per key, between two
+/// stats: what one refresh asked about.
+fn asked_per_key(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<u64, usize> {
+    let mut times: BTreeMap<u64, usize> = BTreeMap::new();
+    for (key, count) in after {
+        let asked = count - before.get(key).copied().unwrap_or(0);
+        if asked > 0 {
+            *times.entry(asked).or_default() += 1;
+        }
+    }
+    times
+}
+
+#[tokio::test]
+async fn more_organizations_than_one_fetch_covers_are_fetched_in_windows_each_asked_once() {
+    // 2,500 organizations: a window of 2,000 (ORGS_PER_FETCH), then one of 500, each
+    // packing its own requests.
+    let mut d = Driven::new(SimData::generated(2500), &ids(2500), "").await;
+    let (_, outcome) = d.refresh(&[]).await;
+    assert_eq!(outcome.outcomes.len(), 2500 * 6);
+    assert!(all_ok(&outcome));
+    let before = d.sim.stats();
+    let (second, outcome) = d.refresh(&[]).await;
+    let after = d.sim.stats();
+    // Per organization 358 (limits and tokens in one alias), 103 (its token's calls)
+    // and 5 (integrations), and per 25 of them 553, 203 and 153 (combined statistics):
+    // the first window's 6,240 root fields weigh 1,004,720, at least 21 requests of
+    // 50,000 and 500 fields; the second's 1,560 weigh 251,180, at least 6. Packed
+    // largest first, the integrations' light fields come last and fill requests of
+    // their own up to 500 fields, whence the operation names.
+    assert_eq!(
+        second.operations,
+        ops(&[("PipefyIntegrations", 5), ("PipefyRefresh", 25)])
+    );
+    assert_eq!(second.too_complex, 0);
+    assert_eq!(outcome.outcomes.len(), 2500 * 6);
+    assert!(all_ok(&outcome));
+    // Every organization asked about once by id (limits and tokens share its alias)
+    // and five times by uuid (three combined fields, its token's calls, integrations):
+    // no window drops one, and none asks about another window's organizations.
+    assert_eq!(
+        asked_per_key(&before.organization_ids, &after.organization_ids),
+        BTreeMap::from([(1, 2500)])
+    );
+    assert_eq!(
+        asked_per_key(&before.organization_uuids, &after.organization_uuids),
+        BTreeMap::from([(5, 2500)])
+    );
+    // Values of the last organization, in the second window, are its own.
+    let last = &d.snapshot.orgs["3499"];
+    assert_eq!(last.meta.name, "Org 3499");
+    assert_eq!(
+        last.meta.uuid.as_deref(),
+        Some("00000000-0000-4000-8000-000000003499")
+    );
+}
+
+#[tokio::test]
+async fn a_long_retry_after_in_the_first_window_spends_nothing_on_the_next() {
+    // One request at a time, so that the 429 comes before anything else is sent.
+    let mut d = Driven::with_pipefy(
+        SimData::generated(2500),
+        &ids(2500),
+        "  max_concurrent_requests: 1\n",
+        "",
+    )
+    .await;
+    d.refresh(&[]).await;
+    let before = d.sim.stats();
+    d.sim.fail_next(1, 429, Some(600));
+    let (throttled, outcome) = d.refresh(&[]).await;
+    let after = d.sim.stats();
+    assert_eq!(throttled.graphql_requests, 1, "only the throttled request");
+    assert_eq!(before.organization_ids, after.organization_ids);
+    assert_eq!(before.organization_uuids, after.organization_uuids);
+    let retry_after = outcome.retry_after.expect("the refresh reports the wait");
+    assert!(
+        (Duration::from_secs(599)..=Duration::from_secs(600)).contains(&retry_after),
+        "{retry_after:?}"
+    );
+    // Every collector of every organization failed: the throttled request's fields
+    // with the 429, everything else, in both windows, unsent.
+    assert_eq!(outcome.outcomes.len(), 2500 * 6);
+    let mut errors: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in &outcome.outcomes {
+        let error = o.result.as_ref().expect_err("nothing succeeds");
+        let kind = if error.starts_with("rate limited (HTTP 429), retry after 600s") {
+            "429"
+        } else if error.starts_with("not sent: Pipefy asked to wait") {
+            "unsent"
+        } else {
+            error
+        };
+        *errors.entry(kind).or_default() += 1;
+    }
+    // The throttled request was the first-window request packed first, with the
+    // heaviest fields that fit in 50,000: the 80 combined AI-credit fields (44,240, the
+    // AI credits of 2,000 organizations), 16 organization aliases (5,728: limits and
+    // tokens of 16) and 6 integrations fields (30).
+    assert_eq!(
+        errors,
+        BTreeMap::from([("429", 2000 + 16 * 2 + 6), ("unsent", 2500 * 6 - 2038)])
+    );
+    // The organizations of the second window were not asked: their last good values
+    // from the first refresh are kept.
+    let last = &d.snapshot.orgs["3499"];
+    assert!(!last.collectors["subscription_limits"].up);
+    assert!(last.collectors["subscription_limits"].value.is_some());
 }
 
 const LIMITS_AND_TOKENS: &str = "collectors:\n  ai_credits: false\n  api_usage: false\n  automation_jobs: false\n  integrations: false\n";
