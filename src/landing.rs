@@ -275,8 +275,10 @@ impl Table {
             .values()
             .flat_map(|o| slices::subscription_limits(o, now))
         {
-            if limit.resource != AI_CREDITS_RESOURCE && !resources.contains(&limit.resource) {
-                resources.push(limit.resource.clone());
+            if limit.resource != AI_CREDITS_RESOURCE
+                && !resources.iter().any(|r| *r == limit.resource)
+            {
+                resources.push(limit.resource.to_string());
             }
         }
         let mut rows: Vec<Row> = snapshot

@@ -680,8 +680,9 @@ impl Refresher {
         }
         for fetched in join_all(fetches).await {
             outcome.retry_after = outcome.retry_after.max(fetched.retry_after);
-            outcome.orgs.extend(fetched.orgs);
-            outcome.outcomes.extend(fetched.outcomes);
+            // The usual single account's are moved, not copied into a new vector.
+            append(&mut outcome.orgs, fetched.orgs);
+            append(&mut outcome.outcomes, fetched.outcomes);
         }
         for (ac, admitted) in accounts.iter().zip(admitted) {
             let tally = ac.client.take_tally();
@@ -886,6 +887,9 @@ impl Refresher {
     ) -> RefreshOutcome {
         let account = ac.account.name.as_str();
         let mut outcome = RefreshOutcome::default();
+        // One outcome per organization and due collector: allocated once, not doubled
+        // as it grows (tens of thousands of them at 10,000 organizations).
+        outcome.outcomes.reserve_exact(ids.len() * due.len());
         // Identity known before this refresh: discovery's, else the last snapshot's.
         for id in &ids {
             if !metas.contains_key(id) {
@@ -901,9 +905,11 @@ impl Refresher {
             })
             .collect::<Vec<Target>>()
         };
-        let all = targets(&mut ids.iter(), &metas);
+        // Shared by the asks rather than copied for each collector.
+        let all: Arc<[Target]> = targets(&mut ids.iter(), &metas).into();
         let (known, unknown): (Vec<Target>, Vec<Target>) =
             all.iter().cloned().partition(|t| t.uuid.is_some());
+        let (known, unknown): (Arc<[Target]>, Arc<[Target]>) = (known.into(), unknown.into());
 
         // Collectors that need no uuid (subscription limits, which tells it, and token
         // attribution), and the others wherever the uuid is known.
@@ -932,7 +938,7 @@ impl Refresher {
                     for d in decoded {
                         match (d.meta, d.result) {
                             (Some(meta), _) => {
-                                metas.insert(d.org_id, meta);
+                                metas.insert(d.org_id, *meta);
                             }
                             (None, Err(error)) => {
                                 identity_errors.insert(d.org_id, error);
@@ -944,7 +950,7 @@ impl Refresher {
                 Asker::Collector(collector) => {
                     for d in decoded {
                         if let Some(meta) = d.meta {
-                            metas.insert(d.org_id.clone(), meta);
+                            metas.insert(d.org_id.clone(), *meta);
                         } else if let (true, Err(error)) = (collector.tells_identity(), &d.result) {
                             // Its `organization(id:)` failed: asking again for identity
                             // alone would fail the same way. (A failing token selection
@@ -964,7 +970,7 @@ impl Refresher {
 
         if !then.is_empty() {
             // The usage statistics of organizations whose uuid the first round told.
-            let learned: Vec<Target> = targets(&mut unknown.iter().map(|t| &t.id), &metas)
+            let learned: Arc<[Target]> = targets(&mut unknown.iter().map(|t| &t.id), &metas)
                 .into_iter()
                 .filter(|t| t.uuid.is_some())
                 .collect();
@@ -1026,8 +1032,10 @@ impl Refresher {
         ac: &AccountClient,
         asks: &[Ask<'a>],
     ) -> (Vec<(Asker<'a>, Vec<Decoded>)>, Option<Duration>) {
-        let mut decoded: Vec<(Asker<'a>, Vec<Decoded>)> =
-            asks.iter().map(|ask| (ask.asker, Vec::new())).collect();
+        let mut decoded: Vec<(Asker<'a>, Vec<Decoded>)> = asks
+            .iter()
+            .map(|ask| (ask.asker, Vec::with_capacity(ask.orgs.len())))
+            .collect();
         let mut retry_after = None;
         for window in windows(asks, ORGS_PER_FETCH) {
             let parts: Vec<Part> = window.iter().map(Ask::part).collect();
@@ -1098,11 +1106,19 @@ pub(crate) const ORGS_PER_FETCH: usize = 2_000;
 /// ask, so that the fields that different asks make for it can still share a request.
 fn windows<'a>(asks: &[Ask<'a>], size: usize) -> Vec<Vec<Ask<'a>>> {
     let mut window_of: HashMap<&str, usize> = HashMap::new();
-    for target in asks.iter().flat_map(|ask| &ask.orgs) {
+    for target in asks.iter().flat_map(|ask| ask.orgs.iter()) {
         let next = window_of.len() / size.max(1);
         window_of.entry(target.id.as_str()).or_insert(next);
     }
     let count = window_of.values().max().map_or(0, |last| last + 1);
+    if count == 1 {
+        // Everything in one window: the asks as they are, their organizations shared.
+        let whole = asks.iter().map(|ask| Ask {
+            asker: ask.asker,
+            orgs: ask.orgs.clone(),
+        });
+        return vec![whole.collect()];
+    }
     (0..count)
         .map(|w| {
             asks.iter()
@@ -1131,11 +1147,11 @@ enum Asker<'a> {
 /// One asker's question about some organizations.
 struct Ask<'a> {
     asker: Asker<'a>,
-    orgs: Vec<Target>,
+    orgs: Arc<[Target]>,
 }
 
 impl<'a> Ask<'a> {
-    fn collector(collector: &'a dyn Collector, orgs: Vec<Target>) -> Self {
+    fn collector(collector: &'a dyn Collector, orgs: Arc<[Target]>) -> Self {
         Ask {
             asker: Asker::Collector(collector),
             orgs,
@@ -1181,7 +1197,7 @@ impl<'a> Ask<'a> {
                 .map(
                     |o| match crate::collectors::answer::<Organization>(answers, &o.id) {
                         Ok(org) => Decoded {
-                            meta: Some(org.meta()),
+                            meta: Some(Box::new(org.meta())),
                             ..Decoded::new(&o.id, Ok(()))
                         },
                         Err(error) => Decoded::new::<()>(&o.id, Err(error)),
@@ -1189,6 +1205,15 @@ impl<'a> Ask<'a> {
                 )
                 .collect(),
         }
+    }
+}
+
+/// `more` added to `all`; taken as it is when `all` is still empty.
+fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
+    if all.is_empty() {
+        std::mem::swap(all, &mut more);
+    } else {
+        all.append(&mut more);
     }
 }
 
@@ -1207,7 +1232,7 @@ mod tests {
 
     #[test]
     fn windows_keep_an_organization_in_one_window_for_every_ask() {
-        let targets = |ids: &[u32]| -> Vec<Target> {
+        let targets = |ids: &[u32]| -> Arc<[Target]> {
             ids.iter()
                 .map(|id| Target {
                     id: id.to_string(),
@@ -1240,7 +1265,11 @@ mod tests {
             ]
         );
         assert!(super::windows(&[], 2).is_empty());
-        assert_eq!(super::windows(&asks, 2_000).len(), 1);
+        // One window: the asks' organizations are shared, not copied.
+        let whole = super::windows(&asks, 2_000);
+        assert_eq!(whole.len(), 1);
+        assert!(Arc::ptr_eq(&whole[0][0].orgs, &asks[0].orgs));
+        assert!(Arc::ptr_eq(&whole[0][1].orgs, &asks[1].orgs));
     }
 
     #[test]

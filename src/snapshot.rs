@@ -116,7 +116,86 @@ pub struct OrgSnapshot {
     /// Which account's credential watches it.
     pub account: String,
     /// One series per enabled collector that has run for it, by collector name.
-    pub collectors: BTreeMap<&'static str, Series<Slice>>,
+    pub collectors: PerCollector,
+}
+
+/// One series per collector, by name, in name order. A short sorted list rather than
+/// a map: there are six collectors at most, and a B-tree allocates a node for eleven,
+/// twice the memory, for each of thousands of organizations in each snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct PerCollector(Vec<(&'static str, Series<Slice>)>);
+
+impl PerCollector {
+    pub fn get(&self, collector: &str) -> Option<&Series<Slice>> {
+        self.find(collector).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Series<Slice>> {
+        self.0.iter().map(|(_, series)| series)
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, (&'static str, Series<Slice>)> {
+        self.0.iter()
+    }
+
+    /// Keeps the series for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&'static str, &Series<Slice>) -> bool) {
+        self.0.retain(|(name, series)| keep(name, series));
+    }
+
+    /// Sets the series of `collector`, replacing the one it had.
+    pub fn insert(&mut self, collector: &'static str, series: Series<Slice>) {
+        match self.find(collector) {
+            Ok(i) => self.0[i].1 = series,
+            Err(i) => self.0.insert(i, (collector, series)),
+        }
+    }
+
+    /// Takes the series of `collector` out, if it has one.
+    pub fn remove(&mut self, collector: &str) -> Option<Series<Slice>> {
+        self.find(collector).ok().map(|i| self.0.remove(i).1)
+    }
+
+    fn find(&self, collector: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(name, _)| (*name).cmp(collector))
+    }
+}
+
+impl<'a> IntoIterator for &'a PerCollector {
+    type Item = &'a (&'static str, Series<Slice>);
+    type IntoIter = std::slice::Iter<'a, (&'static str, Series<Slice>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<(&'static str, Series<Slice>)> for PerCollector {
+    fn from_iter<I: IntoIterator<Item = (&'static str, Series<Slice>)>>(iter: I) -> Self {
+        let mut all = PerCollector::default();
+        for (collector, series) in iter {
+            all.insert(collector, series);
+        }
+        all
+    }
+}
+
+impl std::ops::Index<&str> for PerCollector {
+    type Output = Series<Slice>;
+
+    /// The series of `collector`; panics if it has none (for tests).
+    fn index(&self, collector: &str) -> &Series<Slice> {
+        self.get(collector)
+            .unwrap_or_else(|| panic!("no series for collector {collector}"))
+    }
 }
 
 impl OrgSnapshot {
@@ -156,7 +235,7 @@ impl Snapshot {
             .filter(|(_, org)| watched(org))
             .map(|(id, org)| {
                 let mut org = org.clone();
-                org.collectors.retain(|name, _| collectors.contains(name));
+                org.collectors.retain(|name, _| collectors.contains(&name));
                 (id.clone(), org)
             })
             .collect();

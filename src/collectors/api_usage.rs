@@ -4,7 +4,6 @@
 //! `apiUsageStats(dimension:)` root field per organization. The combined form's
 //! `topItems` lists only the top consumers, which is why it is not used for breakdowns.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -100,10 +99,12 @@ pub(crate) struct Calls {
     pub used: f64,
     /// `+Inf` when the organization has no quota.
     pub limit: f64,
-    /// Calls per token name (with `by_token`), names as Pipefy gives them.
-    pub by_token: BTreeMap<String, f64>,
-    /// Calls per GraphQL operation name (with `by_operation`).
-    pub by_operation: BTreeMap<String, f64>,
+    /// Calls per token name (with `by_token`), names as Pipefy gives them, in name
+    /// order and each once. A sorted list rather than a map: a B-tree node holds eleven
+    /// entries, for the two or three of an organization in every snapshot.
+    pub by_token: Vec<(String, f64)>,
+    /// Calls per GraphQL operation name (with `by_operation`), likewise.
+    pub by_operation: Vec<(String, f64)>,
 }
 
 /// The fresh API usage of an organization.
@@ -131,12 +132,24 @@ struct MetricItem {
 }
 
 /// Sums per name: two tokens may share a name, and one series per label set is a must.
-fn grouped(items: Vec<MetricItem>) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for item in items {
-        let name = item.dimension.unwrap_or_else(|| NOT_SPECIFIED.to_owned());
-        *out.entry(name).or_insert(0.0) += item.metric;
-    }
+fn grouped(items: Vec<MetricItem>) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = items
+        .into_iter()
+        .map(|item| {
+            let name = item.dimension.unwrap_or_else(|| NOT_SPECIFIED.to_owned());
+            (name, item.metric)
+        })
+        .collect();
+    // Stable: a value listed twice is summed in Pipefy's order.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 += later.1;
+        }
+        same
+    });
+    out.shrink_to_fit();
     out
 }
 
@@ -208,7 +221,7 @@ impl Collector for ApiUsage {
                 }
             },
         );
-        type Breakdown = fn(&Calls) -> &BTreeMap<String, f64>;
+        type Breakdown = fn(&Calls) -> &[(String, f64)];
         let breakdowns: [(&str, &str, &str, Breakdown); 2] = [
             (
                 "pipefy_api_calls_used_by_token",
@@ -304,12 +317,9 @@ mod tests {
         assert_eq!(calls.limit, 20000.0);
         assert_eq!(
             calls.by_token,
-            BTreeMap::from([("Nightly ETL".into(), 4000.0), ("Zapier".into(), 1200.0)])
+            [("Nightly ETL".into(), 4000.0), ("Zapier".into(), 1200.0)]
         );
-        assert_eq!(
-            calls.by_operation,
-            BTreeMap::from([("Not specified".into(), 5200.0)])
-        );
+        assert_eq!(calls.by_operation, [("Not specified".into(), 5200.0)]);
         assert_eq!(
             decoded[1].result.as_ref().unwrap_err(),
             "token breakdown: Permission denied"

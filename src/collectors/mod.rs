@@ -65,8 +65,10 @@ impl Target {
 #[derive(Debug)]
 pub(crate) struct Decoded {
     pub org_id: String,
-    /// Identity learned from the answer, for collectors whose answers carry it.
-    pub meta: Option<OrgMeta>,
+    /// Identity learned from the answer, for collectors whose answers carry it. Boxed:
+    /// most answers carry none, and a refresh holds one of these per organization and
+    /// collector.
+    pub meta: Option<Box<OrgMeta>>,
     pub result: Result<Slice, String>,
 }
 

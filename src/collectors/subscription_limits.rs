@@ -3,6 +3,7 @@
 //! Its answers also carry each organization's identity (uuid, name, plan), which is why
 //! it runs before the usage-statistics collectors.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -53,8 +54,9 @@ pub(crate) struct SubscriptionLimits {
 /// One plan limit. `limit` is `+Inf` when the plan has none.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Limit {
-    /// Lower case, e.g. `pipes`, `ai_credits`, or a value Pipefy added later.
-    pub resource: String,
+    /// Lower case, e.g. `pipes`, `ai_credits`, or a value Pipefy added later. The
+    /// documented ones are not copied for every organization of every snapshot.
+    pub resource: Cow<'static, str>,
     pub limit: f64,
     pub used: f64,
 }
@@ -94,11 +96,33 @@ struct SubscriptionLimit {
 /// Resource names lower-cased; a null limit is `+Inf`. An organization without an
 /// active subscription has no limits. A resource listed twice (or in two spellings)
 /// keeps its last entry: one series per label set is a must.
+/// The values of the `resource` enum that Pipefy documents, lower-cased.
+const DOCUMENTED: [&str; 6] = [
+    "pipes",
+    "users",
+    "cards",
+    "records",
+    "interfaces",
+    "ai_credits",
+];
+
+/// `resource` lower-cased; borrowed from [`DOCUMENTED`] when it is one of those.
+fn resource_name(resource: &str) -> Cow<'static, str> {
+    match DOCUMENTED
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(resource))
+    {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(resource.to_ascii_lowercase()),
+    }
+}
+
 fn limits(answer: &Answer) -> Limits {
-    let mut out: Limits = Vec::new();
-    for l in answer.active_subscription.iter().flat_map(|s| &s.limits) {
+    let listed = answer.active_subscription.iter().flat_map(|s| &s.limits);
+    let mut out: Limits = Vec::with_capacity(listed.clone().count());
+    for l in listed {
         let limit = Limit {
-            resource: l.resource.to_ascii_lowercase(),
+            resource: resource_name(&l.resource),
             limit: l.limit.unwrap_or(f64::INFINITY),
             used: l.used.unwrap_or(0.0),
         };
@@ -132,7 +156,7 @@ impl Collector for SubscriptionLimits {
         combined::per_org_answers::<Answer>("", orgs, answers)
             .map(|(org, answer)| match answer {
                 Ok(answer) => Decoded {
-                    meta: Some(answer.identity.meta()),
+                    meta: Some(Box::new(answer.identity.meta())),
                     ..Decoded::new(&org.id, Ok(limits(&answer)))
                 },
                 Err(error) => Decoded::new::<Limits>(&org.id, Err(error)),

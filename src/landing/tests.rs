@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::time::UNIX_EPOCH;
 
 use super::*;
@@ -164,7 +163,7 @@ fn org(collectors: &[(&'static str, Series<Slice>)]) -> OrgSnapshot {
             ..OrgMeta::default()
         },
         account: "default".into(),
-        collectors: collectors.iter().cloned().collect::<BTreeMap<_, _>>(),
+        collectors: collectors.iter().cloned().collect(),
     }
 }
 
