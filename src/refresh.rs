@@ -1025,8 +1025,9 @@ impl Refresher {
 
     /// Asks every ask's root fields in planned fetches (the client shares requests
     /// between them), [`ORGS_PER_FETCH`] organizations at a time, and decodes each ask's
-    /// answers. Once Pipefy throttles with a long `Retry-After`, the client fails the
-    /// requests of the later fetches unsent, so they cost nothing.
+    /// answers. Once Pipefy throttles, the client holds back the requests of the later
+    /// fetches as it does those of the same fetch: a short `Retry-After` is waited out and
+    /// they are sent; during a long one they fail unsent, so they cost nothing.
     async fn ask<'a>(
         &self,
         ac: &AccountClient,

@@ -325,4 +325,28 @@ mod tests {
             "token breakdown: Permission denied"
         );
     }
+
+    #[test]
+    fn a_breakdown_is_in_name_order_with_each_name_once() {
+        let item = |dimension: Option<&str>, metric: f64| MetricItem {
+            dimension: dimension.map(str::to_owned),
+            metric,
+        };
+        let items = vec![
+            item(Some("Zapier"), 1000.0),
+            item(Some("Nightly ETL"), 4000.0),
+            item(Some("Zapier"), 200.0),
+            item(None, 5.0),
+            item(Some("Zapier"), 0.5),
+        ];
+        assert_eq!(
+            grouped(items),
+            [
+                ("Nightly ETL".to_owned(), 4000.0),
+                ("Not specified".to_owned(), 5.0),
+                ("Zapier".to_owned(), 1200.5),
+            ]
+        );
+        assert!(grouped(Vec::new()).is_empty());
+    }
 }

@@ -93,9 +93,6 @@ struct SubscriptionLimit {
     used: Option<f64>,
 }
 
-/// Resource names lower-cased; a null limit is `+Inf`. An organization without an
-/// active subscription has no limits. A resource listed twice (or in two spellings)
-/// keeps its last entry: one series per label set is a must.
 /// The values of the `resource` enum that Pipefy documents, lower-cased.
 const DOCUMENTED: [&str; 6] = [
     "pipes",
@@ -117,6 +114,9 @@ fn resource_name(resource: &str) -> Cow<'static, str> {
     }
 }
 
+/// Resource names lower-cased; a null limit is `+Inf`. An organization without an
+/// active subscription has no limits. A resource listed twice (or in two spellings)
+/// keeps its last entry: one series per label set is a must.
 fn limits(answer: &Answer) -> Limits {
     let listed = answer.active_subscription.iter().flat_map(|s| &s.limits);
     let mut out: Limits = Vec::with_capacity(listed.clone().count());

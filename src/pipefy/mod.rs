@@ -369,6 +369,10 @@ impl PipefyClient {
                         if error.class() == Class::Rejected {
                             // The scheduler says it once per change of state (backoff).
                             tracing::debug!(account = %self.account, collectors = %labels(), operation = bin.operation, fields = bin.fields.len(), first_field, %error, "Pipefy refused the credential");
+                        } else if let ApiError::Deferred { .. } = error {
+                            // Not sent: the 429 that asked for the wait was logged, and
+                            // the scheduler logs the postponed refresh.
+                            tracing::debug!(account = %self.account, collectors = %labels(), operation = bin.operation, fields = bin.fields.len(), first_field, %error, "Pipefy request held back");
                         } else {
                             tracing::warn!(account = %self.account, collectors = %labels(), operation = bin.operation, fields = bin.fields.len(), first_field, %error, "Pipefy request failed");
                         }

@@ -516,6 +516,34 @@ async fn a_long_retry_after_in_the_first_window_spends_nothing_on_the_next() {
     assert!(last.collectors["subscription_limits"].value.is_some());
 }
 
+#[tokio::test]
+async fn a_short_retry_after_in_the_first_window_is_waited_out_and_the_next_is_sent() {
+    let mut d = Driven::with_pipefy(
+        SimData::generated(2500),
+        &ids(2500),
+        "  max_concurrent_requests: 1\n",
+        "",
+    )
+    .await;
+    d.refresh(&[]).await;
+    d.sim.fail_next(1, 429, Some(1));
+    let (throttled, outcome) = d.refresh(&[]).await;
+    // The 30 requests of a steady refresh (see the test above), the first answered with
+    // the 429: the wait of a second is within the client's bound (5 s and the timeout),
+    // so the other 29, of both windows, are sent once it is over.
+    assert_eq!(throttled.graphql_requests, 30);
+    assert_eq!(outcome.retry_after, Some(Duration::from_secs(1)));
+    let failed = outcome
+        .outcomes
+        .iter()
+        .filter(|o| o.result.is_err())
+        .count();
+    // Only the throttled request's fields failed (a 429 is not tried again).
+    assert_eq!(failed, 2000 + 16 * 2 + 6);
+    let last = &d.snapshot.orgs["3499"];
+    assert!(last.collectors.values().all(|s| s.up));
+}
+
 const LIMITS_AND_TOKENS: &str = "collectors:\n  ai_credits: false\n  api_usage: false\n  automation_jobs: false\n  integrations: false\n";
 const LIMITS_ONLY: &str = "collectors:\n  ai_credits: false\n  api_usage: false\n  automation_jobs: false\n  integrations: false\n  token_attribution: false\n";
 
