@@ -463,9 +463,9 @@ async fn more_organizations_than_one_fetch_covers_are_fetched_in_windows_each_as
     );
 }
 
-#[tokio::test]
-async fn a_long_retry_after_in_the_first_window_spends_nothing_on_the_next() {
-    // One request at a time, so that the 429 comes before anything else is sent.
+/// 2,500 organizations (two fetch windows), one request at a time so that an injected
+/// 429 comes before anything else is sent, after a first refresh (identities known).
+async fn two_windows_one_request_at_a_time() -> Driven {
     let mut d = Driven::with_pipefy(
         SimData::generated(2500),
         &ids(2500),
@@ -474,6 +474,12 @@ async fn a_long_retry_after_in_the_first_window_spends_nothing_on_the_next() {
     )
     .await;
     d.refresh(&[]).await;
+    d
+}
+
+#[tokio::test]
+async fn a_long_retry_after_in_the_first_window_spends_nothing_on_the_next() {
+    let mut d = two_windows_one_request_at_a_time().await;
     let before = d.sim.stats();
     d.sim.fail_next(1, 429, Some(600));
     let (throttled, outcome) = d.refresh(&[]).await;
@@ -518,14 +524,7 @@ async fn a_long_retry_after_in_the_first_window_spends_nothing_on_the_next() {
 
 #[tokio::test]
 async fn a_short_retry_after_in_the_first_window_is_waited_out_and_the_next_is_sent() {
-    let mut d = Driven::with_pipefy(
-        SimData::generated(2500),
-        &ids(2500),
-        "  max_concurrent_requests: 1\n",
-        "",
-    )
-    .await;
-    d.refresh(&[]).await;
+    let mut d = two_windows_one_request_at_a_time().await;
     d.sim.fail_next(1, 429, Some(1));
     let (throttled, outcome) = d.refresh(&[]).await;
     // The 30 requests of a steady refresh (see the test above), the first answered with
