@@ -23,6 +23,7 @@ pub(crate) mod batch;
 pub(crate) mod complexity;
 pub(crate) mod model;
 pub(crate) mod query;
+pub(crate) mod schema;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
