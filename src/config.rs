@@ -45,6 +45,9 @@ const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(250);
 const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(30);
 /// The bound: an account is asked at least once an hour whatever happens.
 const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// Pipefy's schema changes rarely, and each introspection is a billed request: once a
+/// day per account, on top of the checks at start and on reload.
+const DEFAULT_SCHEMA_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// An error in the configuration file: which file, which key, what was expected.
 pub type ConfigError = crate::yaml::FileError;
@@ -113,6 +116,8 @@ pub struct Config {
     pub backoff_base: Duration,
     /// Longest such wait, and longest `Retry-After` honoured.
     pub backoff_max: Duration,
+    /// How each account checks its collectors' queries against Pipefy's schema.
+    pub(crate) schema_check: SchemaCheck,
     pub accounts: Vec<Account>,
     /// The part of the organizations this process fetches (`--shard`, `--total-shards`);
     /// listed organizations are already filtered by [`Config::sharded`], discovered ones
@@ -120,6 +125,25 @@ pub struct Config {
     pub shard: Shard,
     /// The enabled collectors, in scheduling order (see [`Config::schedules`]).
     pub(crate) collectors: Vec<Arc<dyn Collector>>,
+}
+
+/// `pipefy.schema_check_interval` and `pipefy.introspection`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SchemaCheck {
+    /// A check period: introspection at most once per account in it, and a document
+    /// Pipefy rejected is not sent again before it ends.
+    pub(crate) interval: Duration,
+    /// Whether to introspect; without it, documents are sent and rejections learnt.
+    pub(crate) introspection: bool,
+}
+
+impl Default for SchemaCheck {
+    fn default() -> Self {
+        SchemaCheck {
+            interval: DEFAULT_SCHEMA_CHECK_INTERVAL,
+            introspection: true,
+        }
+    }
 }
 
 impl Config {
@@ -172,6 +196,7 @@ impl Config {
             retry_delay: DEFAULT_RETRY_DELAY,
             backoff_base: DEFAULT_BACKOFF_BASE,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            schema_check: SchemaCheck::default(),
             accounts: vec![Account {
                 name: "demo".into(),
                 credential: Credential::Anonymous,
@@ -233,12 +258,12 @@ impl Config {
         let part = batch::Part {
             operation: collector.operation(),
             label: collector.name(),
-            assumed: false,
+            probe: false,
             fields: collector.fields(&targets),
         };
         batch::plan(
             &[part],
-            &[false],
+            &batch::everything,
             &self.request_limits,
             &batch::Learned::default(),
         )
@@ -308,6 +333,9 @@ struct RawPipefy {
     backoff_base: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     backoff_max: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    schema_check_interval: Option<Duration>,
+    introspection: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -403,6 +431,20 @@ impl Validator<'_> {
             return Err(self.err("pipefy.backoff_max", "must be at least pipefy.backoff_base"));
         }
 
+        let schema_check = SchemaCheck {
+            interval: raw
+                .pipefy
+                .schema_check_interval
+                .unwrap_or(DEFAULT_SCHEMA_CHECK_INTERVAL),
+            introspection: raw.pipefy.introspection.unwrap_or(true),
+        };
+        if schema_check.interval < Duration::from_secs(60) {
+            return Err(self.err(
+                "pipefy.schema_check_interval",
+                "must be at least 1m: each check is a billed request per account",
+            ));
+        }
+
         if raw.refresh_interval.is_some_and(|d| d.is_zero()) {
             return Err(self.err("refresh_interval", "must be greater than 0"));
         }
@@ -460,6 +502,7 @@ impl Validator<'_> {
             retry_delay,
             backoff_base,
             backoff_max,
+            schema_check,
             accounts,
             shard: Shard::ALL,
             collectors,
@@ -1458,11 +1501,12 @@ mod tests {
         let root = chart_schema();
         let config = &root["properties"]["config"];
         let leaves = walk(&root, config, &mut Vec::new(), &secret);
-        // pipefy: 11 settings + auth (token_file, 3 of service_account); 3 top-level; an
+        // pipefy: 13 settings + auth (token_file, 3 of service_account); 3 top-level; an
         // account: name, organizations + auth; the collectors: 2 each (enabled,
         // interval) + ai_credits 2, api_usage 3, automation_jobs 1, integrations 1,
-        // token_attribution 2. A walk that stopped early would count fewer.
-        assert_eq!(leaves, (11 + 4) + 3 + (2 + 4) + (6 * 2 + 2 + 3 + 1 + 1 + 2));
+        // token_attribution 7 (deadline, selection, query, 4 paths). A walk that stopped
+        // early would count fewer.
+        assert_eq!(leaves, (13 + 4) + 3 + (2 + 4) + (6 * 2 + 2 + 3 + 1 + 1 + 7));
         let collectors = deref(&root, config)["properties"]["collectors"]["properties"]
             .as_object()
             .unwrap()

@@ -1164,13 +1164,13 @@ impl<'a> Ask<'a> {
             Asker::Collector(c) => Part {
                 operation: c.operation(),
                 label: c.name(),
-                assumed: c.assumed(),
+                probe: c.assumed(),
                 fields: c.fields(&self.orgs),
             },
             Asker::Identity => Part {
                 operation: operation::ORGANIZATION_INFO,
                 label: step::IDENTITY,
-                assumed: false,
+                probe: false,
                 fields: {
                     let text: Arc<str> = Arc::from(IDENTITY);
                     self.orgs

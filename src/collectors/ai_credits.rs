@@ -159,12 +159,6 @@ impl Collector for AiCredits {
     fn meta(&self) -> &Meta {
         &self.meta
     }
-    /// `organizationUuid: ID!` is documented for `apiUsageStats` only; the combined
-    /// form's arguments are documented.
-    fn assumed(&self) -> bool {
-        self.source == Source::PerOrganization
-    }
-
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
         match self.source {
             Source::Combined => combined::fields("ai", COMBINED, self.period, orgs),

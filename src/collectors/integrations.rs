@@ -79,11 +79,6 @@ impl Collector for Integrations {
     fn meta(&self) -> &Meta {
         &self.meta
     }
-    /// `organizationUuid: ID!` is documented for `apiUsageStats` only.
-    fn assumed(&self) -> bool {
-        true
-    }
-
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
         combined::per_org("", orgs, FIELD, Some(self.period))
     }

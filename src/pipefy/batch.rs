@@ -11,9 +11,8 @@
 //! 3. packs all fields, whatever their collector, into as few requests as the
 //!    complexity budget and `max_orgs_per_request` allow (first fit, largest first).
 //!
-//! A part whose query rests on a name Pipefy does not document ([`Part::assumed`]) is
-//! neither merged nor packed with others until Pipefy has accepted it once: a wrong name
-//! fails a whole request, and must not take the other collectors down with it.
+//! What is planned is chosen field by field (`take`), so that the fetch can plan a probe
+//! (one field of one part), or the fields a refusal held back, with the same rules.
 //!
 //! A request Pipefy rejects as too large is split in halves (see [`PipefyClient::fetch`]
 //! (super::PipefyClient::fetch)), and the size that worked is remembered per field shape.
@@ -37,8 +36,12 @@ pub(crate) struct Part {
     pub operation: &'static str,
     /// The collector or step, in log lines.
     pub label: &'static str,
-    /// Whether its query uses a name or type Pipefy does not document.
-    pub assumed: bool,
+    /// Whether one of its fields goes alone first, the rest once Pipefy has answered
+    /// it: its query rests on a name Pipefy does not document, and neither a schema
+    /// check nor an answer has shown it to exist. A wrong name fails a whole request,
+    /// which must not take the other collectors down with it, nor cost one failed
+    /// request per request it would have shared.
+    pub probe: bool,
     pub fields: Vec<RootField>,
 }
 
@@ -98,6 +101,8 @@ pub(crate) struct Bin {
     pub cost: u64,
     /// Index of the rejected request this one is a piece of, if any.
     pub origin: Option<usize>,
+    /// A probe: one field of one part, sent even while that part is in doubt.
+    pub probe: bool,
 }
 
 impl Bin {
@@ -115,7 +120,13 @@ impl Bin {
             cost: fields.iter().map(|f| f.cost).sum(),
             fields,
             origin,
+            probe: false,
         }
+    }
+
+    /// A request with nothing in it.
+    pub(crate) fn empty(parts: &[Part]) -> Bin {
+        Bin::new(Vec::new(), parts, None)
     }
 
     /// The GraphQL document, each alias keyed by the field's index in the bin.
@@ -179,39 +190,42 @@ impl Learned {
     }
 }
 
-/// Plans the requests for `parts`: merged, estimated and packed. `alone[i]` keeps part
-/// `i` to requests of its own.
-pub(crate) fn plan(parts: &[Part], alone: &[bool], limits: &Limits, learned: &Learned) -> Vec<Bin> {
+/// Plans the requests for the fields of `parts` that `take(part, field)` selects:
+/// merged, estimated and packed.
+pub(crate) fn plan(
+    parts: &[Part],
+    take: &dyn Fn(usize, usize) -> bool,
+    limits: &Limits,
+    learned: &Learned,
+) -> Vec<Bin> {
     let mut shapes = Shapes::new(limits.page_size);
-    let mut pools: Vec<Vec<Planned>> = Vec::new();
-    let mut shared: Vec<Planned> = Vec::new();
+    let mut fields: Vec<Planned> = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let fields = part.fields.iter().map(|f| owned(i, f, &mut shapes));
-        if alone.get(i).copied().unwrap_or(false) {
-            pools.push(fields.collect());
-        } else {
-            shared.extend(fields);
+        for (j, field) in part.fields.iter().enumerate() {
+            if take(i, j) {
+                fields.push(owned(i, field, &mut shapes));
+            }
         }
     }
-    pools.push(merge(shared, &mut shapes));
-    pools
+    let fields: Vec<Planned> = merge(fields, &mut shapes)
         .into_iter()
-        .flat_map(|pool| {
-            let pool: Vec<Planned> = pool
-                .into_iter()
-                .map(|mut f| {
-                    f.estimate = shapes.get(&f.text).estimate;
-                    // Rounded down, so that the size that worked still fits.
-                    let cost = f.estimate.complexity as f64 * learned.factor(&f.text);
-                    f.cost = (cost.floor() as u64).max(f.estimate.complexity);
-                    f
-                })
-                .collect();
-            pack(pool, limits.max_complexity, limits.max_fields.max(1))
-                .into_iter()
-                .map(|fields| Bin::new(fields, parts, None))
+        .map(|mut f| {
+            f.estimate = shapes.get(&f.text).estimate;
+            // Rounded down, so that the size that worked still fits.
+            let cost = f.estimate.complexity as f64 * learned.factor(&f.text);
+            f.cost = (cost.floor() as u64).max(f.estimate.complexity);
+            f
         })
+        .collect();
+    pack(fields, limits.max_complexity, limits.max_fields.max(1))
+        .into_iter()
+        .map(|fields| Bin::new(fields, parts, None))
         .collect()
+}
+
+/// Every field of every part.
+pub(crate) fn everything(_part: usize, _field: usize) -> bool {
+    true
 }
 
 /// What planning works out once per field text rather than once per organization:
@@ -499,7 +513,7 @@ mod tests {
         Part {
             operation,
             label: operation,
-            assumed: false,
+            probe: false,
             fields: ids
                 .map(|i| RootField::new(i.to_string(), text).var(var, "ID!", json!(i.to_string())))
                 .collect(),
@@ -513,7 +527,7 @@ mod tests {
             part("Tokens", TOKENS, 0..3),
             part("Identity", IDENTITY, 2..4),
         ];
-        let bins = plan(&parts, &[false; 3], &Limits::default(), &Learned::default());
+        let bins = plan(&parts, &everything, &Limits::default(), &Learned::default());
         assert_eq!(bins.len(), 1);
         let bin = &bins[0];
         assert_eq!(bin.operation, SHARED_OPERATION);
@@ -539,19 +553,29 @@ mod tests {
     }
 
     #[test]
-    fn an_assumed_part_goes_alone_and_is_never_merged() {
-        let mut tokens = part("Tokens", TOKENS, 0..2);
-        tokens.assumed = true;
-        let parts = [part("Limits", LIMITS, 0..2), tokens];
+    fn what_is_planned_is_chosen_field_by_field() {
+        let parts = [part("Limits", LIMITS, 0..3), part("Tokens", TOKENS, 0..3)];
+        // One token field alone (a probe): its own operation, nothing merged into it.
         let bins = plan(
             &parts,
-            &[false, true],
+            &|p, f| p == 1 && f == 2,
             &Limits::default(),
             &Learned::default(),
         );
-        let shapes: Vec<(&str, usize)> =
-            bins.iter().map(|b| (b.operation, b.fields.len())).collect();
-        assert_eq!(shapes, vec![("Tokens", 2), ("Limits", 2)]);
+        assert_eq!(bins.len(), 1);
+        assert_eq!(bins[0].operation, "Tokens");
+        assert_eq!(&*bins[0].fields[0].text, TOKENS);
+        assert_eq!(bins[0].fields[0].variables[0].value, json!("2"));
+        // The limits fields and the two other token fields: organizations 0 and 1 share
+        // one alias each, organization 2 asks for limits only.
+        let bins = plan(
+            &parts,
+            &|p, f| p == 0 || f < 2,
+            &Limits::default(),
+            &Learned::default(),
+        );
+        let owners: Vec<usize> = bins[0].fields.iter().map(|f| f.owners.len()).collect();
+        assert_eq!(owners, vec![2, 2, 1]);
     }
 
     #[test]
@@ -564,7 +588,7 @@ mod tests {
         ];
         let bins = plan(
             &parts,
-            &[false; 2],
+            &everything,
             &Limits {
                 max_fields: 1000,
                 ..Limits::default()
@@ -579,7 +603,7 @@ mod tests {
             max_fields: 1000,
             ..Limits::default()
         };
-        let bins = plan(&parts, &[false; 2], &small, &Learned::default());
+        let bins = plan(&parts, &everything, &small, &Learned::default());
         assert_eq!(bins.len(), 3);
         assert!(bins.iter().all(|b| b.cost <= 20_000));
         // The cap on aliases holds too.
@@ -587,7 +611,7 @@ mod tests {
             max_fields: 250,
             ..Limits::default()
         };
-        let sizes: Vec<usize> = plan(&parts, &[false; 2], &capped, &Learned::default())
+        let sizes: Vec<usize> = plan(&parts, &everything, &capped, &Learned::default())
             .iter()
             .map(|b| b.fields.len())
             .collect();
@@ -602,14 +626,14 @@ mod tests {
             ..Limits::default()
         };
         let mut learned = Learned::default();
-        let bins = plan(&parts, &[false], &limits, &learned);
+        let bins = plan(&parts, &everything, &limits, &learned);
         let sizes: Vec<usize> = bins.iter().map(|b| b.fields.len()).collect();
         // 300 × 157 = 47,100: one request.
         assert_eq!(sizes, vec![300]);
         // Rejected; its halves (150 fields, 23,550) went through.
         let rejected = vec![Arc::<str>::from(LIMITS); 300];
         learned.remember(&rejected, 150 * 157, limits.max_complexity);
-        let sizes: Vec<usize> = plan(&parts, &[false], &limits, &learned)
+        let sizes: Vec<usize> = plan(&parts, &everything, &limits, &learned)
             .iter()
             .map(|b| b.fields.len())
             .collect();
@@ -622,7 +646,7 @@ mod tests {
         let b = part("B", "organization(id: $id) { id name: planName }", 0..1);
         let bins = plan(
             &[a, b],
-            &[false; 2],
+            &everything,
             &Limits::default(),
             &Learned::default(),
         );

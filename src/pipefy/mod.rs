@@ -21,16 +21,14 @@ pub(crate) mod auth;
 pub(crate) mod backoff;
 pub(crate) mod batch;
 pub(crate) mod complexity;
+mod fetch;
 pub(crate) mod model;
 pub(crate) mod query;
 pub(crate) mod schema;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::Semaphore;
 
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
@@ -40,20 +38,12 @@ use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 use auth::Auth;
 use backoff::{Class, Tally};
+pub(crate) use fetch::{Fetched, PartVerdict};
 pub(crate) use model::{Answer, GraphQlResponse};
 
 /// Each key's answer: the aliased field's JSON (`None` when Pipefy answered `null`
 /// without an error), or why it failed.
 pub(crate) type Answers = HashMap<String, Result<Option<Answer>, String>>;
-
-/// What a batched fetch returned.
-#[derive(Debug, Default)]
-pub(crate) struct Fetched {
-    /// One per part asked, in order.
-    pub answers: Vec<Answers>,
-    /// The longest `Retry-After` Pipefy sent, if it throttled a request.
-    pub retry_after: Option<Duration>,
-}
 
 /// Upper bound of a GraphQL response body: a batch of 500 organizations with their
 /// tokens stays far below this; anything larger is an upstream fault, not data.
@@ -168,9 +158,6 @@ pub(crate) struct PipefyClient {
     /// last [`PipefyClient::take_tally`]: the rest of the refresh sends nothing, since
     /// every request would be refused the same way.
     refused: Mutex<Option<ApiError>>,
-    /// Operations of assumed parts ([`batch::Part::assumed`]) that Pipefy accepted:
-    /// they share requests with the others.
-    accepted: Mutex<HashSet<&'static str>>,
     /// Field shapes that weigh more than estimated, learned from rejections.
     learned: Mutex<batch::Learned>,
 }
@@ -213,7 +200,6 @@ impl PipefyClient {
             not_before: Mutex::new(None),
             tally: Mutex::new(Tally::default()),
             refused: Mutex::new(None),
-            accepted: Mutex::new(HashSet::new()),
             learned: Mutex::new(batch::Learned::default()),
         })
     }
@@ -247,168 +233,6 @@ impl PipefyClient {
 
     fn count(&self, class: Class) {
         lock(&self.tally).count(class);
-    }
-
-    /// Asks for every part's root fields in the fewest requests Pipefy's limits allow
-    /// ([`batch::plan`]: shared `organization(id:)` aliases, requests packed to the
-    /// complexity budget across parts), at most as many in flight as `permits` allows (a
-    /// process-wide budget), and returns one [`Answers`] per part, in order.
-    ///
-    /// A failed request fails its own fields only; an alias error with a `path` fails
-    /// that alias only (for a shared alias: the parts whose selection it concerns). A
-    /// request Pipefy rejects as too complex or too slow is split in halves and sent
-    /// again, down to a single root field; the size that went through is remembered for
-    /// later refreshes. A rejection is answered with HTTP 200, so it is billed: it counts
-    /// in the request metrics like any answer.
-    pub(crate) async fn fetch(&self, parts: &[batch::Part], permits: &Semaphore) -> Fetched {
-        let alone: Vec<bool> = {
-            let accepted = lock(&self.accepted);
-            parts
-                .iter()
-                .map(|p| p.assumed && !accepted.contains(p.operation))
-                .collect()
-        };
-        let limits = &self.settings.limits;
-        let mut pending = batch::plan(parts, &alone, limits, &lock(&self.learned));
-        let mut fetched = Fetched {
-            answers: vec![Answers::new(); parts.len()],
-            retry_after: None,
-        };
-        // Rejected requests: the shapes they held, and the largest piece that went through.
-        let mut rejected: Vec<(Vec<Arc<str>>, u64)> = Vec::new();
-        while !pending.is_empty() {
-            // Each answer is handled as soon as it arrives, and its JSON tree dropped:
-            // with thousands of organizations, holding every response of a round until
-            // the last came in was most of a refresh's memory. A request's text is made
-            // once it may be sent, for the same reason.
-            let mut sends: FuturesUnordered<_> = pending
-                .drain(..)
-                .map(|bin| async move {
-                    let (document, response) = match permits.acquire().await {
-                        Ok(_permit) => {
-                            let document = bin.document();
-                            let response = self
-                                .execute(bin.operation, &document.text, &document.variables)
-                                .await;
-                            (document, response)
-                        }
-                        Err(_) => (
-                            bin.document(),
-                            Err(ApiError::Transport("shutting down".into())),
-                        ),
-                    };
-                    (bin, document, response)
-                })
-                .collect();
-            while let Some((bin, document, response)) = sends.next().await {
-                let labels = || {
-                    let mut labels: Vec<&str> =
-                        bin.parts().into_iter().map(|i| parts[i].label).collect();
-                    labels.sort_unstable();
-                    labels.join(",")
-                };
-                let verdict = match &response {
-                    Ok(response) => batch::verdict(response, &limits.too_large),
-                    // 408 Request Timeout: billed, and about the time the query took.
-                    Err(ApiError::Status(408)) => {
-                        batch::Verdict::TooLarge(ApiError::Status(408).to_string())
-                    }
-                    Err(_) => batch::Verdict::Answered,
-                };
-                match verdict {
-                    batch::Verdict::TooLarge(why) if bin.fields.len() > 1 => {
-                        tracing::warn!(account = %self.account, operation = bin.operation, collectors = %labels(), fields = bin.fields.len(), estimated_complexity = bin.cost, error = %why, "Pipefy rejected a request as too large; sending it again in halves");
-                        let origin = bin.origin.unwrap_or_else(|| {
-                            rejected.push((bin.fields.iter().map(|f| f.text.clone()).collect(), 0));
-                            rejected.len() - 1
-                        });
-                        let (first, second) = bin.halves(parts, origin);
-                        pending.push(first);
-                        pending.push(second);
-                        continue;
-                    }
-                    batch::Verdict::TooLarge(why) => {
-                        tracing::warn!(account = %self.account, operation = bin.operation, collectors = %labels(), estimated_complexity = bin.cost, error = %why, "Pipefy rejected a single root field as too large");
-                        fail(&mut fetched.answers, &bin, &why);
-                        continue;
-                    }
-                    batch::Verdict::Refused(why) => {
-                        self.distrust(parts, &bin);
-                        tracing::warn!(account = %self.account, operation = bin.operation, collectors = %labels(), fields = bin.fields.len(), error = %why, "Pipefy refused a request as a whole");
-                        fail(&mut fetched.answers, &bin, &why);
-                        continue;
-                    }
-                    batch::Verdict::Answered => {}
-                }
-                match response {
-                    Ok(response) => {
-                        self.trust(parts, &bin);
-                        if let Some(origin) = bin.origin {
-                            let worked = &mut rejected[origin].1;
-                            *worked = (*worked).max(bin.cost);
-                        }
-                        for ((alias, _), field) in document.aliases.iter().zip(&bin.fields) {
-                            let shared = field.owners.len() > 1;
-                            for owner in &field.owners {
-                                let names = shared.then_some(&owner.names[..]);
-                                let result = model::alias_outcome(&response, alias, names)
-                                    .map(|v| v.map(Answer::from));
-                                if let Err(error) = &result {
-                                    tracing::warn!(account = %self.account, collector = parts[owner.part].label, operation = bin.operation, field = %owner.key, %error, "Pipefy returned an error for one field");
-                                }
-                                fetched.answers[owner.part].insert(owner.key.clone(), result);
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        let first_field = bin
-                            .fields
-                            .first()
-                            .and_then(|f| f.owners.first())
-                            .map(|o| o.key.as_str())
-                            .unwrap_or("");
-                        if error.class() == Class::Rejected {
-                            // The scheduler says it once per change of state (backoff).
-                            tracing::debug!(account = %self.account, collectors = %labels(), operation = bin.operation, fields = bin.fields.len(), first_field, %error, "Pipefy refused the credential");
-                        } else if let ApiError::Deferred { .. } = error {
-                            // Not sent: the 429 that asked for the wait was logged, and
-                            // the scheduler logs the postponed refresh.
-                            tracing::debug!(account = %self.account, collectors = %labels(), operation = bin.operation, fields = bin.fields.len(), first_field, %error, "Pipefy request held back");
-                        } else {
-                            tracing::warn!(account = %self.account, collectors = %labels(), operation = bin.operation, fields = bin.fields.len(), first_field, %error, "Pipefy request failed");
-                        }
-                        fetched.retry_after = fetched.retry_after.max(error.retry_after());
-                        fail(&mut fetched.answers, &bin, &error.to_string());
-                    }
-                }
-            }
-        }
-        let mut learned = lock(&self.learned);
-        for (texts, worked) in rejected.into_iter().filter(|(_, w)| *w > 0) {
-            learned.remember(&texts, worked, limits.max_complexity);
-            tracing::info!(account = %self.account, fields = texts.len(), worked_complexity = worked, "remembered: requests of this shape are cut to what Pipefy accepted");
-        }
-        fetched
-    }
-
-    /// Assumed parts answered in a request: Pipefy knows their names, so they may share
-    /// requests from now on.
-    fn trust(&self, parts: &[batch::Part], bin: &batch::Bin) {
-        let mut accepted = lock(&self.accepted);
-        for i in bin.parts() {
-            if parts[i].assumed {
-                accepted.insert(parts[i].operation);
-            }
-        }
-    }
-
-    /// A shared request refused as a whole: an assumed part in it may be why, so assumed
-    /// parts go alone again until Pipefy accepts them alone.
-    fn distrust(&self, parts: &[batch::Part], bin: &batch::Bin) {
-        let mut accepted = lock(&self.accepted);
-        for i in bin.parts() {
-            accepted.remove(parts[i].operation);
-        }
     }
 
     /// Sends one GraphQL request, tried again while it fails in a way Pipefy does not
@@ -566,13 +390,6 @@ impl PipefyClient {
         })?;
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::Decode(format!("not a GraphQL response: {e}")))
-    }
-}
-
-/// Fails every owner of every field of `bin` with `message`.
-fn fail(answers: &mut [Answers], bin: &batch::Bin, message: &str) {
-    for owner in bin.fields.iter().flat_map(|f| &f.owners) {
-        answers[owner.part].insert(owner.key.clone(), Err(message.to_owned()));
     }
 }
 

@@ -57,6 +57,12 @@ impl Shapes {
         shapes
     }
 
+    /// The type that field `name` of type `on` returns, if the schema has it.
+    pub(super) fn field_type(&self, on: &str, name: &str) -> Option<&str> {
+        let (_, ty) = self.types.get(on)?.get(name)?;
+        Some(ty)
+    }
+
     /// The complexity of the operation a request runs (`operation` or the only one).
     pub(super) fn complexity(
         &self,

@@ -13,6 +13,7 @@ use axum::{Form, Json, Router};
 use serde_json::json;
 
 use super::data::NOT_SPECIFIED;
+use super::variants;
 use super::{Admission, Corruption, Failure, Simulator};
 
 pub(super) fn router(sim: Simulator) -> Router {
@@ -120,12 +121,21 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
     // Parsed here only to name the operation and check its variables; async-graphql
     // parses again and reports syntax errors itself.
     let doc = async_graphql::parser::parse_query(&body.query).ok();
-    sim.record_operation(operation_name(doc.as_ref(), given), &body.query);
+    let operation = operation_name(doc.as_ref(), given);
+    sim.record_operation(operation.clone(), &body.query);
     if let Some(errors) = doc
         .as_ref()
         .and_then(|doc| missing_variables(doc, given, body.variables.as_ref()))
     {
+        sim.record_rejected(&operation);
         return (StatusCode::OK, Json(json!({ "errors": errors }))).into_response();
+    }
+    let (variant, introspection) = sim.variant();
+    if let Some((on, field)) = doc.as_ref().and_then(|doc| {
+        variants::hidden_field(&sim.inner.shapes, doc, given, variant, introspection)
+    }) {
+        sim.record_rejected(&operation);
+        return (StatusCode::OK, Json(variants::undefined_field(&on, &field))).into_response();
     }
 
     if let Some(doc) = &doc {
@@ -137,6 +147,7 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
         let refused = limit.is_some_and(|max| complexity > max);
         sim.record_complexity(complexity, refused);
         if let (true, Some(max)) = (refused, limit) {
+            sim.record_rejected(&operation);
             // As Pipefy describes a complexity failure: 200, no `path`, no `data`.
             let message = format!(
                 "Query has complexity of {complexity}, which exceeds max complexity of {max}"
@@ -149,7 +160,9 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
         }
     }
 
-    let mut request = async_graphql::Request::new(body.query).data(sim.clone());
+    let mut request = async_graphql::Request::new(body.query)
+        .data(sim.clone())
+        .data(variant);
     if let Some(name) = given {
         request = request.operation_name(name);
     }
@@ -157,6 +170,9 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
         request = request.variables(async_graphql::Variables::from_json(variables));
     }
     let response = sim.inner.schema.execute(request).await;
+    if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+        sim.record_rejected(&operation);
+    }
     (StatusCode::OK, Json(response)).into_response()
 }
 

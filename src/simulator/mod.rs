@@ -38,6 +38,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 mod usage;
+mod variants;
 mod window;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -54,6 +55,7 @@ pub use data::{
     demo_data, Motion, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,
     SimIntegrations, SimLimit, SimOrg, SimToken,
 };
+pub use variants::SimSchema;
 
 /// How many raw query texts [`SimStats::recent_queries`] keeps.
 const RECENT_QUERIES: usize = 1000;
@@ -122,6 +124,10 @@ pub struct SimStats {
     pub too_complex: u64,
     /// The highest complexity of a request answered (not refused).
     pub max_complexity_answered: u64,
+    /// Requests refused as a whole, by operation name: answered HTTP 200 with errors and
+    /// no `data` (an unknown field, a missing variable, too complex). Pipefy bills them:
+    /// this is what a wrong guess costs.
+    pub rejected: BTreeMap<String, u64>,
 }
 
 /// Pipefy's documented complexity limit, which the simulator enforces unless told
@@ -183,6 +189,10 @@ struct State {
     /// Requests above this complexity are refused; `None`: no limit.
     complexity_limit: Option<u64>,
     page_size: u64,
+    /// The schema served ([`SimSchema`]).
+    schema: SimSchema,
+    /// Whether `__schema` and `__type` are answered.
+    introspection: bool,
 }
 
 struct Inner {
@@ -230,6 +240,8 @@ impl Simulator {
                     auth,
                     complexity_limit: Some(MAX_COMPLEXITY),
                     page_size: DEFAULT_PAGE_SIZE,
+                    schema: SimSchema::default(),
+                    introspection: true,
                 }),
             }),
         }
@@ -348,6 +360,34 @@ impl Simulator {
         } else {
             st.stats.max_complexity_answered = st.stats.max_complexity_answered.max(complexity);
         }
+    }
+
+    /// Serves `schema` from the next request on: introspection shows it, and a document
+    /// selecting a field it lacks is refused as a whole ([`SimSchema`]).
+    pub fn set_schema(&self, schema: SimSchema) {
+        self.lock().schema = schema;
+    }
+
+    /// Answers introspection (`__schema`, `__type`), or refuses it as a server with
+    /// introspection disabled does: an error without `path`, no `data`.
+    pub fn set_introspection(&self, enabled: bool) {
+        self.lock().introspection = enabled;
+    }
+
+    /// The schema in force and whether introspection is on.
+    fn variant(&self) -> (SimSchema, bool) {
+        let st = self.lock();
+        (st.schema, st.introspection)
+    }
+
+    /// Counts a request refused as a whole.
+    fn record_rejected(&self, operation: &str) {
+        *self
+            .lock()
+            .stats
+            .rejected
+            .entry(operation.to_owned())
+            .or_default() += 1;
     }
 
     /// Delay added to every `/graphql` request that passed the checks above.

@@ -48,6 +48,8 @@ pub(super) struct Organization {
     name: String,
     plan_name: Option<String>,
     active_subscription: Option<ActiveSubscription>,
+    /// Only in [`SimSchema::Guessed`](super::SimSchema::Guessed).
+    #[graphql(visible = "super::variants::guessed")]
     personal_access_tokens: Vec<PersonalAccessToken>,
 }
 
@@ -69,7 +71,10 @@ pub(super) struct SubscriptionLimit {
 /// Not documented by Pipefy at all (see "Token attribution" in the API notes): the
 /// exporter's default query reaches it only through field names, never a type name.
 #[derive(SimpleObject)]
-#[graphql(name = "Sim_PersonalAccessToken_h5t")]
+#[graphql(
+    name = "Sim_PersonalAccessToken_h5t",
+    visible = "super::variants::guessed"
+)]
 pub(super) struct PersonalAccessToken {
     id: ID,
     name: String,
@@ -77,12 +82,34 @@ pub(super) struct PersonalAccessToken {
     billing_organization: Option<BillingOrganization>,
 }
 
-#[derive(SimpleObject)]
-#[graphql(name = "Sim_BillingOrganization_b9c")]
+#[derive(Clone, SimpleObject)]
+#[graphql(
+    name = "Sim_BillingOrganization_b9c",
+    visible = "super::variants::lists_tokens"
+)]
 pub(super) struct BillingOrganization {
     id: ID,
     /// null when the billed organization is not in the simulator's data.
     name: Option<String>,
+}
+
+/// One token and the organization billed for it, as
+/// [`SimSchema::Relocated`](super::SimSchema::Relocated) lists them.
+#[derive(SimpleObject)]
+#[graphql(
+    name = "Sim_TokenAssignment_r4m",
+    visible = "super::variants::relocated"
+)]
+pub(super) struct TokenAssignment {
+    token: AssignedToken,
+    billing_organization: Option<BillingOrganization>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "Sim_AssignedToken_v7d", visible = "super::variants::relocated")]
+pub(super) struct AssignedToken {
+    id: ID,
+    name: String,
 }
 
 impl Organization {
@@ -262,6 +289,42 @@ impl QueryRoot {
                     Some(org) => Ok(Some(Organization::snapshot(org, data))),
                     None => Err(not_found()),
                 }
+            })
+        })
+    }
+
+    /// The tokens of an organization with their billing organization: the made-up
+    /// "real field" of [`SimSchema::Relocated`](super::SimSchema::Relocated), hidden
+    /// otherwise.
+    #[graphql(visible = "super::variants::relocated")]
+    async fn token_billing_assignments(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+    ) -> async_graphql::Result<Option<Vec<TokenAssignment>>> {
+        resolve(ctx, "tokenBillingAssignments", |sim| {
+            sim.record_asked(false, [organization_id.as_str()]);
+            sim.read(|data, _| {
+                if data.denied.contains(organization_id.as_str()) {
+                    return Err(permission_denied());
+                }
+                let org = data
+                    .orgs
+                    .get(organization_id.as_str())
+                    .ok_or_else(not_found)?;
+                let tokens = Organization::snapshot(org, data).personal_access_tokens;
+                Ok(Some(
+                    tokens
+                        .into_iter()
+                        .map(|t| TokenAssignment {
+                            token: AssignedToken {
+                                id: t.id,
+                                name: t.name,
+                            },
+                            billing_organization: t.billing_organization,
+                        })
+                        .collect(),
+                ))
             })
         })
     }
