@@ -69,6 +69,8 @@ struct Inner {
     api_duration: BTreeMap<&'static str, Histogram>,
     /// Per account: the backoff wait in force (0: none) and whether its circuit is open.
     accounts: BTreeMap<String, (Duration, bool)>,
+    /// Per account and collector: why its query is not sent, or `None` when it is.
+    queries: BTreeMap<(String, &'static str), Option<String>>,
     /// Whether the last (re)load of the configuration succeeded, and when one last did.
     reload: Reload,
 }
@@ -110,12 +112,42 @@ impl SelfMetrics {
         }
     }
 
-    /// Forgets the backoff gauges of accounts a reload removed: a gauge of an account
-    /// that is no longer watched would claim a wait that nobody is doing.
-    pub(crate) fn retain_accounts(&self, keep: &[&str]) {
-        self.change()
+    /// Forgets the gauges of accounts and collectors a reload removed: a gauge of an
+    /// account that is no longer watched would claim a wait that nobody is doing.
+    pub(crate) fn retain_accounts(&self, keep: &[&str], collectors: &[&'static str]) {
+        let mut inner = self.change();
+        inner
             .accounts
             .retain(|account, _| keep.contains(&account.as_str()));
+        inner.queries.retain(|(account, collector), _| {
+            keep.contains(&account.as_str()) && collectors.contains(collector)
+        });
+    }
+
+    /// Shows whether `collector`'s query is sent for `account`: `None` when it is, else
+    /// why not (the schema check's finding, or Pipefy's rejection).
+    pub(crate) fn set_query(
+        &self,
+        account: &str,
+        collector: &'static str,
+        invalid: Option<String>,
+    ) {
+        let key = (account.to_owned(), collector);
+        if self.lock().queries.get(&key) == Some(&invalid) {
+            return;
+        }
+        self.change().queries.insert(key, invalid);
+    }
+
+    /// `(account, collector, why)` of every query not sent, for the landing page.
+    pub(crate) fn invalid_queries(&self) -> Vec<(String, &'static str, String)> {
+        self.lock()
+            .queries
+            .iter()
+            .filter_map(|((account, collector), why)| {
+                Some((account.clone(), *collector, why.clone()?))
+            })
+            .collect()
     }
 
     /// Records how the last load of the configuration went (the one at start counts).
@@ -286,6 +318,19 @@ impl SelfMetrics {
                 "pipefy_exporter_backoff_seconds",
                 &[("account", account)],
                 wait.as_secs_f64(),
+            );
+        }
+
+        enc.family(
+            "pipefy_exporter_query_valid",
+            "1 while a collector's query is sent for an account; 0 when the schema check found it invalid or Pipefy rejected it as a whole, until the next check (pipefy.schema_check_interval) or reload.",
+            MetricType::Gauge,
+        );
+        for ((account, collector), invalid) in &inner.queries {
+            enc.sample(
+                "pipefy_exporter_query_valid",
+                &[("account", account), ("collector", collector)],
+                if invalid.is_none() { 1.0 } else { 0.0 },
             );
         }
 

@@ -177,6 +177,23 @@ pub(crate) fn find<T: Collector + Any>(collectors: &[Arc<dyn Collector>]) -> Opt
         .find_map(|c| (**c).as_any().downcast_ref::<T>())
 }
 
+/// The GraphQL documents `collector` sends, one per distinct root field, made for a
+/// sample organization: what the schema check validates (variables are typed, so their
+/// values do not matter).
+pub(crate) fn documents(collector: &dyn Collector) -> Vec<String> {
+    let sample = [Target {
+        id: "1".into(),
+        uuid: Some("00000000-0000-0000-0000-000000000001".into()),
+    }];
+    let mut seen = std::collections::HashSet::new();
+    collector
+        .fields(&sample)
+        .into_iter()
+        .filter(|field| seen.insert(field.text.clone()))
+        .map(|field| crate::pipefy::query::document(collector.operation(), &[field]).text)
+        .collect()
+}
+
 /// Either `name: true|false` or `name: {keys...}` in the config file. Written by hand
 /// rather than as an untagged enum so that a wrong key inside the table is reported as
 /// such (with its line), not as "data did not match any variant".

@@ -19,7 +19,8 @@ fn ids(n: usize) -> String {
 }
 
 #[tokio::test]
-async fn one_hundred_twenty_organizations_with_every_collector_cost_four_requests() {
+async fn one_hundred_twenty_organizations_with_every_collector_cost_two_requests_after_the_schema_check(
+) {
     let config = pat_config(&format!(
         "refresh_interval: 1h\norganizations: {}\n",
         ids(120)
@@ -32,19 +33,15 @@ async fn one_hundred_twenty_organizations_with_every_collector_cost_four_request
     let stats = app.sim.stats();
 
     // Requests are filled up to Pipefy's complexity limit of 50,000 (lists counted 50
-    // times), whatever their collector. The first refresh has two rounds, as the
-    // uuids come from the subscription limits; the collectors whose query rests on an
-    // undocumented name (token attribution, and integrations' `ID!`) go alone until
-    // Pipefy has accepted them once.
-    let expected = [
-        ("PipefySubscriptionLimits", 1), // 120 organization(id:) × 157
-        ("PipefyTokenAttribution", 1),   // 120 organization(id:) × 203
-        // 5 aiCreditUsageStatsCombined × 553, 5 apiUsageStatsCombined × 203,
-        // 120 apiUsageStats(token) × 103, 5 automationsUsageDetailsCombined × 153.
-        ("PipefyRefresh", 1),
-        ("PipefyIntegrations", 1), // 120 integrationsUsageStats × 5
-    ];
-    assert_eq!(stats.graphql_requests, 4);
+    // times), whatever their collector. The schema check (one introspection) validated
+    // every query first, so token attribution shares requests from the first refresh.
+    // The first refresh has two rounds, as the uuids come from the subscription limits:
+    // 120 organization(id:) with limits and tokens (358 each, 42,960), then
+    // 5 aiCreditUsageStatsCombined × 553, 5 apiUsageStatsCombined × 203,
+    // 120 apiUsageStats(token) × 103, 5 automationsUsageDetailsCombined × 153 and
+    // 120 integrationsUsageStats × 5 (17,505).
+    let expected = [("PipefySchemaCheck", 1), ("PipefyRefresh", 2)];
+    assert_eq!(stats.graphql_requests, 3);
     for (operation, requests) in expected {
         assert_eq!(
             stats.operations.get(operation),
@@ -61,7 +58,7 @@ async fn one_hundred_twenty_organizations_with_every_collector_cost_four_request
             "{operation}"
         );
     }
-    assert_eq!(stats.root_fields.get("organization"), Some(&240));
+    assert_eq!(stats.root_fields.get("organization"), Some(&120));
     assert_eq!(
         stats.root_fields.get("aiCreditUsageStatsCombined"),
         Some(&5)
@@ -86,7 +83,7 @@ async fn one_hundred_twenty_organizations_with_every_collector_cost_four_request
         720
     );
     // Ids travel as variables, never in the query text.
-    assert_eq!(stats.recent_queries.len(), 4);
+    assert_eq!(stats.recent_queries.len(), 3);
     for query in &stats.recent_queries {
         for id in 1000..1120 {
             assert!(
@@ -110,15 +107,16 @@ async fn batch_size_and_concurrency_are_configurable() {
         .await;
     app.cycles(1).await;
     let stats = app.sim.stats();
-    // At most 10 root fields a request, though they would fit the complexity budget.
-    assert_eq!(stats.operations.get("PipefySubscriptionLimits"), Some(&3));
-    assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&3));
-    // AI credits 1, API usage 1 + 25, automation jobs 1: 28 fields, the costliest
-    // first, so that the last two requests hold API usage's fields only.
-    assert_eq!(stats.operations.get("PipefyRefresh"), Some(&1));
-    assert_eq!(stats.operations.get("PipefyApiUsage"), Some(&2));
+    // At most 10 root fields a request, though they would fit the complexity budget:
+    // limits and tokens of 25 organizations (one alias each) in 3 requests; then AI
+    // credits 1, API usage 1 + 25, automation jobs 1 and integrations 25, the costliest
+    // first: AI, API and automations' combined fields with 7 of API usage's, 10 of API
+    // usage's, its last 8 with 2 of integrations', then integrations' 23 in 3 requests.
+    assert_eq!(stats.operations.get("PipefySchemaCheck"), Some(&1));
+    assert_eq!(stats.operations.get("PipefyRefresh"), Some(&(3 + 2)));
+    assert_eq!(stats.operations.get("PipefyApiUsage"), Some(&1));
     assert_eq!(stats.operations.get("PipefyIntegrations"), Some(&3));
-    assert_eq!(stats.graphql_requests, 12);
+    assert_eq!(stats.graphql_requests, 10);
     app.shutdown().await;
 }
 
@@ -151,8 +149,8 @@ async fn organizations_are_discovered_when_not_listed() {
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefyOrganizations"), Some(&1));
     assert_eq!(
-        stats.graphql_requests, 4,
-        "discovery, then one request for every collector that is not alone for now (token attribution, integrations)"
+        stats.graphql_requests, 3,
+        "the schema check, discovery, then one request for every collector"
     );
     assert_eq!(stats.operations.get("PipefyRefresh"), Some(&1));
     assert_eq!(
@@ -180,10 +178,11 @@ async fn disabled_collectors_cost_nothing() {
     let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
-    // AI credits need the uuid: one identity request, then one AI request.
+    // The schema check, then AI credits, which need the uuid: one identity request,
+    // then one AI request.
     assert_eq!(stats.operations.get("PipefyOrganizationInfo"), Some(&1));
     assert_eq!(stats.operations.get("PipefyAiCredits"), Some(&1));
-    assert_eq!(stats.graphql_requests, 2);
+    assert_eq!(stats.graphql_requests, 3);
     assert_eq!(
         m.value("pipefy_ai_credits_used", &[("organization_id", "2")]),
         25.0
@@ -210,7 +209,10 @@ async fn one_hundred_scrapes_cause_zero_upstream_requests() {
     }
     let after = app.sim.stats();
     assert_eq!(after.graphql_requests, before.graphql_requests);
-    assert_eq!(after.graphql_requests, 4, "the first refresh's four");
+    assert_eq!(
+        after.graphql_requests, 3,
+        "the schema check and the first refresh's two"
+    );
     assert_eq!(after.token_requests, 0);
     app.shutdown().await;
 }
@@ -218,15 +220,15 @@ async fn one_hundred_scrapes_cause_zero_upstream_requests() {
 #[tokio::test]
 async fn an_organization_two_accounts_see_is_fetched_once() {
     // Two accounts that both discover the same three organizations: each is fetched
-    // (and paid for) by the first account only.
+    // (and paid for) by the first account only. Each account checks its queries against
+    // the schema (what a credential may see is its own).
     let config = "pipefy:\n  endpoint: {endpoint}\nrefresh_interval: 1h\naccounts:\n  - name: first\n    auth: {token_file: '{token_file}'}\n  - name: second\n    auth: {token_file: '{token_file}'}\n";
     let app = TestApp::builder(demo_data()).config(config).spawn().await;
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
+    assert_eq!(stats.operations.get("PipefySchemaCheck"), Some(&2));
     assert_eq!(stats.operations.get("PipefyOrganizations"), Some(&2));
     assert_eq!(stats.operations.get("PipefyRefresh"), Some(&1));
-    assert_eq!(stats.operations.get("PipefyTokenAttribution"), Some(&1));
-    assert_eq!(stats.operations.get("PipefyIntegrations"), Some(&1));
     assert_eq!(stats.graphql_requests, 5);
     assert_eq!(m.find("pipefy_organization_info", &[]).len(), 3);
     assert_eq!(
@@ -338,7 +340,11 @@ fn all_ok(outcome: &RefreshOutcome) -> bool {
 async fn from_the_second_refresh_every_collector_shares_the_same_requests() {
     let mut d = Driven::new(SimData::generated(120), &ids(120), "").await;
     let (first, outcome) = d.refresh(&[]).await;
-    assert_eq!(first.graphql_requests, 4);
+    // The schema check, limits and tokens, then the usage statistics (uuids now known).
+    assert_eq!(
+        first.operations,
+        ops(&[("PipefySchemaCheck", 1), ("PipefyRefresh", 2)])
+    );
     assert!(all_ok(&outcome));
     let (second, outcome) = d.refresh(&[]).await;
     // 120 × 358 (limits and tokens in one alias per organization) + 5 × 553 + 5 × 203
@@ -354,14 +360,11 @@ async fn from_the_second_refresh_every_collector_shares_the_same_requests() {
 #[tokio::test]
 async fn limits_and_tokens_share_an_alias_when_both_are_due_and_not_otherwise() {
     let mut d = Driven::new(demo_data(), "[2]", LIMITS_AND_TOKENS).await;
-    // Token attribution goes alone until Pipefy accepted its (assumed) selection.
+    // The schema check validated the (assumed) token query: it shares at once.
     let (first, _) = d.refresh(&[]).await;
     assert_eq!(
         first.operations,
-        ops(&[
-            ("PipefySubscriptionLimits", 1),
-            ("PipefyTokenAttribution", 1)
-        ])
+        ops(&[("PipefySchemaCheck", 1), ("PipefyRefresh", 1)])
     );
     let (only_limits, outcome) = d.refresh(&["subscription_limits"]).await;
     assert_eq!(
@@ -549,12 +552,13 @@ const LIMITS_ONLY: &str = "collectors:\n  ai_credits: false\n  api_usage: false\
 #[tokio::test]
 async fn a_request_rejected_as_too_complex_is_halved_until_it_passes_and_remembered() {
     // Pipefy counts more than the exporter estimates (here: a limit of 4,000 where the
-    // exporter plans for 50,000). 120 organizations' limits (157 each, 18,840) are
-    // rejected, then 2 × 60 (9,420) and 4 × 30 (4,710), and 8 × 15 (2,355) pass.
+    // exporter plans for 50,000). After the schema check, 120 organizations' limits
+    // (157 each, 18,840) are rejected, then 2 × 60 (9,420) and 4 × 30 (4,710), and
+    // 8 × 15 (2,355) pass.
     let mut d = Driven::new(SimData::generated(120), &ids(120), LIMITS_ONLY).await;
     d.sim.set_complexity_limit(Some(4_000), 50);
     let (first, outcome) = d.refresh(&[]).await;
-    assert_eq!(first.graphql_requests, 1 + 2 + 4 + 8);
+    assert_eq!(first.graphql_requests, 1 + 1 + 2 + 4 + 8);
     assert_eq!(first.too_complex, 1 + 2 + 4);
     assert_eq!(first.max_complexity_answered, 15 * 157);
     assert_eq!(outcome.outcomes.len(), 120);
@@ -579,8 +583,8 @@ async fn rejections_are_billed_answers_and_counted_so() {
         .await;
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
-    // 18,840 rejected, 2 × 9,420 answered.
-    assert_eq!(stats.graphql_requests, 3);
+    // The schema check, then 18,840 rejected, 2 × 9,420 answered.
+    assert_eq!(stats.graphql_requests, 1 + 3);
     assert_eq!(stats.too_complex, 1);
     assert_eq!(
         m.value(
@@ -601,7 +605,8 @@ async fn rejections_are_billed_answers_and_counted_so() {
 
 #[tokio::test]
 async fn a_single_organization_still_too_complex_fails_alone_after_the_halving() {
-    // Below one organization's 157: 4 → 2 + 2 → 1 + 1 + 1 + 1, all rejected.
+    // Below one organization's 157: 4 → 2 + 2 → 1 + 1 + 1 + 1, all rejected (after the
+    // schema check, which passes).
     let config = pat_config(&format!(
         "refresh_interval: 1h\norganizations: {}\n{LIMITS_ONLY}",
         ids(4)
@@ -613,7 +618,7 @@ async fn a_single_organization_still_too_complex_fails_alone_after_the_halving()
         .await;
     let m = app.cycles(1).await;
     let stats = app.sim.stats();
-    assert_eq!(stats.graphql_requests, 7);
+    assert_eq!(stats.graphql_requests, 1 + 7);
     assert_eq!(stats.too_complex, 7);
     assert_eq!(
         m.find("pipefy_up", &[])

@@ -73,11 +73,10 @@ async fn a_denied_organization_fails_alone() {
         m.sum_of("pipefy_exporter_refreshes_total", &[("result", "partial")]),
         6.0
     );
-    // Four requests, as without a denial (limits; token attribution alone until Pipefy
-    // accepted its assumed selection; then the usage statistics together, and
-    // integrations alone for the same reason): the denial travels as a per-alias error,
-    // and no identity request is spent on an organization that was just denied.
-    assert_eq!(app.sim.stats().graphql_requests, 4);
+    // Three requests, as without a denial (the schema check; limits and tokens; then the
+    // usage statistics together): the denial travels as a per-alias error, and no
+    // identity request is spent on an organization that was just denied.
+    assert_eq!(app.sim.stats().graphql_requests, 3);
     let page = app.get("/").await.text().await.unwrap();
     assert!(
         page.contains("Permission denied\">failing<small>never updated</small></td>"),
@@ -240,10 +239,11 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
 
 #[tokio::test]
 async fn a_graphql_validation_error_fails_the_collector_not_the_process() {
-    // A token selection naming a field the schema does not have: Pipefy answers with
-    // an error without `path`; only token attribution fails.
+    // A token selection naming a field the schema does not have: the schema check finds
+    // it, and only token attribution fails (without a schema Pipefy would answer with an
+    // error without `path`: see tests/it/schema_check.rs).
     let config = pat_config(
-        "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  token_attribution:\n    selection: \"apiTokens { id }\"\n",
+        "refresh_interval: 1h\norganizations: [2]\ncollectors:\n  token_attribution:\n    selection: \"personalAccessTokens: apiTokens { id name billingOrganization { id } }\"\n",
     );
     let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     let m = app.cycles(1).await;
@@ -323,7 +323,7 @@ async fn a_failing_token_selection_does_not_stop_the_usage_collectors() {
     // Without subscription limits, the usage-statistics collectors learn uuids from an
     // identity request. A token selection that fails must not stand in for identity.
     let config = pat_config(
-        "refresh_interval: 1h\norganizations: [2, 300]\ncollectors:\n  subscription_limits: false\n  token_attribution:\n    selection: \"apiTokens { id }\"\n",
+        "refresh_interval: 1h\norganizations: [2, 300]\ncollectors:\n  subscription_limits: false\n  token_attribution:\n    selection: \"personalAccessTokens: apiTokens { id name billingOrganization { id } }\"\n",
     );
     let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     let m = app.cycles(1).await;

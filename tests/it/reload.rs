@@ -68,11 +68,11 @@ async fn a_reload_adds_removes_and_keeps_organizations_without_paying_for_known_
     assert!(!watches(&m, "4242"));
     assert_eq!(m.value(RELOAD_OK, &[]), 1.0);
     let loaded_at = m.value(RELOAD_AT, &[]);
-    // The fields that named each organization's id: two in the first cycle, since
-    // token attribution rests on an assumed name and is sent apart from subscription
-    // limits until Pipefy has accepted it once.
+    // The fields that named each organization's id: one in the first cycle, since the
+    // schema check validated token attribution's (assumed) query, which then shares
+    // subscription limits' `organization(id:)` alias.
     let asked = app.sim.stats().organization_ids;
-    let per_org = 2;
+    let per_org = 1;
     assert_eq!((asked["2"], asked["300"]), (per_org, per_org));
 
     // Pipefy's figure changes; a kept organization is not asked again on reload, so
@@ -99,8 +99,8 @@ async fn a_reload_adds_removes_and_keeps_organizations_without_paying_for_known_
     assert!(!m.has("pipefy_up", &[("organization_id", "300")]));
     assert_eq!(m.value(RELOAD_OK, &[]), 1.0);
     assert!(m.value(RELOAD_AT, &[]) >= loaded_at);
-    // The newcomer cost one field, both collectors' selections merged now that the
-    // assumed one was accepted; organization 2 cost nothing.
+    // The newcomer cost one field, both collectors' selections merged; organization 2
+    // cost nothing (the reload's schema check names no organization).
     let asked = app.sim.stats().organization_ids;
     assert_eq!(asked["4242"], 1, "4242 fetched once");
     assert_eq!(asked["2"], per_org, "2 not fetched again");

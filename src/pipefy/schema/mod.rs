@@ -21,6 +21,8 @@ use apollo_compiler::ast;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::ExecutableDocument;
 
+use super::{ApiError, PipefyClient};
+
 /// The operation name of the introspection request, in the request counters and in
 /// what Pipefy bills.
 pub(crate) const OPERATION: &str = "PipefySchemaCheck";
@@ -208,6 +210,48 @@ impl Schema {
             }
         }
         found.into_iter().collect()
+    }
+}
+
+/// How an introspection request went.
+#[derive(Debug)]
+pub(crate) enum Introspection {
+    Schema(Schema),
+    /// Pipefy answered without a schema (errors and no `data`, or an answer that does
+    /// not read as one): introspection is off for this credential. Billed.
+    Refused(String),
+    /// The request failed (HTTP status, transport): worth trying again soon.
+    Failed(ApiError),
+}
+
+impl PipefyClient {
+    /// Asks Pipefy for its schema: one billed request.
+    pub(crate) async fn introspect(&self) -> Introspection {
+        let response = match self
+            .execute(OPERATION, INTROSPECTION_QUERY, &serde_json::json!({}))
+            .await
+        {
+            Ok(response) => response,
+            Err(error) => return Introspection::Failed(error),
+        };
+        let has_schema = |data: &serde_json::Map<String, serde_json::Value>| {
+            data.get("schema").is_some_and(|v| !v.is_null())
+        };
+        match response.data {
+            Some(data) if has_schema(&data) => match Schema::from_introspection(data) {
+                Ok(schema) => Introspection::Schema(schema),
+                Err(why) => Introspection::Refused(why),
+            },
+            _ => {
+                let messages: Vec<&str> =
+                    response.errors.iter().map(|e| e.message.as_str()).collect();
+                Introspection::Refused(if messages.is_empty() {
+                    "the answer holds no schema".to_owned()
+                } else {
+                    super::model::truncate(&messages.join("; "))
+                })
+            }
+        }
     }
 }
 

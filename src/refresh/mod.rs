@@ -26,6 +26,8 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 
+mod queries;
+
 use crate::collectors::{Collector, Decoded, Target};
 use crate::config::{Account, Config, Credential};
 use crate::exposition::{ExpositionInfo, Published};
@@ -33,6 +35,7 @@ use crate::pipefy::backoff::{self, Admission, Change, Health, Policy, Why};
 use crate::pipefy::batch::{Part, SHARED_OPERATION};
 use crate::pipefy::model::{self, Organization};
 use crate::pipefy::query::{self, RootField};
+use crate::pipefy::schema::checks::QueryChecks;
 use crate::pipefy::{Answers, ApiError, PipefyClient, Settings};
 use crate::self_metrics::{RefreshResult, SelfMetrics};
 use crate::snapshot::{merge, OrgEntry, OrgMeta, Outcome, Snapshot};
@@ -62,6 +65,9 @@ pub(crate) fn operations(config: &Config) -> Vec<&'static str> {
     if config.collectors.iter().any(|c| c.needs_uuid()) {
         ops.push(operation::ORGANIZATION_INFO);
     }
+    if config.schema_check.introspection {
+        ops.push(crate::pipefy::schema::OPERATION);
+    }
     ops.extend(config.collectors.iter().map(|c| c.operation()));
     if config.collectors.len() + usize::from(ops.contains(&operation::ORGANIZATION_INFO)) > 1 {
         ops.push(SHARED_OPERATION);
@@ -82,6 +88,14 @@ struct AccountClient {
     /// Backoff after a refused credential, and the circuit breaker. Locked briefly,
     /// never across an `.await`.
     health: Mutex<Health>,
+    /// What is known of each collector's query, and when the schema is checked next.
+    /// Locked briefly, never across an `.await`.
+    checks: Mutex<QueryChecks>,
+}
+
+/// A poisoned lock still holds plain data: use it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Owns the clients and the schedule; publishes snapshots, with their exposition
@@ -220,10 +234,12 @@ fn account_client(
         metrics.clone(),
     )?;
     metrics.set_account_health(&account.name, Duration::ZERO, false);
+    let collectors: Vec<&'static str> = config.collectors.iter().map(|c| c.name()).collect();
     Ok(AccountClient {
         account: account.clone(),
         client,
         health: Mutex::new(Health::default()),
+        checks: Mutex::new(queries::new_checks(metrics, &account.name, &collectors)),
     })
 }
 
@@ -319,14 +335,25 @@ impl Refresher {
                 fresh.push(account_client(&config, account, &self.metrics)?);
             }
         }
+        let collectors: Vec<&'static str> = config.collectors.iter().map(|c| c.name()).collect();
         let mut old = std::mem::take(&mut self.accounts);
         let mut fresh = fresh.into_iter();
         for account in &config.accounts {
             let client = match old.iter().position(|ac| unchanged(ac, account)) {
-                Some(i) => AccountClient {
-                    account: account.clone(),
-                    ..old.swap_remove(i)
-                },
+                Some(i) => {
+                    let kept = old.swap_remove(i);
+                    // A reload checks the queries again: it may be what fixes one.
+                    lock(&kept.checks).reload(&collectors);
+                    for collector in &collectors {
+                        if lock(&kept.checks).status(collector).sendable() {
+                            self.metrics.set_query(&account.name, collector, None);
+                        }
+                    }
+                    AccountClient {
+                        account: account.clone(),
+                        ..kept
+                    }
+                }
                 // One was built above for every account not kept, in this order.
                 None => match fresh.next() {
                     Some(client) => client,
@@ -336,8 +363,7 @@ impl Refresher {
             self.accounts.push(client);
         }
         let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
-        self.metrics.retain_accounts(&names);
-        let collectors: Vec<&'static str> = config.collectors.iter().map(|c| c.name()).collect();
+        self.metrics.retain_accounts(&names, &collectors);
         self.metrics.add(&collectors, &operations(&config));
         self.permits = Semaphore::new(config.max_concurrent_requests);
         self.config = config;
@@ -843,6 +869,7 @@ impl Refresher {
             };
             return (plan, error.retry_after());
         }
+        self.check_queries(ac).await;
         match &ac.account.organizations {
             Some(ids) => (
                 Plan::Fetch {
@@ -911,10 +938,21 @@ impl Refresher {
             all.iter().cloned().partition(|t| t.uuid.is_some());
         let (known, unknown): (Arc<[Target]>, Arc<[Target]>) = (known.into(), unknown.into());
 
+        // A collector whose query the schema check found invalid, or Pipefy rejected, is
+        // not asked: its organizations fail, keeping their values until stale_after.
+        let mut sent: Vec<&dyn Collector> = Vec::with_capacity(due.len());
+        for collector in due {
+            match self.held_back(ac, *collector) {
+                Some(why) => outcome
+                    .outcomes
+                    .extend(ids.iter().map(|id| failed(id, *collector, why.clone()))),
+                None => sent.push(*collector),
+            }
+        }
         // Collectors that need no uuid (subscription limits, which tells it, and token
         // attribution), and the others wherever the uuid is known.
         let (first, then): (Vec<&dyn Collector>, Vec<&dyn Collector>) =
-            due.iter().partition(|c| !c.needs_uuid());
+            sent.iter().partition(|c| !c.needs_uuid());
         let mut asks: Vec<Ask> = first
             .iter()
             .map(|c| Ask::collector(*c, all.clone()))
@@ -1039,14 +1077,47 @@ impl Refresher {
             .collect();
         let mut retry_after = None;
         for window in windows(asks, ORGS_PER_FETCH) {
-            let parts: Vec<Part> = window.iter().map(Ask::part).collect();
+            // A collector rejected in an earlier window is not sent in this one.
+            let (live, held): (Vec<usize>, Vec<usize>) =
+                (0..window.len()).partition(|&i| match window[i].asker {
+                    Asker::Collector(c) => self.held_back(ac, c).is_none(),
+                    Asker::Identity => true,
+                });
+            for i in held {
+                let Asker::Collector(c) = window[i].asker else {
+                    continue;
+                };
+                let why = self.held_back(ac, c).unwrap_or_default();
+                let failed = window[i].orgs.iter();
+                decoded[i]
+                    .1
+                    .extend(failed.map(|t| Decoded::new::<()>(&t.id, Err(why.clone()))));
+            }
+            let parts: Vec<Part> = live
+                .iter()
+                .map(|&i| {
+                    let probe = match window[i].asker {
+                        Asker::Collector(c) => self.probe_first(ac, c),
+                        Asker::Identity => false,
+                    };
+                    window[i].part(probe)
+                })
+                .collect();
             let fetched = ac.client.fetch(&parts, &self.permits).await;
             retry_after = retry_after.max(fetched.retry_after);
             drop(parts);
+            let verdicts: Vec<(&'static str, &crate::pipefy::PartVerdict)> = live
+                .iter()
+                .zip(&fetched.verdicts)
+                .filter_map(|(&i, verdict)| match window[i].asker {
+                    Asker::Collector(c) => Some((c.name(), verdict)),
+                    Asker::Identity => None,
+                })
+                .collect();
+            self.learn(ac, &verdicts);
             // Each ask's answers are dropped once decoded, not kept until all are.
-            for ((ask, answers), (_, into)) in window.iter().zip(fetched.answers).zip(&mut decoded)
-            {
-                into.extend(ask.decode(&answers));
+            for (&i, answers) in live.iter().zip(fetched.answers) {
+                decoded[i].1.extend(window[i].decode(&answers));
             }
         }
         (decoded, retry_after)
@@ -1159,12 +1230,13 @@ impl<'a> Ask<'a> {
         }
     }
 
-    fn part(&self) -> Part {
+    /// Its root fields; with `probe`, one goes alone first (see [`Part::probe`]).
+    fn part(&self, probe: bool) -> Part {
         match self.asker {
             Asker::Collector(c) => Part {
                 operation: c.operation(),
                 label: c.name(),
-                probe: c.assumed(),
+                probe,
                 fields: c.fields(&self.orgs),
             },
             Asker::Identity => Part {
