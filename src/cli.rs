@@ -123,6 +123,14 @@ pub struct Cli {
     /// included, then exit: 0 when valid, 1 with the error otherwise.
     #[arg(long = "config.check", conflicts_with = "demo")]
     pub config_check: bool,
+
+    /// Check with Pipefy, using the configured credentials, that everything enabled will
+    /// work: authenticate, validate every collector's query against Pipefy's schema, and
+    /// check that each organization can be read with the Usage Stats permission. Prints
+    /// one line per account, collector and organization and the billed requests spent (2
+    /// per account), then exits: 0 when everything will work, 1 otherwise.
+    #[arg(long = "check.pipefy", conflicts_with_all = ["demo", "config_check"])]
+    pub check_pipefy: bool,
 }
 
 /// A positive Prometheus-style duration (`10s`, `1m`).
@@ -208,6 +216,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     // Listed organizations are filtered here, once; discovered ones at each discovery.
     let config = config.sharded(shard);
+    if cli.check_pipefy {
+        let report = crate::preflight::check(&config, &cli.config_file.display().to_string()).await;
+        print!("{}", report.text);
+        if report.problems > 0 {
+            anyhow::bail!(
+                "--check.pipefy found {} problem(s) (listed above)",
+                report.problems
+            );
+        }
+        return Ok(());
+    }
     if cli.config_check {
         tracing::info!(
             file = %cli.config_file.display(),

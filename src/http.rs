@@ -173,6 +173,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
     Html(crate::landing::page(
         &published.snapshot,
         &published.info,
+        &state.metrics.invalid_queries(),
         &state.telemetry_path,
         SystemTime::now(),
     ))

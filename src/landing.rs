@@ -359,6 +359,8 @@ body{font:14px/1.4 system-ui,-apple-system,\"Segoe UI\",sans-serif;margin:1.5em;
 h1{font-size:1.5em;margin:0 0 .3em}\
 header p,header ul{margin:.2em 0}\
 nav a{margin-right:1em}\
+.queries{border-left:4px solid #cf222e;padding:.2em .8em;margin:.6em 0}\
+.queries h2{font-size:1.1em;margin:.2em 0}\
 details{margin:.5em 0;color:#57606a}\
 table{border-collapse:collapse;width:100%;margin-top:1em}\
 th,td{padding:4px 8px;border-bottom:1px solid #d0d7de;text-align:right;vertical-align:top;white-space:nowrap}\
@@ -387,6 +389,7 @@ td[data-label]::before{content:attr(data-label);display:block;font-size:.8em;col
 pub(crate) fn page(
     snapshot: &Snapshot,
     info: &ExpositionInfo,
+    invalid_queries: &[InvalidQuery],
     telemetry_path: &str,
     now: SystemTime,
 ) -> String {
@@ -417,6 +420,7 @@ pub(crate) fn page(
             "<p>Token billing-attribution deadline: {y:04}-{m:02}-{d:02} ({days:.1} days left)</p>"
         );
     }
+    write_invalid_queries(&mut html, invalid_queries);
     match snapshot.last_cycle {
         None => html.push_str("<p>Waiting for the first refresh.</p>"),
         Some(t) => {
@@ -454,6 +458,34 @@ pub(crate) fn page(
     }
     html.push_str("</tbody></table></body></html>\n");
     html
+}
+
+/// A collector whose query is not sent for an account: `(account, collector, why)`, as
+/// `pipefy_exporter_query_valid` 0 shows it.
+pub(crate) type InvalidQuery = (String, &'static str, String);
+
+/// Why a collector's query is not sent, where the page is read first: its organizations
+/// only say "failing", and the reason is one for all of them.
+fn write_invalid_queries(html: &mut String, invalid: &[InvalidQuery]) {
+    if invalid.is_empty() {
+        return;
+    }
+    html.push_str(
+        "<section class=\"queries\"><h2>Queries not sent</h2><p>Pipefy's schema does not have what \
+         these queries ask for, or Pipefy rejected them: they cost nothing until the next schema \
+         check (<code>pipefy.schema_check_interval</code>) or a reload. \
+         <code>--check.pipefy</code> says more.</p><ul>",
+    );
+    for (account, collector, why) in invalid {
+        let _ = write!(
+            html,
+            "<li data-collector=\"{collector}\"><strong>{collector}</strong> (account {account}): {why}</li>",
+            collector = escape_html(collector),
+            account = escape_html(account),
+            why = escape_html(why),
+        );
+    }
+    html.push_str("</ul></section>");
 }
 
 fn write_row(html: &mut String, resources: &[String], row: &Row) {

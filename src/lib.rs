@@ -33,6 +33,7 @@ pub mod http;
 mod landing;
 pub mod logging;
 mod pipefy;
+mod preflight;
 mod process;
 pub mod refresh;
 pub mod reload;

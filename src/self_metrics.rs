@@ -139,6 +139,21 @@ impl SelfMetrics {
         self.change().queries.insert(key, invalid);
     }
 
+    /// GraphQL requests counted so far that Pipefy bills (2xx, 3xx, 404, 408, 422), by
+    /// operation: what `--check.pipefy` reports having spent.
+    pub(crate) fn billed_requests(&self) -> BTreeMap<&'static str, u64> {
+        let mut billed = BTreeMap::new();
+        for ((operation, status), count) in &self.lock().api_requests {
+            let billable = status.starts_with('2')
+                || status.starts_with('3')
+                || matches!(status.as_str(), "404" | "408" | "422");
+            if billable && *operation != crate::pipefy::auth::OAUTH_OPERATION && *count > 0 {
+                *billed.entry(*operation).or_default() += count;
+            }
+        }
+        billed
+    }
+
     /// `(account, collector, why)` of every query not sent, for the landing page.
     pub(crate) fn invalid_queries(&self) -> Vec<(String, &'static str, String)> {
         self.lock()

@@ -36,6 +36,7 @@ pub use schedule::Schedule;
 pub(crate) use schedule::{Context, Period};
 pub(crate) use token_attribution::TokenAttribution;
 pub use token_attribution::DEFAULT_TOKEN_SELECTION;
+pub(crate) use token_attribution::NAME as TOKEN_ATTRIBUTION;
 
 /// Typed read access to each collector's slice, for the landing page and tests.
 pub(crate) mod slices {
@@ -146,6 +147,11 @@ pub(crate) trait Collector: Send + Sync + Debug + AsAny {
     }
     /// Whether it addresses organizations by uuid.
     fn needs_uuid(&self) -> bool {
+        true
+    }
+    /// Whether it reads Pipefy's *Usage Stats*, which takes that permission in each
+    /// organization (the usage-statistics collectors).
+    fn needs_usage_stats(&self) -> bool {
         true
     }
     /// Whether its query rests on a name or type Pipefy does not document (see

@@ -147,6 +147,9 @@ impl Collector for SubscriptionLimits {
     fn tells_identity(&self) -> bool {
         true
     }
+    fn needs_usage_stats(&self) -> bool {
+        false
+    }
 
     fn fields(&self, orgs: &[Target]) -> Vec<RootField> {
         combined::per_org("", orgs, FIELD, None)

@@ -394,6 +394,9 @@ impl Collector for TokenAttribution {
     fn needs_uuid(&self) -> bool {
         self.needs_uuid
     }
+    fn needs_usage_stats(&self) -> bool {
+        false
+    }
     /// Pipefy documents no field listing tokens: the selection is a guess.
     fn assumed(&self) -> bool {
         true

@@ -233,3 +233,23 @@ fn rows_render_every_column_escaped() {
          <td class=\"no-data\" data-label=\"unassigned tokens\">no data</td></tr>"
     );
 }
+
+#[test]
+fn queries_not_sent_are_listed_with_their_reason_escaped() {
+    let mut html = String::new();
+    write_invalid_queries(&mut html, &[]);
+    assert_eq!(html, "", "nothing to say when every query is sent");
+    write_invalid_queries(
+        &mut html,
+        &[(
+            "acme".into(),
+            "token_attribution",
+            "Organization.personalAccessTokens: Pipefy's schema has no field <b>".into(),
+        )],
+    );
+    assert!(html.starts_with("<section class=\"queries\"><h2>Queries not sent</h2>"));
+    assert!(html.ends_with(
+        "<ul><li data-collector=\"token_attribution\"><strong>token_attribution</strong> (account acme): \
+         Organization.personalAccessTokens: Pipefy&#39;s schema has no field &lt;b&gt;</li></ul></section>"
+    ), "{html}");
+}

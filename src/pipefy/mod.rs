@@ -38,7 +38,7 @@ use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 use auth::Auth;
 use backoff::{Class, Tally};
-pub(crate) use fetch::{Fetched, PartVerdict};
+pub(crate) use fetch::PartVerdict;
 pub(crate) use model::{Answer, GraphQlResponse};
 
 /// Each key's answer: the aliased field's JSON (`None` when Pipefy answered `null`

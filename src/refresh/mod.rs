@@ -211,7 +211,7 @@ fn next_start(
 }
 
 /// How `config` asks Pipefy, for every account's client.
-fn settings(config: &Config) -> Settings {
+pub(crate) fn settings(config: &Config) -> Settings {
     Settings {
         timeout: config.timeout,
         max_tries: config.max_tries,

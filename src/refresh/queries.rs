@@ -26,8 +26,7 @@ impl Refresher {
         let account = ac.account.name.as_str();
         let period = self.config.schema_check.interval;
         let changes = if !self.config.schema_check.introspection {
-            let why = "pipefy.introspection is false".to_owned();
-            lock(&ac.checks).unavailable(now, period, why)
+            lock(&ac.checks).unavailable(now, period)
         } else {
             let introspection = match self.permits.acquire().await {
                 Ok(_permit) => ac.client.introspect().await,
@@ -53,7 +52,7 @@ impl Refresher {
                         next_check_in = %crate::duration::format_duration(period),
                         "checked every collector's query against Pipefy's schema"
                     );
-                    lock(&ac.checks).checked(now, period, schema.type_count(), results)
+                    lock(&ac.checks).checked(now, period, results)
                 }
                 Introspection::Refused(why) => {
                     tracing::warn!(
@@ -61,7 +60,7 @@ impl Refresher {
                         error = %why,
                         "Pipefy refused to tell its schema (introspection); queries are sent unchecked, and one Pipefy rejects is not sent again until the next check"
                     );
-                    lock(&ac.checks).unavailable(now, period, why)
+                    lock(&ac.checks).unavailable(now, period)
                 }
                 Introspection::Failed(error) => {
                     tracing::warn!(

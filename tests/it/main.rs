@@ -17,6 +17,7 @@ mod faults;
 mod handlers;
 mod helpers;
 mod reload;
+mod schema_check;
 mod sharding;
 mod usage_stats;
 mod values;

@@ -58,23 +58,11 @@ pub(crate) struct Change {
     pub(crate) to: Status,
 }
 
-/// What the last check could do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Basis {
-    /// No check has run yet.
-    NotYet,
-    /// Introspection answered: documents were validated against the schema.
-    Schema { types: usize },
-    /// Introspection was refused or disabled: documents are sent, and rejections learnt.
-    Unavailable(String),
-}
-
 /// One account's knowledge of its collectors' queries.
 #[derive(Debug)]
 pub(crate) struct QueryChecks {
     /// When the next check is due; `None`: at the next refresh.
     next: Option<Instant>,
-    basis: Basis,
     statuses: BTreeMap<&'static str, Status>,
 }
 
@@ -83,7 +71,6 @@ impl QueryChecks {
     pub(crate) fn new(collectors: &[&'static str]) -> Self {
         QueryChecks {
             next: None,
-            basis: Basis::NotYet,
             statuses: collectors.iter().map(|c| (*c, Status::Unchecked)).collect(),
         }
     }
@@ -93,18 +80,9 @@ impl QueryChecks {
         self.next.is_none_or(|next| next <= now)
     }
 
-    pub(crate) fn basis(&self) -> &Basis {
-        &self.basis
-    }
-
     /// The status of `collector` (a collector it does not know is unchecked).
     pub(crate) fn status(&self, collector: &str) -> &Status {
         self.statuses.get(collector).unwrap_or(&Status::Unchecked)
-    }
-
-    /// Every collector's status, by name.
-    pub(crate) fn statuses(&self) -> impl Iterator<Item = (&'static str, &Status)> {
-        self.statuses.iter().map(|(name, status)| (*name, status))
     }
 
     /// A reload: the collectors now enabled (new ones unchecked, removed ones gone), and
@@ -124,10 +102,8 @@ impl QueryChecks {
         &mut self,
         now: Instant,
         period: Duration,
-        types: usize,
         results: Vec<(&'static str, Vec<Problem>)>,
     ) -> Vec<Change> {
-        self.basis = Basis::Schema { types };
         self.next = now.checked_add(period);
         let mut changes = Vec::new();
         for (collector, problems) in results {
@@ -144,16 +120,10 @@ impl QueryChecks {
         changes
     }
 
-    /// Pipefy refused the introspection request as a whole at `now` (billed): no schema
-    /// this period. Documents are sent as before, and what Pipefy rejects is learnt; what
+    /// No schema this period: Pipefy refused the introspection request at `now`
+    /// (billed), or the configuration turned introspection off. Documents are sent as before, and what Pipefy rejects is learnt; what
     /// was learnt in the previous period is forgotten, since the schema may have changed.
-    pub(crate) fn unavailable(
-        &mut self,
-        now: Instant,
-        period: Duration,
-        why: String,
-    ) -> Vec<Change> {
-        self.basis = Basis::Unavailable(why);
+    pub(crate) fn unavailable(&mut self, now: Instant, period: Duration) -> Vec<Change> {
         self.next = now.checked_add(period);
         let collectors: Vec<&'static str> = self.statuses.keys().copied().collect();
         collectors
@@ -218,7 +188,6 @@ mod tests {
         let changes = checks.checked(
             t0,
             DAY,
-            40,
             vec![
                 ("limits", vec![]),
                 ("tokens", vec![missing("Organization.tokens")]),
@@ -238,21 +207,19 @@ mod tests {
         let again = checks.checked(
             t0 + DAY,
             DAY,
-            40,
             vec![
                 ("limits", vec![]),
                 ("tokens", vec![missing("Organization.tokens")]),
             ],
         );
         assert!(again.is_empty());
-        assert_eq!(checks.basis(), &Basis::Schema { types: 40 });
     }
 
     #[test]
     fn without_a_schema_a_rejection_holds_until_the_next_period() {
         let t0 = Instant::now();
         let mut checks = QueryChecks::new(&["limits", "tokens"]);
-        checks.unavailable(t0, DAY, "introspection is disabled".into());
+        checks.unavailable(t0, DAY);
         assert_eq!(checks.status("tokens"), &Status::Unchecked);
         assert!(!checks.status("tokens").trusted());
         let change = checks.rejected("tokens", "Field 'x' doesn't exist".into());
@@ -264,7 +231,7 @@ mod tests {
         );
         assert!(checks.status("limits").trusted());
         // The next period forgets what was learnt.
-        let changes = checks.unavailable(t0 + DAY, DAY, "introspection is disabled".into());
+        let changes = checks.unavailable(t0 + DAY, DAY);
         assert_eq!(changes.len(), 2);
         assert_eq!(checks.status("tokens"), &Status::Unchecked);
     }
@@ -273,11 +240,11 @@ mod tests {
     fn a_reload_checks_again_and_follows_the_collectors() {
         let t0 = Instant::now();
         let mut checks = QueryChecks::new(&["limits", "tokens"]);
-        checks.checked(t0, DAY, 40, vec![("limits", vec![]), ("tokens", vec![])]);
+        checks.checked(t0, DAY, vec![("limits", vec![]), ("tokens", vec![])]);
         assert!(!checks.due(t0));
         checks.reload(&["limits", "integrations"]);
         assert!(checks.due(t0));
-        let names: Vec<&str> = checks.statuses().map(|(n, _)| n).collect();
+        let names: Vec<&str> = checks.statuses.keys().copied().collect();
         assert_eq!(names, ["integrations", "limits"]);
         // Kept until the check runs: a reload does not flap the gauges.
         assert_eq!(checks.status("limits"), &Status::Validated);

@@ -1,0 +1,326 @@
+//! `--check.pipefy`: a pre-flight in the style of `promtool check config`, with the
+//! configured credentials and against the configured Pipefy. Per account: authenticate,
+//! introspect Pipefy's schema and validate every enabled collector's documents against
+//! it, then check that each organization can be read and, where a usage-statistics
+//! collector is enabled, that the credential has the *Usage Stats* permission there.
+//!
+//! One line per account × collector and per organization, in the user's terms; the
+//! billed requests it spent (two per account: the schema check and one request for the
+//! organizations); success only when everything enabled will work. When token
+//! attribution's query does not validate, the schema's fields that may list tokens are
+//! printed, so that an admin can find the real one.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::collectors;
+use crate::config::{Account, Config};
+use crate::pipefy::model::{alias_outcome, de_id};
+use crate::pipefy::query::{self, RootField};
+use crate::pipefy::schema::{Introspection, Schema};
+use crate::pipefy::PipefyClient;
+use crate::self_metrics::SelfMetrics;
+
+/// The operation name of the organizations request.
+const OPERATION: &str = "PipefyPreflight";
+/// Organizations listed one per line up to this many; above, only the failing ones.
+const LIST_ALL_UP_TO: usize = 50;
+
+/// What the pre-flight found.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// What to print, one line each.
+    pub(crate) text: String,
+    /// Things that will not work.
+    pub(crate) problems: usize,
+}
+
+/// Runs the pre-flight for every account of `config`.
+pub(crate) async fn check(config: &Config, file: &str) -> Report {
+    let mut report = Report::default();
+    let _ = writeln!(report.text, "Checking {} with {file}", config.endpoint);
+    for account in &config.accounts {
+        check_account(config, account, &mut report).await;
+    }
+    let _ = if report.problems == 0 {
+        writeln!(
+            report.text,
+            "SUCCESS: every enabled collector and organization will work"
+        )
+    } else {
+        writeln!(
+            report.text,
+            "FAILED: {} problem(s); the exporter would run, but not export all that is configured",
+            report.problems
+        )
+    };
+    report
+}
+
+async fn check_account(config: &Config, account: &Account, report: &mut Report) {
+    let name = &account.name;
+    let metrics = Arc::new(SelfMetrics::default());
+    let client = match PipefyClient::new(
+        &config.endpoint,
+        name,
+        &account.credential,
+        crate::refresh::settings(config),
+        metrics.clone(),
+    ) {
+        Ok(client) => client,
+        Err(error) => {
+            report.fail(format!("account {name}: FAILED: {error:#}"));
+            return;
+        }
+    };
+    if let Err(error) = client.authenticate().await {
+        report.fail(format!(
+            "account {name}: FAILED: cannot authenticate: {error}"
+        ));
+        return;
+    }
+    report.line(format!("account {name}: authenticated"));
+    let schema = introspect(config, &client, report, name).await;
+    if let Some(schema) = &schema {
+        check_collectors(config, schema, report);
+    }
+    check_organizations(config, account, &client, schema.as_ref(), report).await;
+    let billed = metrics.billed_requests();
+    let total: u64 = billed.values().sum();
+    let each: Vec<String> = billed.iter().map(|(op, n)| format!("{op} {n}")).collect();
+    report.line(format!(
+        "account {name}: billed requests: {total} ({})",
+        each.join(", ")
+    ));
+}
+
+/// Pipefy's schema, or `None` with every collector reported unchecked.
+async fn introspect(
+    config: &Config,
+    client: &PipefyClient,
+    report: &mut Report,
+    name: &str,
+) -> Option<Schema> {
+    let why = if !config.schema_check.introspection {
+        "pipefy.introspection is false".to_owned()
+    } else {
+        match client.introspect().await {
+            Introspection::Schema(schema) => {
+                report.line(format!(
+                    "account {name}: schema introspected: {} types",
+                    schema.type_count()
+                ));
+                return Some(schema);
+            }
+            Introspection::Refused(why) => format!("Pipefy refused introspection: {why}"),
+            Introspection::Failed(error) => format!("introspection failed: {error}"),
+        }
+    };
+    for collector in &config.collectors {
+        report.fail(format!(
+            "  collector {}: NOT CHECKED: {why}",
+            collector.name()
+        ));
+    }
+    None
+}
+
+fn check_collectors(config: &Config, schema: &Schema, report: &mut Report) {
+    for collector in &config.collectors {
+        let problems: Vec<_> = collectors::documents(collector.as_ref())
+            .iter()
+            .flat_map(|document| schema.check(document))
+            .collect();
+        let Some(first) = problems.first() else {
+            report.line(format!("  collector {}: OK", collector.name()));
+            continue;
+        };
+        let at = first
+            .coordinate
+            .as_deref()
+            .map(|c| format!("{c}: "))
+            .unwrap_or_default();
+        report.fail(format!(
+            "  collector {}: FAILED: {at}{}",
+            collector.name(),
+            first.message
+        ));
+        if collector.name() == collectors::TOKEN_ATTRIBUTION {
+            let candidates = schema.token_candidates();
+            if candidates.is_empty() {
+                report.line(
+                    "  no field of Pipefy's schema has `token` or `billing` in its name: disable collectors.token_attribution"
+                        .to_owned(),
+                );
+            } else {
+                report.line("  fields of Pipefy's schema that may list tokens (point collectors.token_attribution.query and paths at the right one):".to_owned());
+                for candidate in candidates {
+                    report.line(format!("    {candidate}"));
+                }
+            }
+        }
+    }
+}
+
+/// One organization as the organizations request answers it.
+#[derive(serde::Deserialize)]
+struct Found {
+    #[serde(deserialize_with = "de_id")]
+    id: String,
+    #[serde(default)]
+    uuid: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Allowed {
+    #[serde(default)]
+    uuid: Option<String>,
+}
+
+async fn check_organizations(
+    config: &Config,
+    account: &Account,
+    client: &PipefyClient,
+    schema: Option<&Schema>,
+    report: &mut Report,
+) {
+    let name = &account.name;
+    let usage: Vec<&str> = config
+        .collectors
+        .iter()
+        .filter(|c| c.needs_usage_stats())
+        .map(|c| c.name())
+        .collect();
+    let mut fields = vec![match &account.organizations {
+        Some(ids) => RootField::new("orgs", "organizations(ids: $ids) { id uuid name }").var(
+            "ids",
+            "[ID]",
+            json!(ids),
+        ),
+        None => RootField::new("orgs", "organizations { id uuid name }"),
+    }];
+    if !usage.is_empty() {
+        fields.push(RootField::new(
+            "usage",
+            "myUsageStatsOrganizations { uuid name }",
+        ));
+    }
+    let document = query::document(OPERATION, &fields);
+    // Even this request is checked first: a wrong name would be billed for nothing.
+    if let Some(problem) = schema.and_then(|s| s.check(&document.text).into_iter().next()) {
+        report.fail(format!(
+            "account {name}: organizations NOT CHECKED: {problem}"
+        ));
+        return;
+    }
+    let response = match client
+        .execute(OPERATION, &document.text, &document.variables)
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            report.fail(format!(
+                "account {name}: organizations NOT CHECKED: {error}"
+            ));
+            return;
+        }
+    };
+    let answer = |alias: &str| -> Result<serde_json::Value, String> {
+        match alias_outcome(&response, alias, None)? {
+            Some(value) => Ok(value.clone()),
+            None => Ok(serde_json::Value::Array(Vec::new())),
+        }
+    };
+    let found: Vec<Found> = match answer("a0")
+        .and_then(|v| serde_json::from_value(v).map_err(|e| format!("unexpected answer: {e}")))
+    {
+        Ok(found) => found,
+        Err(error) => {
+            report.fail(format!(
+                "account {name}: organizations NOT CHECKED: {error}"
+            ));
+            return;
+        }
+    };
+    let allowed: Option<Vec<String>> = if usage.is_empty() {
+        None
+    } else {
+        match answer("a1").and_then(|v| {
+            serde_json::from_value::<Vec<Allowed>>(v).map_err(|e| format!("unexpected answer: {e}"))
+        }) {
+            Ok(list) => Some(list.into_iter().filter_map(|a| a.uuid).collect()),
+            Err(error) => {
+                report.fail(format!(
+                    "account {name}: Usage Stats permission NOT CHECKED: {error}"
+                ));
+                return;
+            }
+        }
+    };
+    let ids: Vec<String> = match &account.organizations {
+        Some(ids) => ids.clone(),
+        None => found
+            .iter()
+            .filter(|o| config.shard.owns(&o.id))
+            .map(|o| o.id.clone())
+            .collect(),
+    };
+    if account.organizations.is_none() {
+        report.line(format!(
+            "account {name}: {} organization(s) the credential can see{}",
+            ids.len(),
+            if config.shard.total() > 1 {
+                format!(" in shard {}", config.shard)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    let mut lines = Vec::new();
+    for id in &ids {
+        let org = found.iter().find(|o| &o.id == id);
+        let label = match org.and_then(|o| o.name.as_deref()) {
+            Some(org_name) => format!("organization {id} ({org_name})"),
+            None => format!("organization {id}"),
+        };
+        let verdict = match (org, &allowed) {
+            (None, _) => Err(
+                "not readable with this credential (no access, or no such organization)".to_owned(),
+            ),
+            (Some(org), Some(allowed))
+                if !org.uuid.as_ref().is_some_and(|u| allowed.contains(u)) =>
+            {
+                Err(format!(
+                    "no Usage Stats permission here, which {} need",
+                    usage.join(", ")
+                ))
+            }
+            _ => Ok(()),
+        };
+        lines.push((label, verdict));
+    }
+    let many = lines.len() > LIST_ALL_UP_TO;
+    for (label, verdict) in lines {
+        match verdict {
+            Ok(()) if !many => report.line(format!("  {label}: OK")),
+            Ok(()) => {}
+            Err(why) => report.fail(format!("  {label}: FAILED: {why}")),
+        }
+    }
+}
+
+impl Report {
+    fn line(&mut self, line: String) {
+        self.text.push_str(&line);
+        self.text.push('\n');
+    }
+
+    fn fail(&mut self, line: String) {
+        self.problems += 1;
+        self.line(line);
+    }
+}
