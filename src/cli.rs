@@ -31,7 +31,9 @@ const LONG_VERSION: &str = concat!(
 
 /// Prometheus exporter for Pipefy plan limits, AI credits and token billing attribution.
 ///
-/// Pipefy is queried in the background every `refresh_interval`; scrapes never call it.
+/// Pipefy is queried in the background, each collector on its own interval (by default
+/// plan limits every 5m; API calls, AI credits and automation jobs every 15m;
+/// integrations and tokens every 1h); scrapes never call it.
 #[derive(Debug, Parser)]
 #[command(name = "pipefy-exporter", version = VERSION, long_version = LONG_VERSION)]
 pub struct Cli {
@@ -355,6 +357,42 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// `--help` states the collectors' own default intervals, the ones a configuration
+    /// without any `interval` or `refresh_interval` runs with.
+    #[test]
+    fn help_states_each_collectors_default_interval() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains(
+                "Pipefy is queried in the background, each collector on its own interval (by \
+                 default plan limits every 5m; API calls, AI credits and automation jobs every \
+                 15m; integrations and tokens every 1h); scrapes never call it."
+            ),
+            "{help}"
+        );
+        let config = Config::from_yaml("", Path::new("empty.yml"), &|key| {
+            (key == crate::config::ENV_TOKEN).then(|| "pat".to_owned())
+        })
+        .unwrap();
+        let intervals: Vec<(&str, String)> = config
+            .schedules()
+            .into_iter()
+            .map(|(name, s)| (name, crate::duration::format_duration(s.interval)))
+            .collect();
+        assert_eq!(
+            intervals,
+            [
+                ("subscription_limits", "5m".to_owned()),
+                ("ai_credits", "15m".to_owned()),
+                ("api_usage", "15m".to_owned()),
+                ("automation_jobs", "15m".to_owned()),
+                ("integrations", "1h".to_owned()),
+                ("token_attribution", "1h".to_owned()),
+            ]
+        );
     }
 
     #[test]

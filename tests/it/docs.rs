@@ -58,16 +58,39 @@ fn the_readme_configuration_reference_is_valid() {
     );
 }
 
+/// Each collector's documented default: `(name, interval, stale_after)` in seconds
+/// (stale after 15 minutes, or three intervals when that is longer).
+const DEFAULT_SCHEDULE: [(&str, u64, u64); 6] = [
+    ("subscription_limits", 300, 900),
+    ("ai_credits", 900, 2700),
+    ("api_usage", 900, 2700),
+    ("automation_jobs", 900, 2700),
+    ("integrations", 3600, 10_800),
+    ("token_attribution", 3600, 10_800),
+];
+
+/// `(name, interval, stale_after)` in seconds of each enabled collector.
+fn schedule(config: &Config) -> Vec<(&'static str, u64, u64)> {
+    config
+        .schedules()
+        .into_iter()
+        .map(|(name, s)| (name, s.interval.as_secs(), s.stale_after.as_secs()))
+        .collect()
+}
+
 #[test]
-fn the_shipped_example_configurations_are_valid() {
+fn the_shipped_example_configurations_run_each_collector_at_its_default_interval() {
     for file in [
         "deploy/exporter/pipefy-exporter.yml",
         "deploy/systemd/pipefy-exporter.yml",
     ] {
         let config = parse(&repo_file(file), file);
         assert_eq!(config.accounts.len(), 1, "{file}");
+        // A top-level refresh_interval would give all six the same, paid, interval.
+        assert_eq!(schedule(&config), DEFAULT_SCHEDULE, "{file}");
     }
-    // The Helm chart's `config:` value, rendered verbatim into the ConfigMap.
+    // The Helm chart's `config:` value, rendered verbatim into the ConfigMap
+    // (`the_helm_chart_renders_each_collector_at_its_default_interval` renders it).
     let values: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&repo_file("deploy/helm/pipefy-exporter/values.yaml")).unwrap();
     let chart_config = serde_yaml_ng::to_string(&values["config"]).unwrap();
@@ -76,4 +99,85 @@ fn the_shipped_example_configurations_are_valid() {
         config.accounts[0].organizations, None,
         "empty list: discovery"
     );
+    assert_eq!(schedule(&config), DEFAULT_SCHEDULE, "values.yaml config");
+}
+
+/// Renders the Helm chart offline (helm-python-sdk, as scripts/check-helm.py does) with
+/// `values`, and returns the configuration file of its ConfigMap.
+fn rendered_chart_config(values: &serde_json::Value) -> String {
+    const RENDER: &str = r#"
+import json, sys, yaml
+import helm_python as helm
+with helm.Chart.load("deploy/helm/pipefy-exporter") as chart:
+    out = chart.render(json.loads(sys.argv[1]) or None, name="pipefy-exporter",
+                       namespace="monitoring", is_install=True)
+for name, text in out.items():
+    if not name.endswith((".yaml", ".yml")):
+        continue
+    for doc in yaml.safe_load_all(text):
+        if doc and doc["kind"] == "ConfigMap":
+            print(doc["data"]["pipefy-exporter.yml"])
+"#;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // scripts/test puts the validators' virtualenv first on PATH; plain `cargo test
+    // -- --ignored` after scripts/install-test-tools finds it here.
+    let venv = root.join("target/ci-venv/bin/python");
+    let python = if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    };
+    let output = std::process::Command::new(&python)
+        .current_dir(root)
+        .args(["-c", RENDER, &values.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    assert!(
+        output.status.success(),
+        "helm template with {values} failed (scripts/install-test-tools installs helm-python-sdk):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A rendered configuration whose secret files, under the chart's mount point, exist.
+fn parse_rendered(yaml: &str, name: &str) -> Config {
+    let secrets = tempfile::tempdir().unwrap();
+    for key in ["token", "client-secret", "acme", "group"] {
+        std::fs::write(secrets.path().join(key), "test-secret").unwrap();
+    }
+    let yaml = yaml.replace("/run/secrets/pipefy", &secrets.path().display().to_string());
+    Config::from_yaml(&yaml, Path::new(name), &|_| None)
+        .unwrap_or_else(|e| panic!("{name} does not parse: {e}\n{yaml}"))
+}
+
+#[test]
+#[ignore = "needs helm-python-sdk (deploy/requirements-ci.txt); run by scripts/test"]
+fn the_helm_chart_renders_each_collector_at_its_default_interval() {
+    // The chart's defaults, with the one value they cannot do without.
+    let config = parse_rendered(
+        &rendered_chart_config(&serde_json::json!({"existingSecret": "pipefy-exporter"})),
+        "chart defaults",
+    );
+    assert_eq!(schedule(&config), DEFAULT_SCHEDULE);
+    assert_eq!(config.accounts[0].organizations, None);
+    // The example values of the chart's CI: none overrides an interval with another.
+    for file in [
+        "secret-values.yaml",
+        "service-account-values.yaml",
+        "sharded-values.yaml",
+        "accounts-values.yaml",
+    ] {
+        let values: serde_json::Value = serde_yaml_ng::from_str(&repo_file(&format!(
+            "deploy/helm/pipefy-exporter/ci/{file}"
+        )))
+        .unwrap();
+        let config = parse_rendered(&rendered_chart_config(&values), file);
+        let expected: Vec<_> = DEFAULT_SCHEDULE
+            .into_iter()
+            // service-account-values.yaml turns automation_jobs off.
+            .filter(|(name, ..)| config.schedules().iter().any(|(n, _)| n == name))
+            .collect();
+        assert_eq!(schedule(&config), expected, "{file}");
+    }
 }
