@@ -187,6 +187,48 @@ impl NoDemo {
     }
 }
 
+/// Reads the configuration file; a missing one says how to start, since the default
+/// path (`pipefy-exporter.yml` in the working directory) is what a first run trips on.
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|error| {
+        let missing = matches!(
+            &error,
+            crate::yaml::FileError::Read { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound
+        );
+        let error = anyhow::Error::new(error);
+        if missing {
+            anyhow::anyhow!(
+                "{error:#}; point --config.file at your configuration file, or try the \
+                 exporter with --demo (a built-in Pipefy simulator, no credentials)"
+            )
+        } else {
+            error
+        }
+    })
+}
+
+/// Logs what the configuration will do: each collector's schedule, and the accounts
+/// that list no organization, which watch every organization their credential can see
+/// (an empty `organizations: []` means that too, which surprises).
+fn log_plan(config: &Config) {
+    for collector in &config.collectors {
+        tracing::info!(
+            collector = collector.name(),
+            "collector enabled: {}",
+            collector.schedule().describe()
+        );
+    }
+    for account in config.accounts.iter().filter(|a| a.organizations.is_none()) {
+        tracing::info!(
+            account = %account.name,
+            "no organizations listed (`organizations` omitted or empty): the exporter \
+             watches every organization the credential can see, found by one \
+             `organizations` request per refresh"
+        );
+    }
+}
+
 /// Runs the exporter until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     check_telemetry_path(&cli.telemetry_path)?;
@@ -206,7 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let (config, demo) = start_demo().await?;
         (config, Some(demo))
     } else {
-        (Config::load(&cli.config_file)?, None)
+        (load_config(&cli.config_file)?, None)
     };
     // Listed organizations are filtered here, once; discovered ones at each discovery.
     let config = config.sharded(shard);
@@ -217,6 +259,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             shard = %config.shard,
             "configuration is valid"
         );
+        log_plan(&config);
         return Ok(());
     }
 
@@ -245,15 +288,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         shard = %config.shard,
         "starting pipefy-exporter"
     );
-    for collector in &config.collectors {
-        tracing::info!(
-            collector = collector.name(),
-            "collector enabled: {}",
-            collector.schedule().describe()
-        );
-    }
-    for warning in config.warnings() {
-        tracing::warn!("{warning}");
+    log_plan(&config);
+    // The demo's simulator bills nothing: its short intervals cost no money.
+    if demo.is_none() {
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
     }
     let on = |enabled: bool| if enabled { "enabled" } else { "disabled" };
     tracing::info!(

@@ -60,12 +60,29 @@ fn a_missing_secret_file_exits_non_zero_naming_key_and_path() {
 }
 
 #[test]
-fn a_missing_config_file_is_named() {
+fn a_missing_config_file_is_named_with_how_to_start() {
     let Exit { code, stderr, .. } = run(&["--config.file", "/nonexistent/pipefy-exporter.yml"]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("cannot read config file /nonexistent/pipefy-exporter.yml"),
         "{stderr}"
+    );
+    // The first run, with no flag, in a directory without the default file.
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(crate::helpers::binary())
+        .current_dir(dir.path())
+        .args(["--log.format", "json"])
+        .env_remove("PIPEFY_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        line["error"],
+        "cannot read config file pipefy-exporter.yml: No such file or directory (os error 2); \
+         point --config.file at your configuration file, or try the exporter with --demo \
+         (a built-in Pipefy simulator, no credentials)"
     );
 }
 
@@ -120,7 +137,20 @@ async fn demo_mode_serves_the_seed_values_and_stops_on_sigterm() {
     })
     .await;
     assert_eq!(exporter.terminate(), 0, "graceful shutdown on SIGTERM");
-    assert!(exporter.logs().contains("msg=\"shutting down\""));
+    let logs = exporter.logs();
+    assert!(logs.contains("msg=\"shutting down\""));
+    // What the demo does, in its own words, and none of the warnings about paid calls
+    // that short intervals deserve against the real Pipefy.
+    assert!(
+        logs.contains("msg=\"demo mode: a built-in Pipefy simulator on loopback with 3 sample organizations, every collector refreshed every 15s; no credentials, nothing is paid\""),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("msg=\"watching all 3 organizations the credential can see\" account=demo organizations=3"),
+        "{logs}"
+    );
+    let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("level=warn")).collect();
+    assert_eq!(warnings, Vec::<&str>::new());
 }
 
 #[tokio::test]
@@ -277,4 +307,57 @@ fn config_check_validates_and_exits() {
         run(&["--config.file", config.to_str().unwrap(), "--config.check"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("pipefy.auth.token_file"), "{stderr}");
+}
+
+/// `--config.check` of the shipped files says what the exporter will do: every collector
+/// on its own default schedule, and, for `organizations: []`, that every organization
+/// the credential can see will be watched.
+#[test]
+fn config_check_tells_the_schedule_and_what_an_empty_organization_list_means() {
+    let check = |file: &std::path::Path| {
+        let output = Command::new(crate::helpers::binary())
+            .args(["--config.check", "--config.file", file.to_str().unwrap()])
+            .env("PIPEFY_TOKEN", PAT)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        // Everything after the time stamp, which differs.
+        stderr
+            .lines()
+            .map(|l| l.split_once(' ').unwrap().1.to_owned())
+            .collect::<Vec<_>>()
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schedule = [
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 5m, stale after 15m\" collector=subscription_limits",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 15m, stale after 45m\" collector=ai_credits",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 15m, stale after 45m\" collector=api_usage",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 15m, stale after 45m\" collector=automation_jobs",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 1h, stale after 3h\" collector=integrations",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 1h, stale after 3h\" collector=token_attribution",
+    ];
+    for file in [
+        "deploy/exporter/pipefy-exporter.yml",
+        "deploy/systemd/pipefy-exporter.yml",
+    ] {
+        let path = root.join(file);
+        let mut expected = vec![format!(
+            "level=info source=pipefy_exporter::cli msg=\"configuration is valid\" file={} organizations=default:2 shard=0/1",
+            path.display()
+        )];
+        expected.extend(schedule.iter().map(|l| l.to_string()));
+        assert_eq!(check(&path), expected, "{file}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipefy.yml");
+    std::fs::write(&config, "organizations: []\n").unwrap();
+    let mut expected = vec![format!(
+        "level=info source=pipefy_exporter::cli msg=\"configuration is valid\" file={} organizations=default:all shard=0/1",
+        config.display()
+    )];
+    expected.extend(schedule.iter().map(|l| l.to_string()));
+    expected.push("level=info source=pipefy_exporter::cli msg=\"no organizations listed (`organizations` omitted or empty): the exporter watches every organization the credential can see, found by one `organizations` request per refresh\" account=default".to_owned());
+    assert_eq!(check(&config), expected);
 }
