@@ -208,7 +208,7 @@ async fn drain(graceful: GracefulShutdown, phase: &watch::Sender<Phase>) {
     {
         tracing::warn!(
             open,
-            deadline = ?DRAIN_DEADLINE,
+            deadline_seconds = DRAIN_DEADLINE.as_secs(),
             "connections still open at the shutdown deadline: closing them"
         );
         let _ = phase.send(Phase::Abandoned);
@@ -326,7 +326,7 @@ impl Connection {
                     tracing::debug!(
                         %peer,
                         %error,
-                        read_header_timeout = ?self.shared.limits.read_header_timeout,
+                        read_header_timeout_seconds = self.shared.limits.read_header_timeout.as_secs_f64(),
                         "connection ended with an error"
                     );
                 }
@@ -404,7 +404,7 @@ impl AcceptErrors {
             if is_out_of_descriptors(&error) {
                 tracing::error!(
                     %error,
-                    open_file_limit = %describe_limit(open_file_limit().current),
+                    open_file_limit = limit_field(open_file_limit().current),
                     not_logged,
                     "cannot accept connections: out of file descriptors; new \
                      connections wait in the listen backlog until some close"
@@ -493,8 +493,13 @@ fn open_file_limit() -> OpenFileLimit {
     }
 }
 
-fn describe_limit(limit: Option<u64>) -> String {
-    limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
+/// A limit as a log field: the number itself, so that JSON logs carry a number, or
+/// "unlimited".
+fn limit_field(limit: Option<u64>) -> Box<dyn tracing::Value> {
+    match limit {
+        Some(n) => Box::new(n),
+        None => Box::new("unlimited"),
+    }
 }
 
 /// Raises the soft open-file limit to the hard limit, as Go programs (node_exporter
@@ -505,8 +510,8 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
     let before = open_file_limit();
     if before.current == before.maximum {
         tracing::info!(
-            soft = %describe_limit(before.current),
-            hard = %describe_limit(before.maximum),
+            soft = limit_field(before.current),
+            hard = limit_field(before.maximum),
             "open file limit already at its maximum"
         );
         return before.current;
@@ -519,9 +524,9 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
         Ok(()) => {
             let after = open_file_limit();
             tracing::info!(
-                before = %describe_limit(before.current),
-                after = %describe_limit(after.current),
-                hard = %describe_limit(after.maximum),
+                before = limit_field(before.current),
+                after = limit_field(after.current),
+                hard = limit_field(after.maximum),
                 "raised the open file limit to the hard limit"
             );
             after.current
@@ -529,8 +534,8 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
         Err(error) => {
             tracing::warn!(
                 %error,
-                soft = %describe_limit(before.current),
-                hard = %describe_limit(before.maximum),
+                soft = limit_field(before.current),
+                hard = limit_field(before.maximum),
                 "cannot raise the open file limit; raise it with `ulimit -n` or \
                  systemd's LimitNOFILE="
             );

@@ -361,3 +361,68 @@ fn config_check_tells_the_schedule_and_what_an_empty_organization_list_means() {
     expected.push("level=info source=pipefy_exporter::cli msg=\"no organizations listed (`organizations` omitted or empty): the exporter watches every organization the credential can see, found by one `organizations` request per refresh\" account=default".to_owned());
     assert_eq!(check(&config), expected);
 }
+
+/// The hard limit of open files of this process, which the exporter inherits and
+/// raises its soft limit to: the `Max open files` line of `/proc/self/limits`.
+fn hard_open_file_limit() -> serde_json::Value {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let hard = line.split_whitespace().nth(4).unwrap();
+    match hard {
+        "unlimited" => serde_json::json!("unlimited"),
+        n => serde_json::json!(n.parse::<u64>().unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn json_logs_keep_numbers_as_numbers() {
+    let mut exporter = Running::start(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+    ]);
+    let lines = poll("the first refresh's discovery line", || async {
+        let logs = exporter.logs();
+        let lines: Vec<serde_json::Value> = logs
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        lines
+            .iter()
+            .any(|l| l["source"] == "pipefy_exporter::refresh")
+            .then_some(lines)
+    })
+    .await;
+    exporter.terminate();
+    let line = |msg: &str| {
+        lines
+            .iter()
+            .find(|l| l["msg"].as_str().is_some_and(|m| m.starts_with(msg)))
+            .unwrap_or_else(|| panic!("no {msg:?} in {lines:?}"))
+            .clone()
+    };
+    let hard = hard_open_file_limit();
+    let limits = lines
+        .iter()
+        .find(|l| {
+            l["source"] == "pipefy_exporter::server"
+                && l["msg"].as_str().unwrap().contains("open file limit")
+        })
+        .unwrap();
+    assert_eq!(limits["hard"], hard, "{limits}");
+    // Raised to the hard limit, or already there.
+    let soft = if limits.get("after").is_some() {
+        &limits["after"]
+    } else {
+        &limits["soft"]
+    };
+    assert_eq!(soft, &hard, "{limits}");
+    assert_eq!(line("demo mode: a built-in")["organizations"], 3);
+    assert_eq!(line("watching all")["organizations"], 3);
+    assert_eq!(line("TLS is disabled")["tls"], false);
+}
