@@ -1146,8 +1146,8 @@ async fn combined_forms_take_1_to_25_uuids() {
         json!({
             "many": null,
             "none": null,
-            "few": {"total": {"usage": 1234.5},
-                    "byOrganization": [{"organizationUuid": UUID_4242, "usage": 1234.5}],
+            "few": {"total": {"usage": 1234.0},
+                    "byOrganization": [{"organizationUuid": UUID_4242, "usage": 1234.0}],
                     "partial": false},
         })
     );
@@ -1315,6 +1315,10 @@ async fn integrations_float_usage_and_period_arguments() {
         if let Some(ai) = d.orgs.get_mut("2").and_then(|o| o.ai.as_mut()) {
             ai.usage = 25.5;
             ai.assistants.usage = 7.5;
+        }
+        // Pipefy may count in fractions; the demo's own counts are whole.
+        if let Some(pendant) = d.orgs.get_mut("4242") {
+            pendant.automation_jobs = 1234.5;
         }
     });
     let server = start(&sim).await;
@@ -1573,6 +1577,21 @@ fn demo_usage_stays_in_its_bands_and_fires_the_promised_alerts() {
         let tasks = &p.integrations;
         assert!(tasks.tasks_used < tasks.tasks_limit.unwrap(), "tick {step}");
         assert!(limit_ratio(p, Resource::Records) < 0.8, "tick {step}");
+
+        // Jobs, tasks and calls are counted, so they stay whole as they move.
+        for org in d.orgs.values() {
+            let counts = [
+                org.automation_jobs,
+                org.integrations.tasks_used,
+                org.api.total(),
+            ];
+            assert_eq!(
+                counts.map(f64::fract),
+                [0.0; 3],
+                "org {} tick {step}",
+                org.id
+            );
+        }
 
         // Kramerica: AI credits capped at 1,200 (uncapped plan), records far from 100,000.
         let k = &d.orgs["300"];
