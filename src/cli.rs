@@ -45,13 +45,14 @@ pub struct Cli {
     )]
     pub config_file: PathBuf,
 
-    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all interfaces).
+    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all
+    /// interfaces); repeat the flag to listen on several.
     #[arg(
         long = "web.listen-address",
         value_name = "ADDRESS",
         default_value = DEFAULT_LISTEN_ADDRESS
     )]
-    pub listen_address: String,
+    pub listen_address: Vec<String>,
 
     /// Path under which to expose metrics.
     #[arg(
@@ -267,9 +268,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(warning) = crate::server::capacity_warning(cli.max_connections, open_files) {
         tracing::warn!("{warning}");
     }
-    let listener = bind(&cli.listen_address).await?;
-    let local: SocketAddr = listener.local_addr()?;
-    if let Some(demo) = &demo {
+    // Every address is bound before anything is served, so that one taken address
+    // stops the start rather than leaving the others half-served.
+    let mut listeners = Vec::with_capacity(cli.listen_address.len());
+    for address in &cli.listen_address {
+        listeners.push(bind(address).await?);
+    }
+    let locals = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<Result<Vec<SocketAddr>, _>>()?;
+    // The demo points at the first address: one place to look is enough.
+    if let (Some(demo), Some(local)) = (&demo, locals.first()) {
         let host = if local.ip().is_unspecified() {
             "localhost".to_string()
         } else if local.is_ipv6() {
@@ -283,7 +293,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(
         version = VERSION,
         revision = REVISION,
-        address = %local,
+        address = %locals.iter().map(SocketAddr::to_string).collect::<Vec<_>>().join(","),
         organizations = %crate::reload::describe(&config),
         shard = %config.shard,
         "starting pipefy-exporter"
@@ -321,7 +331,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         enable_lifecycle: cli.enable_lifecycle,
         reload_on_sighup: true,
     };
-    crate::serve_with(Arc::new(config), listener, options, shutdown_signal()).await
+    crate::serve_all(Arc::new(config), listeners, options, shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -433,6 +443,20 @@ mod tests {
                 ("token_attribution", "1h".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn the_listen_address_repeats_and_defaults_to_one() {
+        let cli = Cli::try_parse_from(["pipefy-exporter"]).unwrap();
+        assert_eq!(cli.listen_address, [":10151"]);
+        let cli = Cli::try_parse_from([
+            "pipefy-exporter",
+            "--web.listen-address=127.0.0.1:10151",
+            "--web.listen-address",
+            "[::1]:10151",
+        ])
+        .unwrap();
+        assert_eq!(cli.listen_address, ["127.0.0.1:10151", "[::1]:10151"]);
     }
 
     #[test]

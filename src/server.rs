@@ -133,10 +133,12 @@ enum Phase {
     Abandoned,
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish for up to [`DRAIN_DEADLINE`]. HTTPS only when `web` has TLS.
+/// Serves `router` on `listeners` (one per `--web.listen-address`) until `shutdown`
+/// resolves, then lets in-flight requests finish for up to [`DRAIN_DEADLINE`]. HTTPS
+/// only when `web` has TLS. The connection cap is shared: it bounds the process's
+/// descriptors, whichever address the clients came in by.
 pub(crate) async fn run(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     router: Router,
     web: watch::Receiver<Arc<WebConfig>>,
     limits: Limits,
@@ -153,12 +155,13 @@ pub(crate) async fn run(
     let (phase, phase_rx) = watch::channel(Phase::Serving);
     let mut accept_errors = AcceptErrors::new();
     let mut refused = RateLimit::new(LOG_INTERVAL);
+    let mut next_listener = 0;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            accepted = accept_any(&listeners, &mut next_listener) => match accepted {
                 Ok(connection) => {
                     accept_errors.succeeded();
                     connection
@@ -192,9 +195,30 @@ pub(crate) async fn run(
         };
         tokio::spawn(connection.run(stream));
     }
-    drop(listener);
+    drop(listeners);
     drain(graceful, &phase).await;
     Ok(())
+}
+
+/// The next connection on any of `listeners`. The search starts after the listener
+/// that gave the previous one (`next`), so that a busy address cannot starve another.
+async fn accept_any(
+    listeners: &[TcpListener],
+    next: &mut usize,
+) -> io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        let count = listeners.len();
+        for offset in 0..count {
+            let index = (*next + offset) % count;
+            // Each listener that is not ready registers the waker: any of them wakes us.
+            if let std::task::Poll::Ready(accepted) = listeners[index].poll_accept(cx) {
+                *next = (index + 1) % count;
+                return std::task::Poll::Ready(accepted);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Stops accepting, abandons handshakes, lets requests in flight finish until the

@@ -426,3 +426,58 @@ async fn json_logs_keep_numbers_as_numbers() {
     assert_eq!(line("watching all")["organizations"], 3);
     assert_eq!(line("TLS is disabled")["tls"], false);
 }
+
+/// `--web.listen-address` repeated, as node_exporter allows: one exporter answering on
+/// every address; an address already taken stops the start, naming it.
+#[tokio::test]
+async fn several_listen_addresses_serve_the_same_exporter() {
+    let mut exporter = Running::start(&[
+        "--demo",
+        "--web.listen-address=127.0.0.1:0",
+        "--web.listen-address=127.0.0.1:0",
+    ]);
+    let addresses = exporter.address().await;
+    let addresses: Vec<&str> = addresses.split(',').collect();
+    assert_eq!(addresses.len(), 2, "{addresses:?}");
+    assert_ne!(addresses[0], addresses[1]);
+    let organizations = |body: &str| {
+        let m = Metrics::parse(body);
+        let mut ids: Vec<String> = m
+            .find("pipefy_organization_info", &[])
+            .iter()
+            .map(|s| s.labels["organization_id"].clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    for address in &addresses {
+        let seen = poll("the first refresh on every address", || async {
+            let (status, body) = scrape(address, "/metrics").await;
+            let ids = organizations(&body);
+            (status == 200 && !ids.is_empty()).then_some(ids)
+        })
+        .await;
+        assert_eq!(seen, ["2", "300", "4242"], "{address}");
+        assert_eq!(scrape(address, "/-/ready").await.0, 200, "{address}");
+    }
+    // One process: the same start time on both.
+    let start = |body: String| Metrics::parse(&body).value("process_start_time_seconds", &[]);
+    assert_eq!(
+        start(scrape(addresses[0], "/metrics").await.1),
+        start(scrape(addresses[1], "/metrics").await.1)
+    );
+    assert_eq!(exporter.terminate(), 0);
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let busy = format!("--web.listen-address=127.0.0.1:{port}");
+    let Exit { code, stderr, .. } = run(&["--demo", "--web.listen-address=127.0.0.1:0", &busy]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (--web.listen-address)"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting pipefy-exporter"), "{stderr}");
+}
