@@ -44,6 +44,7 @@ pub mod shard;
 #[cfg(feature = "demo")]
 pub mod simulator;
 pub mod snapshot;
+mod thresholds;
 pub mod timefmt;
 pub mod web;
 mod yaml;

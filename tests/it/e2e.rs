@@ -338,6 +338,7 @@ async fn prometheus_and_alertmanager_end_to_end() {
             "PipefyAICreditsUsageHigh",
             "PipefyAPIQuotaExhaustionForecast",
             "PipefyAPIQuotaNearlyExhausted",
+            "PipefyAPIQuotaUsageHigh",
             "PipefyCollectorFailing",
             "PipefyDataStale",
             "PipefyExporterConfigReloadFailed",
