@@ -24,6 +24,8 @@ use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::thresholds::{self, Kind, Level};
 use crate::timefmt::rfc3339;
 
+mod reason;
+
 /// The `ai_credits` plan resource, shown in the AI-credit column instead of its own.
 const AI_CREDITS_RESOURCE: &str = "ai_credits";
 /// The collector whose figure the AI-credit column shows.
@@ -338,7 +340,7 @@ impl Table {
                     id: org.meta.id.clone(),
                     name: org.meta.name.clone(),
                     status: Status::of(org, now),
-                    error: org.last_error().map(str::to_owned),
+                    error: failure(org),
                     resources: resources.iter().map(|r| plan(r)).collect(),
                     ai_credits,
                     api_calls: slices::api_usage(org, now).map(|a| (a.used, a.limit)),
@@ -351,6 +353,20 @@ impl Table {
         sort_worst_first(&mut rows);
         Table { resources, rows }
     }
+}
+
+/// The last error of the first failing collector, named, and how many others fail.
+fn failure(org: &OrgSnapshot) -> Option<String> {
+    let mut failing = (&org.collectors)
+        .into_iter()
+        .filter_map(|(name, s)| s.last_error.as_deref().map(|e| (name, e)));
+    let (name, error) = failing.next()?;
+    let more = match failing.count() {
+        0 => String::new(),
+        1 => " (and 1 more collector)".to_owned(),
+        n => format!(" (and {n} more collectors)"),
+    };
+    Some(format!("{name}: {error}{more}"))
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -413,6 +429,7 @@ td.status.ok{color:#1a7f37}td.status.stale{background:#fff8c5;color:#7d4e00}\
 td.status.failing{background:#ffebe9;color:#a40e26;font-weight:600}\
 .legend span{padding:0 .4em;margin-right:.5em}\
 .legend .warn{background:#fff8c5;color:#7d4e00}.legend .critical{background:#ffebe9;color:#a40e26}\
+td.status small.reason{white-space:normal;overflow-wrap:anywhere;max-width:24em}\
 @media (max-width:1100px){\
 table,tbody,tr{display:block}thead{display:none}\
 tr{display:flex;flex-wrap:wrap;border-bottom:2px solid #d0d7de;padding:4px 0}\
@@ -509,14 +526,16 @@ fn legend() -> String {
 
 fn write_row(html: &mut String, resources: &[String], row: &Row) {
     let (word, detail) = row.status.text();
+    let why = reason::of(row);
     let _ = write!(
         html,
         "<tr data-org=\"{id}\"><td class=\"org\">{name}<small>{id}</small></td>\
-         <td class=\"status {class}\" data-label=\"status\" title=\"{title}\">{word}<small>{detail}</small></td>",
+         <td class=\"status {class}\" data-label=\"status\" title=\"{title}\">{word}<small>{detail}</small>{shown}</td>",
         id = escape_html(&row.id),
         name = escape_html(&row.name),
         class = row.status.class(),
-        title = row.error.as_deref().map(escape_html).unwrap_or_default(),
+        title = why.as_ref().map(|w| escape_html(&w.full)).unwrap_or_default(),
+        shown = why.as_ref().map(reason::Reason::html).unwrap_or_default(),
     );
     for (resource, figure) in resources.iter().zip(&row.resources) {
         html.push_str(&figure_cell(resource, *figure, Kind::PlanLimit));

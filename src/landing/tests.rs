@@ -254,7 +254,7 @@ fn rows_render_every_column_escaped() {
         },
         &[Some((3.0, 3.0)), None],
     );
-    r.error = Some("<script>".into());
+    r.error = Some("api_usage: <script>".into());
     r.ai_credits = Some((41.0, 50.0));
     r.api_calls = Some((9300.0, f64::INFINITY));
     r.unassigned_tokens = None;
@@ -263,7 +263,8 @@ fn rows_render_every_column_escaped() {
     assert_eq!(
         html,
         "<tr data-org=\"4242\"><td class=\"org\">Café &quot;Monk&#39;s&quot; &lt;b&gt;<small>4242</small></td>\
-         <td class=\"status stale\" data-label=\"status\" title=\"&lt;script&gt;\">stale<small>updated 1m 15s ago</small></td>\
+         <td class=\"status stale\" data-label=\"status\" title=\"api_usage: &lt;script&gt;\">stale<small>updated 1m 15s ago</small>\
+         <small class=\"reason\">api_usage: &lt;script&gt;</small></td>\
          <td class=\"critical\" data-label=\"pipes\">3 / 3<small>100 %</small></td>\
          <td class=\"no-data\" data-label=\"users\">no data</td>\
          <td class=\"warn\" data-label=\"AI credits\">41 / 50<small>82 %</small></td>\
@@ -285,5 +286,37 @@ fn rows_render_every_column_escaped() {
     assert!(
         html.ends_with("<td class=\"warn\" data-label=\"unassigned tokens\">2</td></tr>"),
         "{html}"
+    );
+}
+
+#[test]
+fn the_failure_names_the_collector_and_counts_the_others() {
+    let failing = |errors: &[(&'static str, &str)]| {
+        let collectors: Vec<(&'static str, Series<Slice>)> = errors
+            .iter()
+            .map(|(name, error)| {
+                let mut s = series(false, None);
+                s.last_error = Some((*error).to_owned());
+                (*name, s)
+            })
+            .collect();
+        failure(&org(&collectors))
+    };
+    assert_eq!(failure(&org(&[("a", series(true, Some(1)))])), None);
+    assert_eq!(
+        failing(&[("token_attribution", "Pipefy returned an error: denied")]),
+        Some("token_attribution: Pipefy returned an error: denied".to_owned())
+    );
+    assert_eq!(
+        failing(&[
+            ("api_usage", "HTTP 500"),
+            ("ai_credits", "timed out"),
+            ("integrations", "x")
+        ]),
+        Some("ai_credits: timed out (and 2 more collectors)".to_owned())
+    );
+    assert_eq!(
+        failing(&[("api_usage", "HTTP 500"), ("ai_credits", "timed out")]),
+        Some("ai_credits: timed out (and 1 more collector)".to_owned())
     );
 }
