@@ -513,10 +513,10 @@ fn legend() -> String {
     let pct = |ratio: f64| format!("{:.0} %", ratio * 100.0);
     format!(
         "<p class=\"legend\">Colours follow the alerts: <span class=\"ok\">below {warning}</span>\
-         <span class=\"warn\">warning from {warning}</span><span class=\"critical\">critical: \
-         a plan limit reached, {quota} of the AI credits or API calls, unassigned tokens \
-         under {days} days before the deadline</span>(warning under {warn_days} days). \
-         Organizations in trouble first.</p>",
+         <span class=\"warn\">warning: {warning} of a limit, unassigned tokens under \
+         {warn_days} days before the deadline</span><span class=\"critical\">critical: a plan \
+         limit reached, {quota} of the AI credits or API calls, unassigned tokens under \
+         {days} days</span> Organizations in trouble first.</p>",
         warning = pct(thresholds::WARNING_RATIO),
         quota = pct(thresholds::QUOTA_CRITICAL_RATIO),
         days = thresholds::DEADLINE_CRITICAL_DAYS,

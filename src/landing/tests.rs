@@ -320,3 +320,16 @@ fn the_failure_names_the_collector_and_counts_the_others() {
         Some("ai_credits: timed out (and 1 more collector)".to_owned())
     );
 }
+
+/// The legend states the levels the colours follow, from `thresholds`.
+#[test]
+fn the_legend_states_the_alert_levels() {
+    assert_eq!(
+        legend(),
+        "<p class=\"legend\">Colours follow the alerts: <span class=\"ok\">below 80 %</span>\
+         <span class=\"warn\">warning: 80 % of a limit, unassigned tokens under 14 days before \
+         the deadline</span><span class=\"critical\">critical: a plan limit reached, 90 % of the \
+         AI credits or API calls, unassigned tokens under 3 days</span> Organizations in trouble \
+         first.</p>"
+    );
+}
