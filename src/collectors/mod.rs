@@ -149,7 +149,7 @@ pub(crate) trait Collector: Send + Sync + Debug + AsAny {
         true
     }
     /// Whether its query rests on a name or type Pipefy does not document (see
-    /// "Assumptions" in the README). Such a query shares no request with the other
+    /// "Assumptions" in docs/configuration.md). Such a query shares no request with the other
     /// collectors until Pipefy has accepted it: a wrong name fails a whole request.
     fn assumed(&self) -> bool {
         false
