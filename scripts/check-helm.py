@@ -4,7 +4,9 @@
 Uses helm-python-sdk (the Helm v4 Go SDK behind a C ABI: no helm binary, no cluster),
 kubernetes-validate (Kubernetes OpenAPI schemas, --strict) and promtool:
 
-  1. `helm lint --strict` with the default values and with each ci/*-values.yaml;
+  1. `helm lint --strict` with the default values (plus the existingSecret they cannot do
+     without: with no credential at all the chart refuses to render, and says how to
+     give one) and with each ci/*-values.yaml;
   2. values.schema.json accepts those values and rejects bad ones, including a misspelt
      key of the exporter's own configuration (values.config);
   3. `helm template` of each values file; every rendered core object validates against
@@ -325,7 +327,8 @@ def main():
     print(f"  helm-python-sdk {helm.__version__} (helm-c-sdk {helm.helm_c_version()}, Helm SDK {helm.helm_sdk_version()}), "
           f"kubernetes-validate {kubernetes_validate.__version__ if hasattr(kubernetes_validate, '__version__') else kv_utils.__version__}")
 
-    value_sets = [("defaults", {})]
+    # The defaults need a credential; without one the chart fails (checked below).
+    value_sets = [("defaults", {"existingSecret": "pipefy-exporter"})]
     for path in sorted(glob.glob(os.path.join(chart, "ci", "*-values.yaml"))):
         value_sets.append((os.path.basename(path), load_values(path)))
     if len(value_sets) < 2:
@@ -375,9 +378,26 @@ def main():
         if not any(e.startswith("values.schema") for e in errors):
             ok(f"values.schema.json accepts {len(value_sets)} value sets, rejects {len(bad_values)} bad ones")
 
+        # No credential at all: the chart refuses, saying how to give one, rather than
+        # render a pod that crash-loops. A credential in extraEnv or demo=true will do.
+        try:
+            ch.render(None, name=RELEASE, namespace=NAMESPACE, is_install=True)
+            err("helm template renders with no credential (no existingSecret, no demo)")
+        except helm.HelmError as e:
+            want = "existingSecret is required: the name of a Secret holding the Pipefy credential"
+            if want not in str(e) or "--set demo=true" not in str(e):
+                err(f"helm template without a credential fails, but does not say how to give one: {e}")
+            else:
+                ok("helm template without a credential fails: existingSecret is required (or demo=true)")
+        env_token = {"extraEnv": [{"name": "PIPEFY_TOKEN", "valueFrom": {"secretKeyRef": {"name": "pipefy", "key": "token"}}}]}
+        try:
+            ch.render(env_token, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        except helm.HelmError as e:
+            err(f"helm template with PIPEFY_TOKEN in extraEnv fails: {e}")
+
         # Credentials written in config and by auth.type at once: the chart refuses.
         try:
-            ch.render({"config": {"pipefy": {"auth": {"token_file": "/a"}}}}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+            ch.render({"existingSecret": "pipefy-exporter", "config": {"pipefy": {"auth": {"token_file": "/a"}}}}, name=RELEASE, namespace=NAMESPACE, is_install=True)
             err("helm template accepts auth.type=token together with config.pipefy.auth")
         except helm.HelmError as e:
             if "auth.type is set and config has its own credentials" not in str(e):
@@ -419,10 +439,10 @@ def main():
         # A web config the ServiceMonitor cannot follow is refused, with the fix.
         for bad_label, bad, message in [
             ("TLS without serviceMonitor.tlsConfig",
-             {"webConfig": {"existingSecret": "w", "tls": {"enabled": True}}, "serviceMonitor": {"enabled": True}},
+             {"existingSecret": "pipefy-exporter", "webConfig": {"existingSecret": "w", "tls": {"enabled": True}}, "serviceMonitor": {"enabled": True}},
              "set serviceMonitor.tlsConfig"),
             ("basic auth without serviceMonitor.basicAuth",
-             {"webConfig": {"existingSecret": "w", "basicAuth": {"enabled": True}}, "serviceMonitor": {"enabled": True}},
+             {"existingSecret": "pipefy-exporter", "webConfig": {"existingSecret": "w", "basicAuth": {"enabled": True}}, "serviceMonitor": {"enabled": True}},
              "set serviceMonitor.basicAuth"),
         ]:
             try:

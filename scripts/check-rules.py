@@ -13,7 +13,7 @@
     the rules files must be it (the Helm chart can point the alerts elsewhere with
     prometheusRule.runbookBaseURL; the plain rules file keeps the project's);
   - every alert is tested in rules_test.yml both firing and not firing;
-  - every alert appears in README.md (the alert table).
+  - every alert appears in docs/dashboards-and-alerts.md (the alert table).
 Exit status 0 when everything passes, 1 otherwise.
 """
 import argparse
@@ -41,7 +41,7 @@ def main():
     ap.add_argument("--rules", default="deploy/prometheus/rules.yml")
     ap.add_argument("--tests", default="deploy/prometheus/rules_test.yml")
     ap.add_argument("--runbook", default="docs/runbook.md")
-    ap.add_argument("--docs", default="README.md")
+    ap.add_argument("--docs", default="docs/dashboards-and-alerts.md")
     ap.add_argument("--unit", default="deploy/systemd/pipefy-exporter.service")
     args = ap.parse_args()
     errors = []

@@ -81,6 +81,18 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_all(config, vec![listener], options, shutdown).await
+}
+
+/// [`serve_with`] on several listeners (`--web.listen-address` repeated, as in
+/// node_exporter): one exporter, the same endpoints on every address.
+pub async fn serve_all(
+    config: Arc<Config>,
+    listeners: Vec<TcpListener>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(!listeners.is_empty(), "no address to listen on");
     let ServeOptions {
         telemetry_path,
         web,
@@ -139,7 +151,7 @@ pub async fn serve_with(
         lifecycle,
     };
     let router = crate::web::protect(app(state), web.clone());
-    let server = crate::server::run(listener, router, web, limits, wait(stopped));
+    let server = crate::server::run(listeners, router, web, limits, wait(stopped));
     tokio::pin!(server);
     let mut refresh = refresh;
     tokio::select! {

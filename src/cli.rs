@@ -31,7 +31,9 @@ const LONG_VERSION: &str = concat!(
 
 /// Prometheus exporter for Pipefy plan limits, AI credits and token billing attribution.
 ///
-/// Pipefy is queried in the background every `refresh_interval`; scrapes never call it.
+/// Pipefy is queried in the background, each collector on its own interval (by default
+/// plan limits every 5m; API calls, AI credits and automation jobs every 15m;
+/// integrations and tokens every 1h); scrapes never call it.
 #[derive(Debug, Parser)]
 #[command(name = "pipefy-exporter", version = VERSION, long_version = LONG_VERSION)]
 pub struct Cli {
@@ -43,13 +45,14 @@ pub struct Cli {
     )]
     pub config_file: PathBuf,
 
-    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all interfaces).
+    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all
+    /// interfaces); repeat the flag to listen on several.
     #[arg(
         long = "web.listen-address",
         value_name = "ADDRESS",
         default_value = DEFAULT_LISTEN_ADDRESS
     )]
-    pub listen_address: String,
+    pub listen_address: Vec<String>,
 
     /// Path under which to expose metrics.
     #[arg(
@@ -193,6 +196,48 @@ impl NoDemo {
     }
 }
 
+/// Reads the configuration file; a missing one says how to start, since the default
+/// path (`pipefy-exporter.yml` in the working directory) is what a first run trips on.
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|error| {
+        let missing = matches!(
+            &error,
+            crate::yaml::FileError::Read { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound
+        );
+        let error = anyhow::Error::new(error);
+        if missing {
+            anyhow::anyhow!(
+                "{error:#}; point --config.file at your configuration file, or try the \
+                 exporter with --demo (a built-in Pipefy simulator, no credentials)"
+            )
+        } else {
+            error
+        }
+    })
+}
+
+/// Logs what the configuration will do: each collector's schedule, and the accounts
+/// that list no organization, which watch every organization their credential can see
+/// (an empty `organizations: []` means that too, which surprises).
+fn log_plan(config: &Config) {
+    for collector in &config.collectors {
+        tracing::info!(
+            collector = collector.name(),
+            "collector enabled: {}",
+            collector.schedule().describe()
+        );
+    }
+    for account in config.accounts.iter().filter(|a| a.organizations.is_none()) {
+        tracing::info!(
+            account = %account.name,
+            "no organizations listed (`organizations` omitted or empty): the exporter \
+             watches every organization the credential can see, found by one \
+             `organizations` request per refresh"
+        );
+    }
+}
+
 /// Runs the exporter until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     check_telemetry_path(&cli.telemetry_path)?;
@@ -212,7 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let (config, demo) = start_demo().await?;
         (config, Some(demo))
     } else {
-        (Config::load(&cli.config_file)?, None)
+        (load_config(&cli.config_file)?, None)
     };
     // Listed organizations are filtered here, once; discovered ones at each discovery.
     let config = config.sharded(shard);
@@ -234,6 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             shard = %config.shard,
             "configuration is valid"
         );
+        log_plan(&config);
         return Ok(());
     }
 
@@ -241,9 +287,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(warning) = crate::server::capacity_warning(cli.max_connections, open_files) {
         tracing::warn!("{warning}");
     }
-    let listener = bind(&cli.listen_address).await?;
-    let local: SocketAddr = listener.local_addr()?;
-    if let Some(demo) = &demo {
+    // Every address is bound before anything is served, so that one taken address
+    // stops the start rather than leaving the others half-served.
+    let mut listeners = Vec::with_capacity(cli.listen_address.len());
+    for address in &cli.listen_address {
+        listeners.push(bind(address).await?);
+    }
+    let locals = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<Result<Vec<SocketAddr>, _>>()?;
+    // The demo points at the first address: one place to look is enough.
+    if let (Some(demo), Some(local)) = (&demo, locals.first()) {
         let host = if local.ip().is_unspecified() {
             "localhost".to_string()
         } else if local.is_ipv6() {
@@ -257,20 +312,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(
         version = VERSION,
         revision = REVISION,
-        address = %local,
+        address = %locals.iter().map(SocketAddr::to_string).collect::<Vec<_>>().join(","),
         organizations = %crate::reload::describe(&config),
         shard = %config.shard,
         "starting pipefy-exporter"
     );
-    for collector in &config.collectors {
-        tracing::info!(
-            collector = collector.name(),
-            "collector enabled: {}",
-            collector.schedule().describe()
-        );
-    }
-    for warning in config.warnings() {
-        tracing::warn!("{warning}");
+    log_plan(&config);
+    // The demo's simulator bills nothing: its short intervals cost no money.
+    if demo.is_none() {
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
     }
     let on = |enabled: bool| if enabled { "enabled" } else { "disabled" };
     tracing::info!(
@@ -298,7 +350,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         enable_lifecycle: cli.enable_lifecycle,
         reload_on_sighup: true,
     };
-    crate::serve_with(Arc::new(config), listener, options, shutdown_signal()).await
+    crate::serve_all(Arc::new(config), listeners, options, shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -374,6 +426,56 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// `--help` states the collectors' own default intervals, the ones a configuration
+    /// without any `interval` or `refresh_interval` runs with.
+    #[test]
+    fn help_states_each_collectors_default_interval() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains(
+                "Pipefy is queried in the background, each collector on its own interval (by \
+                 default plan limits every 5m; API calls, AI credits and automation jobs every \
+                 15m; integrations and tokens every 1h); scrapes never call it."
+            ),
+            "{help}"
+        );
+        let config = Config::from_yaml("", Path::new("empty.yml"), &|key| {
+            (key == crate::config::ENV_TOKEN).then(|| "pat".to_owned())
+        })
+        .unwrap();
+        let intervals: Vec<(&str, String)> = config
+            .schedules()
+            .into_iter()
+            .map(|(name, s)| (name, crate::duration::format_duration(s.interval)))
+            .collect();
+        assert_eq!(
+            intervals,
+            [
+                ("subscription_limits", "5m".to_owned()),
+                ("ai_credits", "15m".to_owned()),
+                ("api_usage", "15m".to_owned()),
+                ("automation_jobs", "15m".to_owned()),
+                ("integrations", "1h".to_owned()),
+                ("token_attribution", "1h".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_listen_address_repeats_and_defaults_to_one() {
+        let cli = Cli::try_parse_from(["pipefy-exporter"]).unwrap();
+        assert_eq!(cli.listen_address, [":10151"]);
+        let cli = Cli::try_parse_from([
+            "pipefy-exporter",
+            "--web.listen-address=127.0.0.1:10151",
+            "--web.listen-address",
+            "[::1]:10151",
+        ])
+        .unwrap();
+        assert_eq!(cli.listen_address, ["127.0.0.1:10151", "[::1]:10151"]);
     }
 
     #[test]

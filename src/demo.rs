@@ -23,6 +23,8 @@ const DEADLINE_IN: Duration = Duration::from_secs(12 * 86_400);
 /// A running demo simulator.
 pub(crate) struct Demo {
     server: SimServer,
+    /// The simulator's organizations, all of which the demo discovers.
+    organizations: usize,
 }
 
 /// Starts the simulator on a free loopback port, with a task that moves its usage.
@@ -31,6 +33,7 @@ pub(crate) async fn start() -> anyhow::Result<(Config, Demo)> {
         .await
         .context("cannot start the demo simulator on 127.0.0.1")?;
     let simulator = Simulator::demo();
+    let organizations = simulator.update(|data| data.orgs.len());
     let server = simulator
         .spawn(listener)
         .await
@@ -48,16 +51,27 @@ pub(crate) async fn start() -> anyhow::Result<(Config, Demo)> {
     });
     let now = crate::timefmt::unix_seconds(SystemTime::now()) as i64;
     let config = Config::demo(server.graphql_url(), now, DEADLINE_IN);
-    Ok((config, Demo { server }))
+    Ok((
+        config,
+        Demo {
+            server,
+            organizations,
+        },
+    ))
 }
 
 impl Demo {
     /// Tells the user where to look; `base` is the exporter's own URL.
     pub(crate) fn announce(&self, base: &str, telemetry_path: &str) {
         let simulator = self.server.base_url();
+        // Said here because the warnings of a real start do not apply: the simulator
+        // bills nothing, so its 15 s intervals cost nothing.
         tracing::info!(
             %simulator,
-            "demo mode: a built-in Pipefy simulator with sample organizations, refreshed every 15s"
+            organizations = self.organizations,
+            "demo mode: a built-in Pipefy simulator on loopback with {} sample organizations, \
+             every collector refreshed every 15s; no credentials, nothing is paid",
+            self.organizations,
         );
         tracing::info!(
             "demo mode: open {base}/ for the overview, {base}{telemetry_path} for the metrics, {simulator}/sim/stats for what the simulator was asked"

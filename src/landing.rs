@@ -21,29 +21,33 @@ use std::time::{Duration, SystemTime};
 use crate::collectors::{self, slices, TokenAttribution};
 use crate::exposition::ExpositionInfo;
 use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::thresholds::{self, Kind, Level};
 use crate::timefmt::rfc3339;
+
+mod reason;
 
 /// The `ai_credits` plan resource, shown in the AI-credit column instead of its own.
 const AI_CREDITS_RESOURCE: &str = "ai_credits";
 /// The collector whose figure the AI-credit column shows.
 const AI_CREDITS_COLLECTOR: &str = "ai_credits";
-/// From this share of a limit a figure is shown as a warning (as the dashboards'
-/// yellow, and the `PipefyAICreditsUsageHigh` threshold).
-const WARN_RATIO: f64 = 0.8;
 
-/// How close a used / limit figure is to its limit: the cell's CSS class.
+/// How close a used / limit figure is to its limit, by the levels of the alerts
+/// (`thresholds`): the cell's CSS class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Band {
     /// No figure (collector failed past stale_after, disabled, or Pipefy sent none).
     NoData,
     /// The limit is `+Inf`.
     Unlimited,
-    /// Below 80 % of the limit.
+    /// The limit is 0 or less: no share to speak of, and, as in the rules' ratios, no
+    /// alert (a resource a plan does not include).
+    NoShare,
+    /// Below the warning level.
     Ok,
-    /// From 80 % up to, not including, the limit.
+    /// A warning alert's level, below the critical one.
     Warn,
-    /// At or over the limit (a zero limit is reached at once).
-    AtLimit,
+    /// A critical alert's level: a plan limit reached, or most of a monthly quota.
+    Critical,
 }
 
 impl Band {
@@ -51,34 +55,50 @@ impl Band {
         match self {
             Band::NoData => "no-data",
             Band::Unlimited => "unlimited",
+            Band::NoShare => "no-share",
             Band::Ok => "ok",
             Band::Warn => "warn",
-            Band::AtLimit => "at-limit",
+            Band::Critical => "critical",
         }
     }
 
-    /// How much trouble the band means, for sorting: 0 none, 1 warning, 2 at the limit.
+    fn of(level: Level) -> Band {
+        match level {
+            Level::Ok => Band::Ok,
+            Level::Warning => Band::Warn,
+            Level::Critical => Band::Critical,
+        }
+    }
+
+    /// How much trouble the band means, for sorting: 0 none, 1 warning, 2 critical.
     fn trouble(self) -> u8 {
         match self {
-            Band::AtLimit => 2,
+            Band::Critical => 2,
             Band::Warn => 1,
-            Band::NoData | Band::Unlimited | Band::Ok => 0,
+            Band::NoData | Band::Unlimited | Band::NoShare | Band::Ok => 0,
         }
     }
 }
 
-/// The band of `used` out of `limit`.
-pub(crate) fn band(used: f64, limit: f64) -> Band {
+/// The band of `used` out of `limit` for a figure of `kind`.
+pub(crate) fn band(used: f64, limit: f64, kind: Kind) -> Band {
     if used.is_nan() || limit.is_nan() {
         Band::NoData
     } else if limit == f64::INFINITY {
         Band::Unlimited
-    } else if used >= limit {
-        Band::AtLimit
-    } else if used >= WARN_RATIO * limit {
-        Band::Warn
+    } else if limit <= 0.0 {
+        Band::NoShare
     } else {
-        Band::Ok
+        Band::of(thresholds::ratio_level(used / limit, kind))
+    }
+}
+
+/// The band of an organization's unassigned tokens, `days_left` before the
+/// token-attribution deadline (`None`: no deadline configured, so no alert either).
+pub(crate) fn tokens_band(unassigned: usize, days_left: Option<f64>) -> Band {
+    match days_left {
+        Some(days) => Band::of(thresholds::deadline_level(unassigned, days)),
+        None => Band::Ok,
     }
 }
 
@@ -221,25 +241,38 @@ pub(crate) struct Row {
     pub ai_credits: Figure,
     pub api_calls: Figure,
     pub unassigned_tokens: Option<usize>,
+    /// Days left before the token-attribution deadline, if one is configured.
+    pub deadline_days: Option<f64>,
 }
 
 impl Row {
-    fn figures(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
-        self.resources
-            .iter()
-            .chain([&self.ai_credits, &self.api_calls])
-            .flatten()
-            .copied()
+    /// Every used / limit figure with its kind.
+    fn figures(&self) -> impl Iterator<Item = (f64, f64, Kind)> + '_ {
+        let plan = self.resources.iter().map(|f| (f, Kind::PlanLimit));
+        let quotas = [
+            (&self.ai_credits, Kind::Quota),
+            (&self.api_calls, Kind::Quota),
+        ];
+        plan.chain(quotas)
+            .filter_map(|(figure, kind)| figure.map(|(used, limit)| (used, limit, kind)))
+    }
+
+    fn tokens_band(&self) -> Band {
+        self.unassigned_tokens
+            .map_or(Band::NoData, |n| tokens_band(n, self.deadline_days))
     }
 
     /// `(trouble, highest share of a limit)`: what [`sort_worst_first`] orders by.
     pub(crate) fn severity(&self) -> (u8, f64) {
-        let bands = self.figures().map(|(u, l)| band(u, l).trouble());
+        let bands = self
+            .figures()
+            .map(|(u, l, kind)| band(u, l, kind).trouble())
+            .chain([self.tokens_band().trouble()]);
         let trouble = bands.fold(self.status.trouble(), u8::max);
         let highest = self
             .figures()
-            .filter(|(_, l)| *l > 0.0 && l.is_finite())
-            .map(|(u, l)| u / l)
+            .filter(|(_, l, _)| *l > 0.0 && l.is_finite())
+            .map(|(u, l, _)| u / l)
             .fold(0.0, f64::max);
         (trouble, highest)
     }
@@ -268,7 +301,13 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    pub(crate) fn of(snapshot: &Snapshot, ai_credits_enabled: bool, now: SystemTime) -> Table {
+    /// `deadline_days`: days left before the token-attribution deadline, if any.
+    pub(crate) fn of(
+        snapshot: &Snapshot,
+        ai_credits_enabled: bool,
+        deadline_days: Option<f64>,
+        now: SystemTime,
+    ) -> Table {
         let mut resources: Vec<String> = Vec::new();
         for limit in snapshot
             .orgs
@@ -301,18 +340,33 @@ impl Table {
                     id: org.meta.id.clone(),
                     name: org.meta.name.clone(),
                     status: Status::of(org, now),
-                    error: org.last_error().map(str::to_owned),
+                    error: failure(org),
                     resources: resources.iter().map(|r| plan(r)).collect(),
                     ai_credits,
                     api_calls: slices::api_usage(org, now).map(|a| (a.used, a.limit)),
                     unassigned_tokens: slices::token_attribution(org, now)
                         .map(|t| t.iter().filter(|t| !t.assigned).count()),
+                    deadline_days,
                 }
             })
             .collect();
         sort_worst_first(&mut rows);
         Table { resources, rows }
     }
+}
+
+/// The last error of the first failing collector, named, and how many others fail.
+fn failure(org: &OrgSnapshot) -> Option<String> {
+    let mut failing = (&org.collectors)
+        .into_iter()
+        .filter_map(|(name, s)| s.last_error.as_deref().map(|e| (name, e)));
+    let (name, error) = failing.next()?;
+    let more = match failing.count() {
+        0 => String::new(),
+        1 => " (and 1 more collector)".to_owned(),
+        n => format!(" (and {n} more collectors)"),
+    };
+    Some(format!("{name}: {error}{more}"))
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -333,12 +387,12 @@ pub(crate) fn escape_html(text: &str) -> String {
 
 /// One used / limit cell: `<td class="BAND" data-label="LABEL">used / limit<small>P %</small></td>`.
 /// `label` names the column where the table collapses into cards on narrow screens.
-pub(crate) fn figure_cell(label: &str, figure: Figure) -> String {
+pub(crate) fn figure_cell(label: &str, figure: Figure, kind: Kind) -> String {
     let label = escape_html(label);
     let Some((used, limit)) = figure else {
         return format!("<td class=\"no-data\" data-label=\"{label}\">no data</td>");
     };
-    let band = band(used, limit);
+    let band = band(used, limit, kind);
     let limit_text = match band {
         Band::Unlimited => "unlimited".to_owned(),
         _ => number(limit),
@@ -369,14 +423,15 @@ th.org,td.org{text-align:left;white-space:normal;overflow-wrap:anywhere;min-widt
 td small{display:block;color:#57606a;font-size:.85em}\
 td.ok{color:#1a7f37}\
 td.warn{background:#fff8c5;color:#7d4e00}\
-td.at-limit{background:#ffebe9;color:#a40e26;font-weight:600}\
-td.unlimited{color:#57606a}\
+td.critical{background:#ffebe9;color:#a40e26;font-weight:600}\
+td.unlimited,td.no-share{color:#57606a}\
 td.no-data{color:#8c959f;font-style:italic}\
 th.status,td.status{text-align:left}\
 td.status.ok{color:#1a7f37}td.status.stale{background:#fff8c5;color:#7d4e00}\
 td.status.failing{background:#ffebe9;color:#a40e26;font-weight:600}\
 .legend span{padding:0 .4em;margin-right:.5em}\
-.legend .warn{background:#fff8c5;color:#7d4e00}.legend .at-limit{background:#ffebe9;color:#a40e26}\
+.legend .warn{background:#fff8c5;color:#7d4e00}.legend .critical{background:#ffebe9;color:#a40e26}\
+td.status small.reason{white-space:normal;overflow-wrap:anywhere;max-width:24em}\
 @media (max-width:1100px){\
 table,tbody,tr{display:block}thead{display:none}\
 tr{display:flex;flex-wrap:wrap;border-bottom:2px solid #d0d7de;padding:4px 0}\
@@ -397,7 +452,9 @@ pub(crate) fn page(
         .collectors
         .iter()
         .any(|c| c.name() == AI_CREDITS_COLLECTOR);
-    let table = Table::of(snapshot, ai_credits_enabled, now);
+    let deadline = collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline);
+    let deadline_days = deadline.map(|d| (d as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0);
+    let table = Table::of(snapshot, ai_credits_enabled, deadline_days, now);
     let mut html = String::with_capacity(4096 + 1024 * table.rows.len());
     let _ = write!(
         html,
@@ -410,10 +467,7 @@ pub(crate) fn page(
         revision = escape_html(info.revision),
         path = escape_html(telemetry_path),
     );
-    if let Some(deadline) =
-        collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline)
-    {
-        let days = (deadline as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0;
+    if let (Some(deadline), Some(days)) = (deadline, deadline_days) {
         let (y, m, d) = crate::timefmt::civil_from_days(deadline.div_euclid(86_400));
         let _ = write!(
             html,
@@ -439,11 +493,9 @@ pub(crate) fn page(
             collector.schedule().describe()
         );
     }
-    html.push_str(
-        "</ul></details><p class=\"legend\">Used / limit: <span class=\"ok\">below 80 %</span>\
-         <span class=\"warn\">80 % to 99 %</span><span class=\"at-limit\">at or over the limit</span>\
-         Organizations in trouble first.</p></header>",
-    );
+    html.push_str("</ul></details>");
+    html.push_str(&legend());
+    html.push_str("</header>");
     html.push_str(
         "<table><thead><tr><th class=\"org\">Organization</th><th class=\"status\">Status</th>",
     );
@@ -488,25 +540,47 @@ fn write_invalid_queries(html: &mut String, invalid: &[InvalidQuery]) {
     html.push_str("</ul></section>");
 }
 
+/// What the colours mean, in the numbers of [`thresholds`]: the alerts' levels.
+fn legend() -> String {
+    let pct = |ratio: f64| format!("{:.0} %", ratio * 100.0);
+    format!(
+        "<p class=\"legend\">Colours follow the alerts: <span class=\"ok\">below {warning}</span>\
+         <span class=\"warn\">warning: {warning} of a limit, unassigned tokens under \
+         {warn_days} days before the deadline</span><span class=\"critical\">critical: a plan \
+         limit reached, {quota} of the AI credits or API calls, unassigned tokens under \
+         {days} days</span> Organizations in trouble first.</p>",
+        warning = pct(thresholds::WARNING_RATIO),
+        quota = pct(thresholds::QUOTA_CRITICAL_RATIO),
+        days = thresholds::DEADLINE_CRITICAL_DAYS,
+        warn_days = thresholds::DEADLINE_WARNING_DAYS,
+    )
+}
+
 fn write_row(html: &mut String, resources: &[String], row: &Row) {
     let (word, detail) = row.status.text();
+    let why = reason::of(row);
     let _ = write!(
         html,
         "<tr data-org=\"{id}\"><td class=\"org\">{name}<small>{id}</small></td>\
-         <td class=\"status {class}\" data-label=\"status\" title=\"{title}\">{word}<small>{detail}</small></td>",
+         <td class=\"status {class}\" data-label=\"status\" title=\"{title}\">{word}<small>{detail}</small>{shown}</td>",
         id = escape_html(&row.id),
         name = escape_html(&row.name),
         class = row.status.class(),
-        title = row.error.as_deref().map(escape_html).unwrap_or_default(),
+        title = why.as_ref().map(|w| escape_html(&w.full)).unwrap_or_default(),
+        shown = why.as_ref().map(reason::Reason::html).unwrap_or_default(),
     );
     for (resource, figure) in resources.iter().zip(&row.resources) {
-        html.push_str(&figure_cell(resource, *figure));
+        html.push_str(&figure_cell(resource, *figure, Kind::PlanLimit));
     }
-    html.push_str(&figure_cell("AI credits", row.ai_credits));
-    html.push_str(&figure_cell("API calls", row.api_calls));
+    html.push_str(&figure_cell("AI credits", row.ai_credits, Kind::Quota));
+    html.push_str(&figure_cell("API calls", row.api_calls, Kind::Quota));
     match row.unassigned_tokens {
         Some(n) => {
-            let _ = write!(html, "<td data-label=\"unassigned tokens\">{n}</td>");
+            let _ = write!(
+                html,
+                "<td class=\"{}\" data-label=\"unassigned tokens\">{n}</td>",
+                row.tokens_band().class()
+            );
         }
         None => {
             html.push_str("<td class=\"no-data\" data-label=\"unassigned tokens\">no data</td>")

@@ -10,7 +10,8 @@
 //! - [`cli::run`] and [`cli::Cli`], [`logging::init`] (the binary);
 //! - [`config::Config`] (load, validate, inspect schedules), [`shard::Shard`],
 //!   [`web::WebConfig`];
-//! - [`serve`], [`serve_with`], [`ServeOptions`] (one exporter on a listener), with
+//! - [`serve`], [`serve_with`], [`serve_all`], [`ServeOptions`] (one exporter on one or
+//!   several listeners), with
 //!   [`reload::Sources`] (what a reload reads again);
 //! - [`http::app`] with [`http::AppState`] (the router, testable without a socket),
 //!   [`exposition::render`], [`refresh::Refresher`], [`snapshot`], [`self_metrics`];
@@ -44,8 +45,9 @@ pub mod shard;
 #[cfg(feature = "demo")]
 pub mod simulator;
 pub mod snapshot;
+mod thresholds;
 pub mod timefmt;
 pub mod web;
 mod yaml;
 
-pub use app::{serve, serve_with, ServeOptions};
+pub use app::{serve, serve_all, serve_with, ServeOptions};

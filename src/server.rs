@@ -133,10 +133,12 @@ enum Phase {
     Abandoned,
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish for up to [`DRAIN_DEADLINE`]. HTTPS only when `web` has TLS.
+/// Serves `router` on `listeners` (one per `--web.listen-address`) until `shutdown`
+/// resolves, then lets in-flight requests finish for up to [`DRAIN_DEADLINE`]. HTTPS
+/// only when `web` has TLS. The connection cap is shared: it bounds the process's
+/// descriptors, whichever address the clients came in by.
 pub(crate) async fn run(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     router: Router,
     web: watch::Receiver<Arc<WebConfig>>,
     limits: Limits,
@@ -153,12 +155,13 @@ pub(crate) async fn run(
     let (phase, phase_rx) = watch::channel(Phase::Serving);
     let mut accept_errors = AcceptErrors::new();
     let mut refused = RateLimit::new(LOG_INTERVAL);
+    let mut next_listener = 0;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            accepted = accept_any(&listeners, &mut next_listener) => match accepted {
                 Ok(connection) => {
                     accept_errors.succeeded();
                     connection
@@ -192,9 +195,30 @@ pub(crate) async fn run(
         };
         tokio::spawn(connection.run(stream));
     }
-    drop(listener);
+    drop(listeners);
     drain(graceful, &phase).await;
     Ok(())
+}
+
+/// The next connection on any of `listeners`. The search starts after the listener
+/// that gave the previous one (`next`), so that a busy address cannot starve another.
+async fn accept_any(
+    listeners: &[TcpListener],
+    next: &mut usize,
+) -> io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        let count = listeners.len();
+        for offset in 0..count {
+            let index = (*next + offset) % count;
+            // Each listener that is not ready registers the waker: any of them wakes us.
+            if let std::task::Poll::Ready(accepted) = listeners[index].poll_accept(cx) {
+                *next = (index + 1) % count;
+                return std::task::Poll::Ready(accepted);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Stops accepting, abandons handshakes, lets requests in flight finish until the
@@ -208,7 +232,7 @@ async fn drain(graceful: GracefulShutdown, phase: &watch::Sender<Phase>) {
     {
         tracing::warn!(
             open,
-            deadline = ?DRAIN_DEADLINE,
+            deadline_seconds = DRAIN_DEADLINE.as_secs(),
             "connections still open at the shutdown deadline: closing them"
         );
         let _ = phase.send(Phase::Abandoned);
@@ -326,7 +350,7 @@ impl Connection {
                     tracing::debug!(
                         %peer,
                         %error,
-                        read_header_timeout = ?self.shared.limits.read_header_timeout,
+                        read_header_timeout_seconds = self.shared.limits.read_header_timeout.as_secs_f64(),
                         "connection ended with an error"
                     );
                 }
@@ -404,7 +428,7 @@ impl AcceptErrors {
             if is_out_of_descriptors(&error) {
                 tracing::error!(
                     %error,
-                    open_file_limit = %describe_limit(open_file_limit().current),
+                    open_file_limit = limit_field(open_file_limit().current),
                     not_logged,
                     "cannot accept connections: out of file descriptors; new \
                      connections wait in the listen backlog until some close"
@@ -493,8 +517,13 @@ fn open_file_limit() -> OpenFileLimit {
     }
 }
 
-fn describe_limit(limit: Option<u64>) -> String {
-    limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
+/// A limit as a log field: the number itself, so that JSON logs carry a number, or
+/// "unlimited".
+fn limit_field(limit: Option<u64>) -> Box<dyn tracing::Value> {
+    match limit {
+        Some(n) => Box::new(n),
+        None => Box::new("unlimited"),
+    }
 }
 
 /// Raises the soft open-file limit to the hard limit, as Go programs (node_exporter
@@ -505,8 +534,8 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
     let before = open_file_limit();
     if before.current == before.maximum {
         tracing::info!(
-            soft = %describe_limit(before.current),
-            hard = %describe_limit(before.maximum),
+            soft = limit_field(before.current),
+            hard = limit_field(before.maximum),
             "open file limit already at its maximum"
         );
         return before.current;
@@ -519,9 +548,9 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
         Ok(()) => {
             let after = open_file_limit();
             tracing::info!(
-                before = %describe_limit(before.current),
-                after = %describe_limit(after.current),
-                hard = %describe_limit(after.maximum),
+                before = limit_field(before.current),
+                after = limit_field(after.current),
+                hard = limit_field(after.maximum),
                 "raised the open file limit to the hard limit"
             );
             after.current
@@ -529,8 +558,8 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
         Err(error) => {
             tracing::warn!(
                 %error,
-                soft = %describe_limit(before.current),
-                hard = %describe_limit(before.maximum),
+                soft = limit_field(before.current),
+                hard = limit_field(before.maximum),
                 "cannot raise the open file limit; raise it with `ulimit -n` or \
                  systemd's LimitNOFILE="
             );

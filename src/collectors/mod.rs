@@ -155,9 +155,9 @@ pub(crate) trait Collector: Send + Sync + Debug + AsAny {
         true
     }
     /// Whether its query rests on a name or type Pipefy does not document (see
-    /// "Assumptions" in the README). Unless the schema check has validated it, one of
-    /// its root fields goes alone first and the rest once Pipefy has answered it: a
-    /// wrong name fails a whole request.
+    /// "Assumptions" in docs/configuration.md). Unless the schema check has validated
+    /// it, one of its root fields goes alone first and the rest once Pipefy has answered
+    /// it: a wrong name fails a whole request.
     fn assumed(&self) -> bool {
         false
     }

@@ -4,28 +4,51 @@ use super::*;
 use crate::snapshot::{OrgMeta, Series, Slice};
 
 #[test]
-fn bands_and_percentages() {
+fn bands_follow_the_alert_levels() {
     let cases = [
-        // (used, limit, class, percentage)
-        (104.0, 100.0, "at-limit", Some("104 %")),
-        (3.0, 3.0, "at-limit", Some("100 %")),
-        (5.0, 5.0, "at-limit", Some("100 %")),
-        (80.0, 100.0, "warn", Some("80 %")),
-        (99.6, 100.0, "warn", Some("99 %")),
-        (79.0, 100.0, "ok", Some("79 %")),
-        (29.0, 100.0, "ok", Some("29 %")),
-        (0.0, 2.0, "ok", Some("0 %")),
-        (41.0, 50.0, "warn", Some("82 %")),
-        (9300.0, 10_000.0, "warn", Some("93 %")),
-        (40.0, f64::INFINITY, "unlimited", None),
-        // A zero limit is reached at once; a share of it means nothing.
-        (0.0, 0.0, "at-limit", None),
-        (1.0, 0.0, "at-limit", None),
-        (f64::NAN, 10.0, "no-data", None),
+        // (used, limit, kind, class, percentage)
+        (104.0, 100.0, Kind::PlanLimit, "critical", Some("104 %")),
+        (3.0, 3.0, Kind::PlanLimit, "critical", Some("100 %")),
+        (99.6, 100.0, Kind::PlanLimit, "warn", Some("99 %")),
+        (80.0, 100.0, Kind::PlanLimit, "warn", Some("80 %")),
+        (79.0, 100.0, Kind::PlanLimit, "ok", Some("79 %")),
+        (0.0, 2.0, Kind::PlanLimit, "ok", Some("0 %")),
+        // A monthly quota is critical from 90 %: Pendant's API calls at 93 % page.
+        (9300.0, 10_000.0, Kind::Quota, "critical", Some("93 %")),
+        (45.0, 50.0, Kind::Quota, "critical", Some("90 %")),
+        (41.0, 50.0, Kind::Quota, "warn", Some("82 %")),
+        (8130.0, 50_000.0, Kind::Quota, "ok", Some("16 %")),
+        (40.0, f64::INFINITY, Kind::PlanLimit, "unlimited", None),
+        // A zero limit has no share, and the rules' ratios leave it out: no alert.
+        (0.0, 0.0, Kind::PlanLimit, "no-share", None),
+        (1.0, 0.0, Kind::Quota, "no-share", None),
+        (f64::NAN, 10.0, Kind::PlanLimit, "no-data", None),
     ];
-    for (used, limit, class, pct) in cases {
-        assert_eq!(band(used, limit).class(), class, "{used} / {limit}");
+    for (used, limit, kind, class, pct) in cases {
+        assert_eq!(band(used, limit, kind).class(), class, "{used} / {limit}");
         assert_eq!(percent(used, limit).as_deref(), pct, "{used} / {limit}");
+    }
+}
+
+/// The rule of `PipefyUnassignedTokensDeadlineSoon` and `...Imminent`: tokens left
+/// unassigned, and the deadline under 14 (warning) or 3 days (critical) away.
+#[test]
+fn unassigned_tokens_are_banded_by_the_deadline_alerts() {
+    let cases = [
+        (2, Some(11.4), "warn"),
+        (2, Some(14.0), "ok"),
+        (2, Some(2.5), "critical"),
+        (2, Some(-1.0), "critical"),
+        (0, Some(2.5), "ok"),
+        // No deadline configured: the alerts cannot fire.
+        (2, None, "ok"),
+    ];
+    for (unassigned, days, class) in cases {
+        assert_eq!(
+            tokens_band(unassigned, days).class(),
+            class,
+            "{unassigned} {days:?}"
+        );
     }
 }
 
@@ -53,24 +76,29 @@ fn numbers_and_ages_read_well() {
 
 #[test]
 fn cells_show_the_figure_the_percentage_and_the_band() {
+    let plan = Kind::PlanLimit;
     assert_eq!(
-        figure_cell("cards", Some((104.0, 100.0))),
-        "<td class=\"at-limit\" data-label=\"cards\">104 / 100<small>104 %</small></td>"
+        figure_cell("cards", Some((104.0, 100.0)), plan),
+        "<td class=\"critical\" data-label=\"cards\">104 / 100<small>104 %</small></td>"
     );
     assert_eq!(
-        figure_cell("records", Some((52_000.0, 100_000.0))),
+        figure_cell("records", Some((52_000.0, 100_000.0)), plan),
         "<td class=\"ok\" data-label=\"records\">52,000 / 100,000<small>52 %</small></td>"
     );
     assert_eq!(
-        figure_cell("pipes", Some((40.0, f64::INFINITY))),
+        figure_cell("pipes", Some((40.0, f64::INFINITY)), plan),
         "<td class=\"unlimited\" data-label=\"pipes\">40 / unlimited</td>"
     );
     assert_eq!(
-        figure_cell("API calls", None),
+        figure_cell("interfaces", Some((0.0, 0.0)), plan),
+        "<td class=\"no-share\" data-label=\"interfaces\">0 / 0</td>"
+    );
+    assert_eq!(
+        figure_cell("API calls", None, Kind::Quota),
         "<td class=\"no-data\" data-label=\"API calls\">no data</td>"
     );
     assert_eq!(
-        figure_cell("<x>", None),
+        figure_cell("<x>", None, plan),
         "<td class=\"no-data\" data-label=\"&lt;x&gt;\">no data</td>"
     );
 }
@@ -93,6 +121,7 @@ fn row(id: &str, name: &str, status: Status, resources: &[Figure]) -> Row {
         ai_credits: None,
         api_calls: None,
         unassigned_tokens: Some(0),
+        deadline_days: None,
     }
 }
 
@@ -118,22 +147,31 @@ fn organizations_sort_worst_first() {
         row("7", "Unlimited", ok, &[Some((1e9, f64::INFINITY))]),
         row("8", "Also comfortable", ok, &[Some((3.0, 10.0))]),
     ];
-    let mut warned_by_api = row("9", "API nearly out", ok, &[Some((1.0, 10.0))]);
-    warned_by_api.api_calls = Some((9300.0, 10_000.0));
-    rows.push(warned_by_api);
+    let mut critical_api = row("9", "API nearly out", ok, &[Some((1.0, 10.0))]);
+    critical_api.api_calls = Some((9300.0, 10_000.0));
+    rows.push(critical_api);
+    let mut warned_api = row("10", "API warned", ok, &[Some((1.0, 10.0))]);
+    warned_api.api_calls = Some((8500.0, 10_000.0));
+    rows.push(warned_api);
+    let mut tokens = row("11", "Tokens due", ok, &[Some((1.0, 10.0))]);
+    tokens.unassigned_tokens = Some(2);
+    tokens.deadline_days = Some(11.4);
+    rows.push(tokens);
     sort_worst_first(&mut rows);
     let order: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         order,
         [
-            // A limit reached or failing: by the highest share, then by name.
+            // Critical or failing: by the highest share, then by name.
             "Over",
             "Exactly at",
-            "Failing",
-            // A warning or stale.
             "API nearly out",
+            "Failing",
+            // A warning or stale (85 % both: by name).
+            "API warned",
             "Warned",
             "Stale",
+            "Tokens due",
             // Nothing wrong.
             "Also comfortable",
             "Comfortable",
@@ -216,7 +254,7 @@ fn rows_render_every_column_escaped() {
         },
         &[Some((3.0, 3.0)), None],
     );
-    r.error = Some("<script>".into());
+    r.error = Some("api_usage: <script>".into());
     r.ai_credits = Some((41.0, 50.0));
     r.api_calls = Some((9300.0, f64::INFINITY));
     r.unassigned_tokens = None;
@@ -225,12 +263,74 @@ fn rows_render_every_column_escaped() {
     assert_eq!(
         html,
         "<tr data-org=\"4242\"><td class=\"org\">Café &quot;Monk&#39;s&quot; &lt;b&gt;<small>4242</small></td>\
-         <td class=\"status stale\" data-label=\"status\" title=\"&lt;script&gt;\">stale<small>updated 1m 15s ago</small></td>\
-         <td class=\"at-limit\" data-label=\"pipes\">3 / 3<small>100 %</small></td>\
+         <td class=\"status stale\" data-label=\"status\" title=\"api_usage: &lt;script&gt;\">stale<small>updated 1m 15s ago</small>\
+         <small class=\"reason\">api_usage: &lt;script&gt;</small></td>\
+         <td class=\"critical\" data-label=\"pipes\">3 / 3<small>100 %</small></td>\
          <td class=\"no-data\" data-label=\"users\">no data</td>\
          <td class=\"warn\" data-label=\"AI credits\">41 / 50<small>82 %</small></td>\
          <td class=\"unlimited\" data-label=\"API calls\">9,300 / unlimited</td>\
          <td class=\"no-data\" data-label=\"unassigned tokens\">no data</td></tr>"
+    );
+    let mut r = row(
+        "2",
+        "V",
+        Status::Ok {
+            age: Duration::ZERO,
+        },
+        &[],
+    );
+    r.unassigned_tokens = Some(2);
+    r.deadline_days = Some(11.4);
+    let mut html = String::new();
+    write_row(&mut html, &[], &r);
+    assert!(
+        html.ends_with("<td class=\"warn\" data-label=\"unassigned tokens\">2</td></tr>"),
+        "{html}"
+    );
+}
+
+#[test]
+fn the_failure_names_the_collector_and_counts_the_others() {
+    let failing = |errors: &[(&'static str, &str)]| {
+        let collectors: Vec<(&'static str, Series<Slice>)> = errors
+            .iter()
+            .map(|(name, error)| {
+                let mut s = series(false, None);
+                s.last_error = Some((*error).to_owned());
+                (*name, s)
+            })
+            .collect();
+        failure(&org(&collectors))
+    };
+    assert_eq!(failure(&org(&[("a", series(true, Some(1)))])), None);
+    assert_eq!(
+        failing(&[("token_attribution", "Pipefy returned an error: denied")]),
+        Some("token_attribution: Pipefy returned an error: denied".to_owned())
+    );
+    assert_eq!(
+        failing(&[
+            ("api_usage", "HTTP 500"),
+            ("ai_credits", "timed out"),
+            ("integrations", "x")
+        ]),
+        Some("ai_credits: timed out (and 2 more collectors)".to_owned())
+    );
+    assert_eq!(
+        failing(&[("api_usage", "HTTP 500"), ("ai_credits", "timed out")]),
+        Some("ai_credits: timed out (and 1 more collector)".to_owned())
+    );
+}
+
+/// The legend states the levels the colours follow, from `thresholds`.
+#[test]
+fn the_legend_states_the_alert_levels() {
+    assert_eq!(
+        legend(),
+        "<p class=\"legend\">Colours follow the alerts: <span class=\"ok\">below 80 %</span>\
+         <span class=\"warn\">warning: 80 % of a limit, unassigned tokens under 14 days before \
+         the deadline</span><span class=\"critical\">critical: a plan limit reached, 90 % of the \
+         AI credits or API calls, unassigned tokens under 3 days</span> Organizations in trouble \
+         first.</p>"
     );
 }
 

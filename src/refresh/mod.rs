@@ -879,13 +879,16 @@ impl Refresher {
                 None,
             ),
             None => match self.discover(&ac.client).await {
-                Ok(found) => (
-                    Plan::Fetch {
-                        ids: found.iter().map(|m| m.id.clone()).collect(),
-                        metas: found.into_iter().map(|m| (m.id.clone(), m)).collect(),
-                    },
-                    None,
-                ),
+                Ok(found) => {
+                    announce_discovered(account, found.len(), previous, self.config.shard);
+                    (
+                        Plan::Fetch {
+                            ids: found.iter().map(|m| m.id.clone()).collect(),
+                            metas: found.into_iter().map(|m| (m.id.clone(), m)).collect(),
+                        },
+                        None,
+                    )
+                }
                 Err(error) => {
                     tracing::warn!(account, collector = step::DISCOVERY, %error, "organization discovery failed; keeping the organizations found before");
                     let plan = Plan::Fail {
@@ -1162,6 +1165,34 @@ impl Refresher {
             .filter(|org| shard.owns(&org.id))
             .map(Organization::meta)
             .collect())
+    }
+}
+
+/// Says how many organizations discovery found for an account that lists none, the
+/// first time and whenever the number changes (not every refresh): `organizations: []`
+/// reads like "none" but means "every one the credential can see".
+fn announce_discovered(
+    account: &str,
+    found: usize,
+    previous: &Snapshot,
+    shard: crate::shard::Shard,
+) {
+    let before = previous
+        .orgs
+        .values()
+        .filter(|o| o.account == account)
+        .count();
+    if found != before || previous.cycles == 0 {
+        let of_shard = if shard.is_sharded() {
+            " (those of this shard)"
+        } else {
+            ""
+        };
+        tracing::info!(
+            account,
+            organizations = found,
+            "watching all {found} organizations the credential can see{of_shard}"
+        );
     }
 }
 

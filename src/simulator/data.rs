@@ -578,7 +578,7 @@ pub fn demo_data() -> SimData {
                     api_call("Legacy import script", NOT_SPECIFIED, 300.0),
                 ],
             },
-            automation_jobs: 1234.5,
+            automation_jobs: 1234.0,
             integrations: SimIntegrations {
                 tasks_used: 480.0,
                 tasks_limit: Some(500.0),

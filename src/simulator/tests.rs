@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use super::{usage, window};
+use crate::thresholds::{LIMIT_RATIO, QUOTA_CRITICAL_RATIO, WARNING_RATIO};
 
 async fn start(sim: &Simulator) -> SimServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -1146,8 +1147,8 @@ async fn combined_forms_take_1_to_25_uuids() {
         json!({
             "many": null,
             "none": null,
-            "few": {"total": {"usage": 1234.5},
-                    "byOrganization": [{"organizationUuid": UUID_4242, "usage": 1234.5}],
+            "few": {"total": {"usage": 1234.0},
+                    "byOrganization": [{"organizationUuid": UUID_4242, "usage": 1234.0}],
                     "partial": false},
         })
     );
@@ -1316,6 +1317,10 @@ async fn integrations_float_usage_and_period_arguments() {
             ai.usage = 25.5;
             ai.assistants.usage = 7.5;
         }
+        // Pipefy may count in fractions; the demo's own counts are whole.
+        if let Some(pendant) = d.orgs.get_mut("4242") {
+            pendant.automation_jobs = 1234.5;
+        }
     });
     let server = start(&sim).await;
     let q = format!(
@@ -1437,8 +1442,9 @@ fn billable_statuses() {
 }
 
 /// What the alerting rules of `deploy/prometheus/rules.yml` compute from one state of
-/// the simulator, per alert: the `(organization, resource)` pairs whose condition holds.
-/// Instant conditions only; `for:` delays and forecasts need a time series.
+/// the simulator, per alert: the `(organization, resource)` pairs whose condition holds,
+/// at the levels of `thresholds` (which the rules are held to). Instant conditions only;
+/// `for:` delays and forecasts need a time series.
 fn alert_conditions(d: &SimData) -> BTreeMap<&'static str, Vec<(String, String)>> {
     let mut firing: BTreeMap<&'static str, Vec<(String, String)>> = BTreeMap::new();
     let mut fire = |alert: &'static str, org: &SimOrg, resource: &str| {
@@ -1458,26 +1464,30 @@ fn alert_conditions(d: &SimData) -> BTreeMap<&'static str, Vec<(String, String)>
             }
             let ratio = f64::from(l.used) / f64::from(limit);
             let resource = format!("{:?}", l.resource).to_lowercase();
-            if ratio >= 0.9 {
+            if ratio >= WARNING_RATIO {
                 fire("PipefyResourceUsageHigh", org, &resource);
             }
-            if ratio >= 1.0 {
+            if ratio >= LIMIT_RATIO {
                 fire("PipefyResourceLimitReached", org, &resource);
             }
         }
         // pipefy:ai_credits_usage:ratio: a limit of 0 is an uncapped plan.
         if let Some(ai) = org.ai.as_ref().filter(|ai| ai.limit > 0.0) {
             let ratio = ai.usage / ai.limit;
-            if ratio >= 0.8 {
+            if ratio >= WARNING_RATIO {
                 fire("PipefyAICreditsUsageHigh", org, "ai_credits");
             }
-            if ratio >= 0.95 {
+            if ratio >= QUOTA_CRITICAL_RATIO {
                 fire("PipefyAICreditsUsageCritical", org, "ai_credits");
             }
         }
-        // pipefy:api_calls_usage:ratio >= 0.9.
+        // pipefy:api_calls_usage:ratio.
         if let Some(limit) = org.api.limit.filter(|&l| l > 0.0) {
-            if org.api.total() / limit >= 0.9 {
+            let ratio = org.api.total() / limit;
+            if ratio >= WARNING_RATIO {
+                fire("PipefyAPIQuotaUsageHigh", org, "api_calls");
+            }
+            if ratio >= QUOTA_CRITICAL_RATIO {
                 fire("PipefyAPIQuotaNearlyExhausted", org, "api_calls");
             }
         }
@@ -1512,6 +1522,11 @@ fn demo_usage_stays_in_its_bands_and_fires_the_promised_alerts() {
         // Pendant sits at its pipes and users limits, over 90 % of its cards and of
         // its API quota, over 80 % of its AI credits.
         assert_eq!(
+            alerts["PipefyAPIQuotaUsageHigh"],
+            pairs(&[("4242", "api_calls")]),
+            "tick {step}"
+        );
+        assert_eq!(
             alerts["PipefyResourceLimitReached"],
             pairs(&[("4242", "pipes"), ("4242", "users")]),
             "tick {step}"
@@ -1531,9 +1546,9 @@ fn demo_usage_stays_in_its_bands_and_fires_the_promised_alerts() {
             pairs(&[("4242", "ai_credits")]),
             "tick {step}"
         );
-        // Pendant's AI credits reach 95 % (48 of 50) at tick 28, seven minutes in.
+        // Pendant's AI credits reach 90 % (45 of 50) at tick 16, four minutes in.
         let critical = alerts.get("PipefyAICreditsUsageCritical").cloned();
-        let expected = (step >= 28).then(|| pairs(&[("4242", "ai_credits")]));
+        let expected = (step >= 16).then(|| pairs(&[("4242", "ai_credits")]));
         assert_eq!(critical, expected, "tick {step}");
 
         for org in d.orgs.values() {
@@ -1572,7 +1587,25 @@ fn demo_usage_stays_in_its_bands_and_fires_the_promised_alerts() {
         assert!((0.915..=0.939).contains(&api), "{api} at tick {step}");
         let tasks = &p.integrations;
         assert!(tasks.tasks_used < tasks.tasks_limit.unwrap(), "tick {step}");
-        assert!(limit_ratio(p, Resource::Records) < 0.8, "tick {step}");
+        assert!(
+            limit_ratio(p, Resource::Records) < WARNING_RATIO,
+            "tick {step}"
+        );
+
+        // Jobs, tasks and calls are counted, so they stay whole as they move.
+        for org in d.orgs.values() {
+            let counts = [
+                org.automation_jobs,
+                org.integrations.tasks_used,
+                org.api.total(),
+            ];
+            assert_eq!(
+                counts.map(f64::fract),
+                [0.0; 3],
+                "org {} tick {step}",
+                org.id
+            );
+        }
 
         // Kramerica: AI credits capped at 1,200 (uncapped plan), records far from 100,000.
         let k = &d.orgs["300"];

@@ -58,7 +58,7 @@ pub struct WebConfig {
     /// Extra headers set on every response (`http_server_config.headers`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `http_server_config.http2` as written (toolkit default: true). Only HTTP/1.1 is
-    /// served either way; see the README.
+    /// served either way; see docs/web.md.
     pub http2: bool,
 }
 

@@ -60,12 +60,29 @@ fn a_missing_secret_file_exits_non_zero_naming_key_and_path() {
 }
 
 #[test]
-fn a_missing_config_file_is_named() {
+fn a_missing_config_file_is_named_with_how_to_start() {
     let Exit { code, stderr, .. } = run(&["--config.file", "/nonexistent/pipefy-exporter.yml"]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("cannot read config file /nonexistent/pipefy-exporter.yml"),
         "{stderr}"
+    );
+    // The first run, with no flag, in a directory without the default file.
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(crate::helpers::binary())
+        .current_dir(dir.path())
+        .args(["--log.format", "json"])
+        .env_remove("PIPEFY_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        line["error"],
+        "cannot read config file pipefy-exporter.yml: No such file or directory (os error 2); \
+         point --config.file at your configuration file, or try the exporter with --demo \
+         (a built-in Pipefy simulator, no credentials)"
     );
 }
 
@@ -120,7 +137,20 @@ async fn demo_mode_serves_the_seed_values_and_stops_on_sigterm() {
     })
     .await;
     assert_eq!(exporter.terminate(), 0, "graceful shutdown on SIGTERM");
-    assert!(exporter.logs().contains("msg=\"shutting down\""));
+    let logs = exporter.logs();
+    assert!(logs.contains("msg=\"shutting down\""));
+    // What the demo does, in its own words, and none of the warnings about paid calls
+    // that short intervals deserve against the real Pipefy.
+    assert!(
+        logs.contains("msg=\"demo mode: a built-in Pipefy simulator on loopback with 3 sample organizations, every collector refreshed every 15s; no credentials, nothing is paid\""),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("msg=\"watching all 3 organizations the credential can see\" account=demo organizations=3"),
+        "{logs}"
+    );
+    let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("level=warn")).collect();
+    assert_eq!(warnings, Vec::<&str>::new());
 }
 
 #[tokio::test]
@@ -277,4 +307,177 @@ fn config_check_validates_and_exits() {
         run(&["--config.file", config.to_str().unwrap(), "--config.check"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("pipefy.auth.token_file"), "{stderr}");
+}
+
+/// `--config.check` of the shipped files says what the exporter will do: every collector
+/// on its own default schedule, and, for `organizations: []`, that every organization
+/// the credential can see will be watched.
+#[test]
+fn config_check_tells_the_schedule_and_what_an_empty_organization_list_means() {
+    let check = |file: &std::path::Path| {
+        let output = Command::new(crate::helpers::binary())
+            .args(["--config.check", "--config.file", file.to_str().unwrap()])
+            .env("PIPEFY_TOKEN", PAT)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        // Everything after the time stamp, which differs.
+        stderr
+            .lines()
+            .map(|l| l.split_once(' ').unwrap().1.to_owned())
+            .collect::<Vec<_>>()
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schedule = [
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 5m, stale after 15m\" collector=subscription_limits",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 15m, stale after 45m\" collector=ai_credits",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 15m, stale after 45m\" collector=api_usage",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 15m, stale after 45m\" collector=automation_jobs",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 1h, stale after 3h\" collector=integrations",
+        "level=info source=pipefy_exporter::cli msg=\"collector enabled: every 1h, stale after 3h\" collector=token_attribution",
+    ];
+    for file in [
+        "deploy/exporter/pipefy-exporter.yml",
+        "deploy/systemd/pipefy-exporter.yml",
+    ] {
+        let path = root.join(file);
+        let mut expected = vec![format!(
+            "level=info source=pipefy_exporter::cli msg=\"configuration is valid\" file={} organizations=default:2 shard=0/1",
+            path.display()
+        )];
+        expected.extend(schedule.iter().map(|l| l.to_string()));
+        assert_eq!(check(&path), expected, "{file}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipefy.yml");
+    std::fs::write(&config, "organizations: []\n").unwrap();
+    let mut expected = vec![format!(
+        "level=info source=pipefy_exporter::cli msg=\"configuration is valid\" file={} organizations=default:all shard=0/1",
+        config.display()
+    )];
+    expected.extend(schedule.iter().map(|l| l.to_string()));
+    expected.push("level=info source=pipefy_exporter::cli msg=\"no organizations listed (`organizations` omitted or empty): the exporter watches every organization the credential can see, found by one `organizations` request per refresh\" account=default".to_owned());
+    assert_eq!(check(&config), expected);
+}
+
+/// The hard limit of open files of this process, which the exporter inherits and
+/// raises its soft limit to: the `Max open files` line of `/proc/self/limits`.
+fn hard_open_file_limit() -> serde_json::Value {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let hard = line.split_whitespace().nth(4).unwrap();
+    match hard {
+        "unlimited" => serde_json::json!("unlimited"),
+        n => serde_json::json!(n.parse::<u64>().unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn json_logs_keep_numbers_as_numbers() {
+    let mut exporter = Running::start(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+    ]);
+    let lines = poll("the first refresh's discovery line", || async {
+        let logs = exporter.logs();
+        let lines: Vec<serde_json::Value> = logs
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        lines
+            .iter()
+            .any(|l| l["source"] == "pipefy_exporter::refresh")
+            .then_some(lines)
+    })
+    .await;
+    exporter.terminate();
+    let line = |msg: &str| {
+        lines
+            .iter()
+            .find(|l| l["msg"].as_str().is_some_and(|m| m.starts_with(msg)))
+            .unwrap_or_else(|| panic!("no {msg:?} in {lines:?}"))
+            .clone()
+    };
+    let hard = hard_open_file_limit();
+    let limits = lines
+        .iter()
+        .find(|l| {
+            l["source"] == "pipefy_exporter::server"
+                && l["msg"].as_str().unwrap().contains("open file limit")
+        })
+        .unwrap();
+    assert_eq!(limits["hard"], hard, "{limits}");
+    // Raised to the hard limit, or already there.
+    let soft = if limits.get("after").is_some() {
+        &limits["after"]
+    } else {
+        &limits["soft"]
+    };
+    assert_eq!(soft, &hard, "{limits}");
+    assert_eq!(line("demo mode: a built-in")["organizations"], 3);
+    assert_eq!(line("watching all")["organizations"], 3);
+    assert_eq!(line("TLS is disabled")["tls"], false);
+}
+
+/// `--web.listen-address` repeated, as node_exporter allows: one exporter answering on
+/// every address; an address already taken stops the start, naming it.
+#[tokio::test]
+async fn several_listen_addresses_serve_the_same_exporter() {
+    let mut exporter = Running::start(&[
+        "--demo",
+        "--web.listen-address=127.0.0.1:0",
+        "--web.listen-address=127.0.0.1:0",
+    ]);
+    let addresses = exporter.address().await;
+    let addresses: Vec<&str> = addresses.split(',').collect();
+    assert_eq!(addresses.len(), 2, "{addresses:?}");
+    assert_ne!(addresses[0], addresses[1]);
+    let organizations = |body: &str| {
+        let m = Metrics::parse(body);
+        let mut ids: Vec<String> = m
+            .find("pipefy_organization_info", &[])
+            .iter()
+            .map(|s| s.labels["organization_id"].clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    for address in &addresses {
+        let seen = poll("the first refresh on every address", || async {
+            let (status, body) = scrape(address, "/metrics").await;
+            let ids = organizations(&body);
+            (status == 200 && !ids.is_empty()).then_some(ids)
+        })
+        .await;
+        assert_eq!(seen, ["2", "300", "4242"], "{address}");
+        assert_eq!(scrape(address, "/-/ready").await.0, 200, "{address}");
+    }
+    // One process: the same start time on both.
+    let start = |body: String| Metrics::parse(&body).value("process_start_time_seconds", &[]);
+    assert_eq!(
+        start(scrape(addresses[0], "/metrics").await.1),
+        start(scrape(addresses[1], "/metrics").await.1)
+    );
+    assert_eq!(exporter.terminate(), 0);
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let busy = format!("--web.listen-address=127.0.0.1:{port}");
+    let Exit { code, stderr, .. } = run(&["--demo", "--web.listen-address=127.0.0.1:0", &busy]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (--web.listen-address)"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting pipefy-exporter"), "{stderr}");
 }

@@ -152,26 +152,30 @@ async fn the_demo_landing_page_in_headless_chromium() {
     // A 1,400 px window: the full table, nothing wider than the viewport.
     let wide = measure(&html, 1400, dir.path());
     assert_fits(&wide, 1400);
-    // Pendant Publishing sits at its pipes and users limits (3 / 3, 5 / 5) and is the
-    // first organization; nothing else of the demo is at a limit.
+    // Red where a critical alert fires: Pendant Publishing sits at its pipes and users
+    // limits (3 / 3, 5 / 5) and at 91–94 % of its API-call quota
+    // (PipefyAPIQuotaNearlyExhausted); it is the first organization.
     assert_eq!(
-        cells_of_class(&wide, "at-limit"),
-        [("4242", "pipes"), ("4242", "users")]
+        cells_of_class(&wide, "critical"),
+        [("4242", "pipes"), ("4242", "users"), ("4242", "API calls")]
     );
     assert_eq!(wide["cells"][0]["org"], "4242", "worst first");
-    // Between 80 % and 100 %: its cards, AI credits and API calls.
+    // Yellow where a warning fires: its cards and AI credits (80 % to the critical
+    // level), and the unassigned tokens of Pendant and Vandeley, 11 to 12 days before
+    // the demo's deadline (PipefyUnassignedTokensDeadlineSoon).
     assert_eq!(
         cells_of_class(&wide, "warn"),
         [
             ("4242", "cards"),
             ("4242", "AI credits"),
-            ("4242", "API calls")
+            ("4242", "unassigned tokens"),
+            ("2", "unassigned tokens"),
         ]
     );
     // The band is what the browser paints, not only a class name.
     for cell in wide["cells"].as_array().unwrap() {
         let expected = match cell["class"].as_str().unwrap() {
-            "at-limit" => "rgb(255, 235, 233)",
+            "critical" => "rgb(255, 235, 233)",
             "warn" => "rgb(255, 248, 197)",
             _ => "rgba(0, 0, 0, 0)",
         };
@@ -184,7 +188,7 @@ async fn the_demo_landing_page_in_headless_chromium() {
     let narrow = measure(&html, 1024, dir.path());
     assert_fits(&narrow, 1024);
     assert_eq!(
-        cells_of_class(&narrow, "at-limit"),
-        [("4242", "pipes"), ("4242", "users")]
+        cells_of_class(&narrow, "critical"),
+        [("4242", "pipes"), ("4242", "users"), ("4242", "API calls")]
     );
 }

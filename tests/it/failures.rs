@@ -77,9 +77,15 @@ async fn a_denied_organization_fails_alone() {
     // usage statistics together): the denial travels as a per-alias error, and no
     // identity request is spent on an organization that was just denied.
     assert_eq!(app.sim.stats().graphql_requests, 3);
+    // The landing page says why, under the status: the first failing collector's
+    // error, and how many more fail.
     let page = app.get("/").await.text().await.unwrap();
+    let why = "ai_credits: organization uuid unknown: Permission denied (and 5 more collectors)";
     assert!(
-        page.contains("Permission denied\">failing<small>never updated</small></td>"),
+        page.contains(&format!(
+            "<td class=\"status failing\" data-label=\"status\" title=\"{why}\">failing\
+             <small>never updated</small><small class=\"reason\">{why}</small></td>"
+        )),
         "{page}"
     );
     app.shutdown().await;
@@ -144,10 +150,13 @@ async fn last_good_values_are_kept_until_stale_after_then_dropped() {
     let page = app.get("/").await.text().await.unwrap();
     // The reason is the last answer, or, once three refreshes in a row failed, the
     // open circuit that stops asking.
-    let failing_cell = "<td class=\"status failing\" data-label=\"status\" title=\"";
+    let failing_cell = "<td class=\"status failing\" data-label=\"status\" title=\"ai_credits: ";
+    let shown = "<small class=\"reason\">ai_credits: ";
     assert!(
         (page.contains(&format!("{failing_cell}HTTP 503"))
             || page.contains(&format!("{failing_cell}not asked: circuit open")))
+            && (page.contains(&format!("{shown}HTTP 503"))
+                || page.contains(&format!("{shown}not asked: circuit open")))
             && page.contains("\">failing<small>updated "),
         "{page}"
     );
@@ -175,8 +184,15 @@ async fn stale_values_are_marked_on_the_landing_page() {
     })
     .await;
     let page = app.get("/").await.text().await.unwrap();
+    let why = "ai_credits: HTTP 500 (and 5 more collectors)";
     assert!(
-        page.contains("<td class=\"status stale\" data-label=\"status\" title=\"HTTP 500\">stale<small>updated "),
+        page.contains(&format!(
+            "<td class=\"status stale\" data-label=\"status\" title=\"{why}\">stale<small>updated "
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<small class=\"reason\">{why}</small></td>")),
         "{page}"
     );
     assert!(

@@ -300,12 +300,16 @@ async fn the_landing_page_escapes_organization_names() {
         .strip_prefix(" class=\"ok\" data-label=\"API calls\">8,13")
         .unwrap_or_else(|| panic!("{row}"));
     assert!(api.ends_with(" / 50,000<small>16 %</small>"), "{row}");
-    assert_eq!(cells[9], " data-label=\"unassigned tokens\">2", "{row}");
+    // No deadline configured: the deadline alerts cannot fire, so no highlight.
+    assert_eq!(
+        cells[9], " class=\"ok\" data-label=\"unassigned tokens\">2",
+        "{row}"
+    );
     // Worst first: Pendant Publishing (at its pipes and users limits) leads.
     let pendant = page.find("<tr data-org=\"4242\">").unwrap();
     assert!(pendant < start, "{page}");
     assert!(
-        page.contains("<td class=\"at-limit\" data-label=\"pipes\">3 / 3<small>100 %</small></td>"),
+        page.contains("<td class=\"critical\" data-label=\"pipes\">3 / 3<small>100 %</small></td>"),
         "{page}"
     );
     assert!(!page.contains("<script>"), "{page}");

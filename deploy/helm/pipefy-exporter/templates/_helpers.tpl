@@ -80,3 +80,20 @@ httpGet:
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{- /*
+  Fails the install when the exporter would have no credential: it would crash-loop,
+  and only NOTES.txt would say why. A credential is the Secret of existingSecret, or
+  PIPEFY_TOKEN / PIPEFY_CLIENT_SECRET in extraEnv; demo=true needs none.
+*/}}
+{{- define "pipefy-exporter.requireCredential" -}}
+{{- if not (or .Values.demo .Values.existingSecret) }}
+{{- $fromEnv := false }}
+{{- range .Values.extraEnv }}
+{{- if has .name (list "PIPEFY_TOKEN" "PIPEFY_CLIENT_SECRET") }}{{ $fromEnv = true }}{{ end }}
+{{- end }}
+{{- if not $fromEnv }}
+{{- fail (printf "existingSecret is required: the name of a Secret holding the Pipefy credential, e.g.\n  kubectl -n %s create secret generic pipefy-exporter --from-file=token=./pipefy-token\nthen --set existingSecret=pipefy-exporter (or give PIPEFY_TOKEN / PIPEFY_CLIENT_SECRET in extraEnv); --set demo=true tries the chart without one" .Release.Namespace) }}
+{{- end }}
+{{- end }}
+{{- end }}
