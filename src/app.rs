@@ -115,7 +115,7 @@ pub async fn serve_all(
     metrics.observe_reload(true, SystemTime::now());
     let nothing_yet = Published::new(
         Arc::new(Snapshot::default()),
-        Arc::new(ExpositionInfo::new(&config)),
+        Arc::new(ExpositionInfo::new(&config.collectors, config.shard)),
         SystemTime::now(),
     );
     let (publish, published) = watch::channel(Arc::new(nothing_yet));

@@ -15,9 +15,10 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 pub use crate::collectors::Schedule;
-use crate::collectors::{self, Collector, Context, RawCollectors, Target};
+use crate::collectors::{self, Collector, Context, RawCollectors};
 use crate::duration::de_duration;
 pub use crate::duration::{format_duration, parse_duration};
+pub use crate::pipefy::Credential;
 pub use crate::secret::Secret;
 use crate::shard::Shard;
 use crate::yaml::File;
@@ -29,8 +30,6 @@ pub const ENV_CLIENT_SECRET: &str = "PIPEFY_CLIENT_SECRET";
 
 pub const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
 pub use crate::collectors::DEFAULT_TOKEN_SELECTION;
-/// Below this, a collector's interval gets a warning with what it costs a day.
-const CHEAP_INTERVAL: Duration = Duration::from_secs(60);
 /// Upper bound for `max_orgs_per_request`, and its default: requests are sized by
 /// their estimated complexity first; this bounds the aliases (and the time) of a request
 /// made of cheap fields.
@@ -53,38 +52,6 @@ const DEFAULT_SCHEMA_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 pub type ConfigError = crate::yaml::FileError;
 /// How errors name this file.
 const KIND: &str = "config file";
-
-/// How one account authenticates to Pipefy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Credential {
-    /// No `Authorization` header at all: only for `--demo` against the simulator.
-    Anonymous,
-    /// A personal access token (static bearer).
-    Token {
-        token: Secret,
-        /// Where it was read from (not set when it came from the environment): read
-        /// again when Pipefy refuses it, since Kubernetes rotates mounted secrets in place.
-        file: Option<PathBuf>,
-    },
-    /// OAuth2 client credentials; the access token is fetched and renewed by the client.
-    ServiceAccount {
-        client_id: String,
-        client_secret: Secret,
-        /// As for a token: read again when the token endpoint refuses the secret.
-        client_secret_file: Option<PathBuf>,
-        token_endpoint: String,
-    },
-}
-
-impl Credential {
-    /// A token from `PIPEFY_TOKEN`: there is no file to read again.
-    fn from_env_token(token: &str) -> Credential {
-        Credential::Token {
-            token: Secret::new(token.trim()),
-            file: None,
-        }
-    }
-}
 
 /// One credential and the organizations it watches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,34 +209,6 @@ impl Config {
         self.collector::<collectors::TokenAttribution>()?.deadline
     }
 
-    /// Requests one refresh of `collector` alone costs for `organizations`, as planned.
-    pub(crate) fn requests_per_refresh(
-        &self,
-        collector: &dyn Collector,
-        organizations: usize,
-    ) -> usize {
-        use crate::pipefy::batch;
-        let targets: Vec<Target> = (0..organizations)
-            .map(|i| Target {
-                id: i.to_string(),
-                uuid: Some(i.to_string()),
-            })
-            .collect();
-        let part = batch::Part {
-            operation: collector.operation(),
-            label: collector.name(),
-            probe: false,
-            fields: collector.fields(&targets),
-        };
-        batch::plan(
-            &[part],
-            &batch::everything,
-            &self.request_limits,
-            &batch::Learned::default(),
-        )
-        .len()
-    }
-
     /// Warnings worth a log line at start-up: collectors whose interval makes them
     /// expensive, with what they cost a day.
     pub(crate) fn warnings(&self) -> Vec<String> {
@@ -278,21 +217,7 @@ impl Config {
             .iter()
             .map(|a| a.organizations.as_ref().map_or(0, Vec::len))
             .sum();
-        let organizations = listed.max(1);
-        self.collectors
-            .iter()
-            .filter(|c| c.schedule().interval < CHEAP_INTERVAL)
-            .map(|c| {
-                let requests = self.requests_per_refresh(c.as_ref(), organizations);
-                format!(
-                    "collectors.{}.interval is {}: {} paid Pipefy calls a day for {} organization(s), more with more organizations",
-                    c.name(),
-                    format_duration(c.schedule().interval),
-                    c.schedule().calls_per_day(requests),
-                    organizations
-                )
-            })
-            .collect()
+        collectors::cost::warnings(&self.collectors, listed.max(1), &self.request_limits)
     }
 }
 

@@ -26,6 +26,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 mod demo;
 mod duration;
+mod encoding;
 pub mod exposition;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -45,6 +46,8 @@ pub mod shard;
 #[cfg(feature = "demo")]
 pub mod simulator;
 pub mod snapshot;
+#[doc(hidden)]
+pub mod testing;
 mod thresholds;
 pub mod timefmt;
 pub mod web;

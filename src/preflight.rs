@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::collectors;
 use crate::config::{Account, Config};
+use crate::pipefy::auth::OAUTH_OPERATION;
 use crate::pipefy::model::{alias_outcome, de_id};
 use crate::pipefy::query::{self, RootField};
 use crate::pipefy::schema::{Introspection, Schema};
@@ -87,7 +88,13 @@ async fn check_account(config: &Config, account: &Account, report: &mut Report) 
         check_collectors(config, schema, report);
     }
     check_organizations(config, account, &client, schema.as_ref(), report).await;
-    let billed = metrics.billed_requests();
+    let mut billed: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for (operation, status, count) in metrics.requests() {
+        // The token endpoint is not Pipefy's GraphQL API.
+        if crate::pipefy::billed(&status) && operation != OAUTH_OPERATION && count > 0 {
+            *billed.entry(operation).or_default() += count;
+        }
+    }
     let total: u64 = billed.values().sum();
     let each: Vec<String> = billed.iter().map(|(op, n)| format!("{op} {n}")).collect();
     report.line(format!(

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use super::family::org_family;
 use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
-use crate::exposition::{org_family, Encoder};
+use crate::encoding::Encoder;
 use crate::pipefy::model::null_as_default;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;

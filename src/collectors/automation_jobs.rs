@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use super::family::org_family;
 use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
-use crate::exposition::{org_family, Encoder};
+use crate::encoding::Encoder;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::Snapshot;

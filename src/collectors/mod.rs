@@ -10,6 +10,8 @@
 //! plus one name there.
 
 mod combined;
+pub(crate) mod cost;
+mod family;
 mod schedule;
 
 mod ai_credits;
@@ -26,12 +28,13 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::exposition::Encoder;
+use crate::encoding::Encoder;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgMeta, Slice, Snapshot};
 
 pub(crate) use combined::answer;
+pub(crate) use family::org_family;
 pub use schedule::Schedule;
 pub(crate) use schedule::{Context, Period};
 pub(crate) use token_attribution::TokenAttribution;

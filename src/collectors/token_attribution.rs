@@ -16,8 +16,9 @@ use apollo_compiler::ast;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::family::org_family;
 use super::{combined, Collector, Context, Decoded, Meta, Target};
-use crate::exposition::{org_family, Encoder, MetricType};
+use crate::encoding::{Encoder, MetricType};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};

@@ -12,19 +12,17 @@
 //! - [`render_scrape_time`], what only the scrape time can tell (a deadline countdown,
 //!   the process metrics), a few hundred bytes rendered on every scrape.
 
-mod encoder;
 mod families;
 mod published;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub(crate) use encoder::{Encoder, Histogram, MetricType, CONTENT_TYPE};
-pub(crate) use families::org_family;
+use crate::encoding::Encoder;
+pub(crate) use crate::encoding::CONTENT_TYPE;
 pub use published::{keep_fresh, Published, ScrapeBody};
 
 use crate::collectors::Collector;
-use crate::config::Config;
 use crate::process;
 use crate::self_metrics::SelfMetrics;
 use crate::shard::Shard;
@@ -47,13 +45,14 @@ pub struct ExpositionInfo {
 }
 
 impl ExpositionInfo {
-    /// What `config` exposes, labelled with this build's version and revision.
-    pub fn new(config: &Config) -> Self {
+    /// What these collectors and this shard expose, labelled with this build's version
+    /// and revision.
+    pub(crate) fn new(collectors: &[Arc<dyn Collector>], shard: Shard) -> Self {
         ExpositionInfo {
-            collectors: config.collectors.clone(),
+            collectors: collectors.to_vec(),
             version: VERSION,
             revision: REVISION,
-            shard: config.shard,
+            shard,
         }
     }
 }

@@ -29,13 +29,14 @@ use tokio::sync::{watch, Semaphore};
 mod queries;
 
 use crate::collectors::{Collector, Decoded, Target};
-use crate::config::{Account, Config, Credential};
+use crate::config::{Account, Config};
 use crate::exposition::{ExpositionInfo, Published};
 use crate::pipefy::backoff::{self, Admission, Change, Health, Policy, Why};
 use crate::pipefy::batch::{Part, SHARED_OPERATION};
 use crate::pipefy::model::{self, Organization};
 use crate::pipefy::query::{self, RootField};
 use crate::pipefy::schema::checks::QueryChecks;
+use crate::pipefy::Credential;
 use crate::pipefy::{Answers, ApiError, PipefyClient, Settings};
 use crate::self_metrics::{RefreshResult, SelfMetrics};
 use crate::snapshot::{merge, OrgEntry, OrgMeta, Outcome, Snapshot};
@@ -279,7 +280,7 @@ impl Refresher {
     /// A refresher whose snapshots nobody reads, for benchmarks and tests that call
     /// [`Refresher::refresh_all`] themselves.
     pub fn standalone(config: Arc<Config>, metrics: Arc<SelfMetrics>) -> anyhow::Result<Self> {
-        let info = Arc::new(ExpositionInfo::new(&config));
+        let info = Arc::new(ExpositionInfo::new(&config.collectors, config.shard));
         let nothing = Published::new(Arc::default(), info, SystemTime::now());
         Refresher::new(config, metrics, watch::channel(Arc::new(nothing)).0)
     }
@@ -528,7 +529,10 @@ impl Refresher {
     /// Renders `snapshot` with the running configuration's collectors and publishes
     /// both.
     async fn publish(&self, snapshot: Arc<Snapshot>) {
-        let info = Arc::new(ExpositionInfo::new(&self.config));
+        let info = Arc::new(ExpositionInfo::new(
+            &self.config.collectors,
+            self.config.shard,
+        ));
         if let Some(published) = Published::render(snapshot, info).await {
             self.publish.send_replace(Arc::new(published));
         }

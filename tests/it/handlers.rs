@@ -58,7 +58,7 @@ fn router(config: &Config, snapshot: Snapshot) -> (Router, Publisher) {
 
 fn router_at(config: &Config, snapshot: Snapshot, telemetry_path: &str) -> (Router, Publisher) {
     let info = Arc::new({
-        let mut info = ExpositionInfo::new(config);
+        let mut info = pipefy_exporter::testing::exposition_info(config);
         info.version = "1.2.3-test";
         info.revision = "abc123";
         info
