@@ -15,7 +15,7 @@ use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtoco
 
 use super::client_cert::{AllowedSans, AnyClientCert};
 use super::raw::{given, RawTls, Validator};
-use super::WebConfigError;
+use super::{ClientAuth, WebConfigError};
 
 // The toolkit's names, mapped onto rustls where it has them.
 
@@ -101,17 +101,6 @@ fn tls_version(text: &str) -> Result<TlsVersion, String> {
             "unknown TLS version: {other} (expected TLS12 or TLS13)"
         )),
     }
-}
-
-/// `tls_server_config.client_auth_type`, named as in Go's `crypto/tls`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientAuth {
-    #[default]
-    NoClientCert,
-    RequestClientCert,
-    RequireAnyClientCert,
-    VerifyClientCertIfGiven,
-    RequireAndVerifyClientCert,
 }
 
 fn client_auth(text: &str) -> Result<ClientAuth, String> {
