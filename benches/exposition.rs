@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pipefy_exporter::config::Config;
 use pipefy_exporter::exposition::{render, Published};
-use pipefy_exporter::refresh::Refresher;
+use pipefy_exporter::refresh::{Due, Refresher};
 use pipefy_exporter::self_metrics::SelfMetrics;
 use pipefy_exporter::snapshot::{merge, Snapshot};
 
@@ -27,7 +27,7 @@ use common::setup;
 
 /// One refresh with every collector due, from `previous`.
 async fn refresh(refresher: &Refresher, previous: &Snapshot) -> Snapshot {
-    let outcome = refresher.refresh_all(previous).await;
+    let outcome = refresher.refresh(previous, Due::All).await;
     merge(previous, outcome.orgs, outcome.outcomes, SystemTime::now())
 }
 

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use crate::encoding::Encoder;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
-use crate::snapshot::{OrgMeta, Slice, Snapshot};
+use crate::snapshot::{OrgMeta, Outcome, Slice, Snapshot};
 
 pub(crate) use combined::answer;
 pub(crate) use family::org_family;
@@ -84,6 +84,21 @@ impl Decoded {
             result: result.map(Slice::new),
         }
     }
+
+    /// What the snapshot keeps of it, as `collector`'s outcome.
+    pub(crate) fn into_outcome(self, collector: &dyn Collector) -> Outcome {
+        Outcome {
+            org_id: self.org_id,
+            collector: collector.name(),
+            stale_after: collector.schedule().stale_after,
+            result: self.result,
+        }
+    }
+}
+
+/// `collector`'s outcome for an organization it could not ask about.
+pub(crate) fn failed(org_id: &str, collector: &dyn Collector, error: String) -> Outcome {
+    Decoded::new::<()>(org_id, Err(error)).into_outcome(collector)
 }
 
 /// What every collector is, whatever it collects.
@@ -326,17 +341,12 @@ pub(crate) fn decode_and_render(
     orgs: &[Target],
     answers: &Answers,
 ) -> Vec<String> {
-    use crate::snapshot::{merge, OrgEntry, Outcome};
+    use crate::snapshot::{merge, OrgEntry};
     let decoded = collector.decode(orgs, answers);
     let ids = decoded.iter().map(|d| d.org_id.clone()).collect();
     let outcomes = decoded
         .into_iter()
-        .map(|d| Outcome {
-            org_id: d.org_id,
-            collector: collector.name(),
-            stale_after: collector.schedule().stale_after,
-            result: d.result,
-        })
+        .map(|d| d.into_outcome(collector))
         .collect();
     let entries = orgs
         .iter()

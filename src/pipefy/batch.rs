@@ -446,7 +446,7 @@ fn pack(mut fields: Vec<Planned>, budget: u64, max_fields: usize) -> Vec<Vec<Pla
 
 /// How Pipefy took a request that got an answer.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Verdict {
+pub(crate) enum Reception {
     /// Data came back (some aliases may have their own errors).
     Answered,
     /// Refused as a whole for its size or its time: worth splitting.
@@ -458,7 +458,7 @@ pub(crate) enum Verdict {
 /// A request refused as a whole has errors without a `path` and no data; it is too
 /// large when one of them mentions one of `markers` (in its message or its
 /// `extensions.code`).
-pub(crate) fn verdict(response: &GraphQlResponse, markers: &[String]) -> Verdict {
+pub(crate) fn reception(response: &GraphQlResponse, markers: &[String]) -> Reception {
     let has_data = response
         .data
         .as_ref()
@@ -469,7 +469,7 @@ pub(crate) fn verdict(response: &GraphQlResponse, markers: &[String]) -> Verdict
         .filter(|e| e.path.as_ref().is_none_or(|p| p.is_empty()))
         .collect();
     if has_data || global.is_empty() {
-        return Verdict::Answered;
+        return Reception::Answered;
     }
     let message = super::model::truncate(
         &global
@@ -491,9 +491,9 @@ pub(crate) fn verdict(response: &GraphQlResponse, markers: &[String]) -> Verdict
             .any(|m| !m.is_empty() && text.contains(m.as_str()))
     });
     if marked {
-        Verdict::TooLarge(message)
+        Reception::TooLarge(message)
     } else {
-        Verdict::Refused(message)
+        Reception::Refused(message)
     }
 }
 
@@ -658,47 +658,47 @@ mod tests {
         let markers = Limits::default().too_large;
         let response = |v| serde_json::from_value::<GraphQlResponse>(v).unwrap();
         assert_eq!(
-            verdict(
+            reception(
                 &response(
                     json!({"errors": [{"message": "Query has complexity of 61000, which exceeds max complexity of 50000"}]})
                 ),
                 &markers
             ),
-            Verdict::TooLarge(
+            Reception::TooLarge(
                 "Query has complexity of 61000, which exceeds max complexity of 50000".into()
             )
         );
         assert_eq!(
-            verdict(
+            reception(
                 &response(
                     json!({"data": null, "errors": [{"message": "x", "extensions": {"code": "TIMEOUT"}}]})
                 ),
                 &markers
             ),
-            Verdict::TooLarge("x".into())
+            Reception::TooLarge("x".into())
         );
         assert_eq!(
-            verdict(
+            reception(
                 &response(
                     json!({"errors": [{"message": "Field 'apiTokens' doesn't exist on type 'Organization'"}]})
                 ),
                 &markers
             ),
-            Verdict::Refused("Field 'apiTokens' doesn't exist on type 'Organization'".into())
+            Reception::Refused("Field 'apiTokens' doesn't exist on type 'Organization'".into())
         );
         // Data next to errors: answered, the errors belong to their aliases.
         assert_eq!(
-            verdict(
+            reception(
                 &response(
                     json!({"data": {"a0": {"id": "2"}, "a1": null}, "errors": [{"message": "Permission denied", "path": ["a1"]}]})
                 ),
                 &markers
             ),
-            Verdict::Answered
+            Reception::Answered
         );
         assert_eq!(
-            verdict(&response(json!({"data": {}})), &markers),
-            Verdict::Answered
+            reception(&response(json!({"data": {}})), &markers),
+            Reception::Answered
         );
     }
 }

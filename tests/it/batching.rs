@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pipefy_exporter::config::Config;
-use pipefy_exporter::refresh::{RefreshOutcome, Refresher};
+use pipefy_exporter::refresh::{Due, RefreshOutcome, Refresher};
 use pipefy_exporter::self_metrics::SelfMetrics;
 use pipefy_exporter::simulator::{demo_data, SimAuth, SimData, SimServer, SimStats, Simulator};
 use pipefy_exporter::snapshot::{merge, Snapshot};
@@ -306,10 +306,10 @@ impl Driven {
     async fn refresh(&mut self, collectors: &[&str]) -> (SimStats, RefreshOutcome) {
         let before = self.sim.stats();
         let outcome = if collectors.is_empty() {
-            self.refresher.refresh_all(&self.snapshot).await
+            self.refresher.refresh(&self.snapshot, Due::All).await
         } else {
             self.refresher
-                .refresh_only(&self.snapshot, collectors)
+                .refresh(&self.snapshot, Due::Only(collectors))
                 .await
         };
         self.snapshot = merge(

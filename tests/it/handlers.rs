@@ -11,7 +11,7 @@ use axum::Router;
 use pipefy_exporter::config::Config;
 use pipefy_exporter::exposition::{ExpositionInfo, Published};
 use pipefy_exporter::http::{app, AppState};
-use pipefy_exporter::refresh::Refresher;
+use pipefy_exporter::refresh::{Due, Refresher};
 use pipefy_exporter::self_metrics::SelfMetrics;
 use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
 use pipefy_exporter::snapshot::{merge, Snapshot};
@@ -32,7 +32,7 @@ async fn one_refresh(data: SimData) -> (Arc<Config>, Snapshot) {
     let config = Arc::new(load_config(&pat_config(ORGS), &server, dir.path()));
     let refresher = Refresher::standalone(config.clone(), Arc::default()).unwrap();
     let previous = Snapshot::default();
-    let outcome = refresher.refresh_all(&previous).await;
+    let outcome = refresher.refresh(&previous, Due::All).await;
     let snapshot = merge(&previous, outcome.orgs, outcome.outcomes, SystemTime::now());
     (config, snapshot)
 }
