@@ -241,7 +241,12 @@ impl Refresher {
     }
 
     /// What an account backing off does this refresh: nothing, its organizations fail.
-    pub(super) fn backing_off(&self, ids: Vec<String>, remaining: Duration, why: Why) -> AccountPlan {
+    pub(super) fn backing_off(
+        &self,
+        ids: Vec<String>,
+        remaining: Duration,
+        why: Why,
+    ) -> AccountPlan {
         AccountPlan::Fail {
             ids,
             error: format!(

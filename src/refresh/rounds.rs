@@ -172,18 +172,24 @@ impl Refresher {
         }
         // No uuid, so they could not be asked.
         let asked: HashSet<&str> = learned.iter().map(|t| t.id.as_str()).collect();
-        for t in rounds.unknown.iter().filter(|t| !asked.contains(t.id.as_str())) {
+        for t in rounds
+            .unknown
+            .iter()
+            .filter(|t| !asked.contains(t.id.as_str()))
+        {
             let why = identity_errors
                 .get(&t.id)
                 .map(String::as_str)
                 .unwrap_or("not returned");
-            outcome.outcomes.extend(rounds.by_uuid.iter().map(|collector| {
-                failed(
-                    &t.id,
-                    *collector,
-                    format!("organization uuid unknown: {why}"),
-                )
-            }));
+            outcome
+                .outcomes
+                .extend(rounds.by_uuid.iter().map(|collector| {
+                    failed(
+                        &t.id,
+                        *collector,
+                        format!("organization uuid unknown: {why}"),
+                    )
+                }));
         }
     }
 

@@ -502,6 +502,45 @@ impl Running {
         Running { child, logs }
     }
 
+    /// Another program listening on a port it is given: `args(port)` are its arguments
+    /// for a port nobody listens on. Picking a free port and handing it over leaves a
+    /// moment in which another process may take it; the program then fails to listen and
+    /// exits, and is started again on another port (up to five times).
+    pub async fn tool_on_free_port(
+        program: &str,
+        args: impl Fn(u16) -> Vec<String>,
+        install: &str,
+    ) -> (Running, u16) {
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut running = Running::tool(program, &args(port), install);
+            let deadline = tokio::time::Instant::now() + POLL_LIMIT;
+            loop {
+                if running.child.try_wait().ok().flatten().is_some() {
+                    break; // it could not listen there: another port
+                }
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return (running, port);
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "gave up waiting for {program} to listen on {port}:\n{}",
+                    running.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        panic!("{program} could not listen on a free port in five tries")
+    }
+
     /// The process id, to send it signals.
     pub fn id(&self) -> u32 {
         self.child.id()

@@ -49,7 +49,10 @@ fn windows_keep_an_organization_in_one_window_for_every_question() {
     // Every organization, then a subset in another order (identity of those whose uuid
     // is unknown), then organizations only the second question has.
     let questions = [
-        Question::about(Topic::Collector(all[0].as_ref()), targets(&[1, 2, 3, 4, 5], false)),
+        Question::about(
+            Topic::Collector(all[0].as_ref()),
+            targets(&[1, 2, 3, 4, 5], false),
+        ),
         Question::about(Topic::Identity, targets(&[5, 2, 6, 7], false)),
     ];
     let windows = windows(&questions, 2);
@@ -95,7 +98,11 @@ fn with_the_limits_due_identity_comes_from_them_and_uuids_from_the_first_round()
     let by_uuid: Vec<&str> = rounds.by_uuid.iter().map(|c| c.name()).collect();
     assert_eq!(by_uuid, ["ai_credits"]);
     assert_eq!(
-        rounds.unknown.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        rounds
+            .unknown
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>(),
         ["3"]
     );
 }

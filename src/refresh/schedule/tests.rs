@@ -44,10 +44,7 @@ impl Steps for Fake {
     async fn refresh(&mut self, due: Vec<Arc<dyn Collector>>) -> Option<Duration> {
         let mut log = self.log.lock().unwrap();
         let n = log.len();
-        log.push((
-            self.start.elapsed(),
-            due.iter().map(|c| c.name()).collect(),
-        ));
+        log.push((self.start.elapsed(), due.iter().map(|c| c.name()).collect()));
         self.throttle
             .iter()
             .find(|(i, _)| *i == n)
@@ -225,7 +222,10 @@ fn next_start_honours_retry_after_within_stale_after() {
     );
     // A longer one postpones, counted from now.
     let now = t0 + s(5);
-    assert_eq!(next_start(t0, now, MINUTE, Some(s(120)), stale), now + s(120));
+    assert_eq!(
+        next_start(t0, now, MINUTE, Some(s(120)), stale),
+        now + s(120)
+    );
     // An absurd one is capped at stale_after instead of overflowing.
     assert_eq!(
         next_start(t0, now, MINUTE, Some(Duration::from_secs(u64::MAX)), stale),
