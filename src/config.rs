@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 pub use crate::collectors::Schedule;
-use crate::collectors::{self, Collector, Context, RawCollectors};
+use crate::collectors::{self, Collector, Defaults, RawCollectors};
 use crate::duration::de_duration;
 pub use crate::duration::{format_duration, parse_duration};
 pub use crate::pipefy::Credential;
@@ -30,10 +30,6 @@ pub const ENV_CLIENT_SECRET: &str = "PIPEFY_CLIENT_SECRET";
 
 pub const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
 pub use crate::collectors::DEFAULT_TOKEN_SELECTION;
-/// Upper bound for `max_orgs_per_request`, and its default: requests are sized by
-/// their estimated complexity first; this bounds the aliases (and the time) of a request
-/// made of cheap fields.
-const MAX_ORGS_PER_REQUEST: usize = 500;
 /// Tries of a request that failed unbilled (5xx, no connection): a blip passes, an
 /// outage is not hammered.
 const DEFAULT_MAX_TRIES: u32 = 3;
@@ -67,12 +63,9 @@ pub struct Account {
 pub struct Config {
     pub endpoint: String,
     pub timeout: Duration,
-    /// Aliased root fields per request at most: one organization each, or up to 25 for
-    /// the combined usage-statistics forms.
-    pub max_orgs_per_request: usize,
     /// How requests are sized against Pipefy's complexity limit, and what a rejection
     /// for size looks like (`max_orgs_per_request` included, as `max_fields`).
-    pub(crate) request_limits: crate::pipefy::batch::Limits,
+    pub(crate) request_limits: crate::pipefy::batch::RequestLimits,
     pub max_concurrent_requests: usize,
     /// Tries of one request in all when it fails in a way Pipefy does not bill (5xx, no
     /// connection).
@@ -145,19 +138,18 @@ impl Config {
         let yaml = format!(
             "api_usage: {{by_operation: true}}\ntoken_attribution: {{deadline: {y:04}-{m:02}-{d:02}}}\n"
         );
-        let ctx = Context {
+        let defaults = Defaults {
             refresh_interval: Some(Duration::from_secs(15)),
             stale_after: Some(Duration::from_secs(60)),
         };
         let collectors = crate::yaml::parse_yaml::<RawCollectors>(&yaml)
             .ok()
-            .and_then(|raw| raw.build(&ctx).ok())
+            .and_then(|raw| raw.build(&defaults).ok())
             .unwrap_or_default();
         Config {
             endpoint,
             timeout: Duration::from_secs(10),
-            max_orgs_per_request: MAX_ORGS_PER_REQUEST,
-            request_limits: crate::pipefy::batch::Limits::default(),
+            request_limits: crate::pipefy::batch::RequestLimits::default(),
             max_concurrent_requests: 4,
             max_tries: DEFAULT_MAX_TRIES,
             retry_delay: DEFAULT_RETRY_DELAY,
@@ -191,22 +183,12 @@ impl Config {
         self
     }
 
-    /// The configured collector of type `T`, if enabled.
-    pub(crate) fn collector<T: Collector + std::any::Any>(&self) -> Option<&T> {
-        collectors::find(&self.collectors)
-    }
-
     /// `(name, schedule)` of each enabled collector, in the order they run.
     pub fn schedules(&self) -> Vec<(&'static str, Schedule)> {
         self.collectors
             .iter()
             .map(|c| (c.name(), *c.schedule()))
             .collect()
-    }
-
-    /// The configured token-attribution deadline (Unix seconds, UTC midnight), if any.
-    pub fn token_attribution_deadline(&self) -> Option<i64> {
-        self.collector::<collectors::TokenAttribution>()?.deadline
     }
 
     /// Warnings worth a log line at start-up: collectors whose interval makes them
@@ -322,8 +304,8 @@ impl Validator<'_> {
         let max_orgs_per_request = self.whole(
             "pipefy.max_orgs_per_request",
             raw.pipefy.max_orgs_per_request,
-            MAX_ORGS_PER_REQUEST,
-            MAX_ORGS_PER_REQUEST,
+            crate::pipefy::batch::MAX_FIELDS,
+            crate::pipefy::batch::MAX_FIELDS,
         )?;
         let request_limits = self.request_limits(
             raw.pipefy.max_complexity,
@@ -376,13 +358,13 @@ impl Validator<'_> {
         if raw.stale_after.is_some_and(|d| d.is_zero()) {
             return Err(self.err("stale_after", "must be greater than 0"));
         }
-        let ctx = Context {
+        let defaults = Defaults {
             refresh_interval: raw.refresh_interval,
             stale_after: raw.stale_after,
         };
         let collectors = raw
             .collectors
-            .build(&ctx)
+            .build(&defaults)
             .map_err(|(key, message)| self.err(format!("collectors.{key}"), message))?;
         if collectors.is_empty() {
             return Err(self.err(
@@ -420,7 +402,6 @@ impl Validator<'_> {
         Ok(Config {
             endpoint,
             timeout,
-            max_orgs_per_request,
             request_limits,
             max_concurrent_requests,
             max_tries,
@@ -463,8 +444,8 @@ impl Validator<'_> {
         page_size: Option<Whole>,
         too_large: Option<Vec<String>>,
         max_fields: usize,
-    ) -> Result<crate::pipefy::batch::Limits, ConfigError> {
-        let default = crate::pipefy::batch::Limits::default();
+    ) -> Result<crate::pipefy::batch::RequestLimits, ConfigError> {
+        let default = crate::pipefy::batch::RequestLimits::default();
         let max_complexity = self.whole(
             "pipefy.max_complexity",
             max_complexity,
@@ -479,7 +460,7 @@ impl Validator<'_> {
             }
             Some(words) => words.iter().map(|w| w.trim().to_lowercase()).collect(),
         };
-        Ok(crate::pipefy::batch::Limits {
+        Ok(crate::pipefy::batch::RequestLimits {
             max_complexity,
             max_fields,
             page_size,
@@ -765,7 +746,6 @@ impl<'de> Deserialize<'de> for OrgId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::TokenAttribution;
 
     fn parse(yaml: &str) -> Result<Config, ConfigError> {
         parse_env(yaml, &[])
@@ -790,7 +770,7 @@ mod tests {
         let config = parse_env("organizations: [2, \"300\"]", &[(ENV_TOKEN, "pat-123\n")]).unwrap();
         assert_eq!(config.endpoint, DEFAULT_ENDPOINT);
         assert_eq!(config.timeout, Duration::from_secs(30));
-        assert_eq!(config.max_orgs_per_request, 500);
+        assert_eq!(config.request_limits.max_fields, 500);
         assert_eq!(config.request_limits.max_complexity, 50_000);
         assert_eq!(config.request_limits.page_size, 50);
         assert_eq!(config.max_concurrent_requests, 4);
@@ -810,8 +790,18 @@ mod tests {
             config.accounts[0].organizations,
             Some(vec!["2".to_string(), "300".to_string()])
         );
-        let tokens = config.collector::<TokenAttribution>().unwrap();
-        assert_eq!(tokens.deadline, None);
+        // No deadline: no deadline metrics.
+        let info = crate::exposition::ExpositionInfo::new(&config.collectors, config.shard);
+        let body = crate::exposition::render(
+            &crate::snapshot::Snapshot::default(),
+            &crate::self_metrics::SelfMetrics::default(),
+            &info,
+            std::time::SystemTime::now(),
+        );
+        assert!(body.contains(
+            "pipefy_exporter_collector_interval_seconds{collector=\"token_attribution\"} 3600"
+        ));
+        assert!(!body.contains("pipefy_token_attribution_deadline"));
     }
 
     #[test]

@@ -154,7 +154,7 @@ fn check_collectors(config: &Config, schema: &Schema, report: &mut Report) {
             collector.name(),
             first.message
         ));
-        if collector.name() == collectors::TOKEN_ATTRIBUTION {
+        if collector.name() == collectors::TOKEN_ATTRIBUTION.name {
             let candidates = schema.token_candidates();
             if candidates.is_empty() {
                 report.line(

@@ -15,7 +15,7 @@ const CHEAP_INTERVAL: Duration = Duration::from_secs(60);
 pub(crate) fn requests_per_refresh(
     collector: &dyn Collector,
     organizations: usize,
-    limits: &batch::Limits,
+    limits: &batch::RequestLimits,
 ) -> usize {
     let targets: Vec<Target> = (0..organizations)
         .map(|i| Target {
@@ -43,7 +43,7 @@ pub(crate) fn requests_per_refresh(
 pub(crate) fn warnings(
     collectors: &[Arc<dyn Collector>],
     organizations: usize,
-    limits: &batch::Limits,
+    limits: &batch::RequestLimits,
 ) -> Vec<String> {
     collectors
         .iter()

@@ -137,7 +137,7 @@ pub(crate) struct Settings {
     /// The longest `Retry-After` honoured (a longer one is cut to this).
     pub backoff_max: Duration,
     /// How requests are sized and what a rejection for size looks like.
-    pub limits: batch::Limits,
+    pub limits: batch::RequestLimits,
 }
 
 /// A client for one account (one credential).
