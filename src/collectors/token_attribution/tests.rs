@@ -226,7 +226,7 @@ fn unassigned_tokens_are_highlighted_by_the_deadline_alerts() {
         },
     ];
     let snapshot_at = |now: SystemTime| {
-        let outcome = Decoded::new(&"2".to_owned(), Ok(tokens.clone())).into_outcome(&collector);
+        let outcome = Decoded::new("2", Ok(tokens.clone())).into_outcome(&collector);
         let entry = OrgEntry {
             id: "2".into(),
             ..OrgEntry::default()

@@ -18,6 +18,8 @@ fn collectors(yaml: &str) -> Vec<Arc<dyn Collector>> {
 
 /// What the fake records: when each refresh ran (since the start) and which collectors.
 type Log = Arc<Mutex<Vec<(Duration, Vec<&'static str>)>>>;
+/// A reloaded configuration's collectors, once sent.
+type Pending = Arc<Mutex<Option<Vec<Arc<dyn Collector>>>>>;
 
 struct Fake {
     start: Instant,
@@ -25,8 +27,7 @@ struct Fake {
     log: Log,
     /// The `Retry-After` the n-th refresh (from 0) answers.
     throttle: Vec<(usize, Duration)>,
-    /// A reloaded configuration's collectors, once sent.
-    reload: Arc<Mutex<Option<Vec<Arc<dyn Collector>>>>>,
+    reload: Pending,
     sent: Arc<Notify>,
 }
 
@@ -65,7 +66,7 @@ async fn schedule(
     how_long: Duration,
 ) -> Vec<(Duration, Vec<&'static str>)> {
     let log = Log::default();
-    let pending = Arc::new(Mutex::new(None));
+    let pending = Pending::default();
     let sent = Arc::new(Notify::new());
     let fake = Fake {
         start: Instant::now(),
