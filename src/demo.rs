@@ -49,7 +49,7 @@ pub(crate) async fn start() -> anyhow::Result<(Config, Demo)> {
             simulator.tick();
         }
     });
-    let now = crate::timefmt::unix_seconds(SystemTime::now()) as i64;
+    let now = timefmt::unix_seconds(SystemTime::now()) as i64;
     let config = Config::demo(server.graphql_url(), now, DEADLINE_IN);
     Ok((
         config,

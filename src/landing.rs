@@ -18,11 +18,12 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
+use timefmt::rfc3339;
+
 use crate::collectors::{self, slices, TokenAttribution};
 use crate::exposition::ExpositionInfo;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::thresholds::{self, Kind, Level};
-use crate::timefmt::rfc3339;
 
 mod reason;
 
@@ -453,7 +454,7 @@ pub(crate) fn page(
         .iter()
         .any(|c| c.name() == AI_CREDITS_COLLECTOR);
     let deadline = collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline);
-    let deadline_days = deadline.map(|d| (d as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0);
+    let deadline_days = deadline.map(|d| (d as f64 - timefmt::unix_seconds(now)) / 86_400.0);
     let table = Table::of(snapshot, ai_credits_enabled, deadline_days, now);
     let mut html = String::with_capacity(4096 + 1024 * table.rows.len());
     let _ = write!(
@@ -468,7 +469,7 @@ pub(crate) fn page(
         path = escape_html(telemetry_path),
     );
     if let (Some(deadline), Some(days)) = (deadline, deadline_days) {
-        let (y, m, d) = crate::timefmt::civil_from_days(deadline.div_euclid(86_400));
+        let (y, m, d) = timefmt::civil_from_days(deadline.div_euclid(86_400));
         let _ = write!(
             html,
             "<p>Token billing-attribution deadline: {y:04}-{m:02}-{d:02} ({days:.1} days left)</p>"

@@ -46,7 +46,6 @@ pub mod shard;
 pub mod simulator;
 pub mod snapshot;
 mod thresholds;
-pub mod timefmt;
 pub mod web;
 mod yaml;
 

@@ -15,13 +15,13 @@ use std::time::{Duration, SystemTime};
 use apollo_compiler::ast;
 use serde::Deserialize;
 use serde_json::Value;
+use timefmt::unix_seconds;
 
 use super::{combined, Collector, Context, Decoded, Meta, Target};
 use crate::exposition::{org_family, Encoder, MetricType};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
-use crate::timefmt::unix_seconds;
 
 pub(crate) const NAME: &str = "token_attribution";
 const OPERATION: &str = "PipefyTokenAttribution";

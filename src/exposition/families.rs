@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use timefmt::unix_seconds;
+
 use super::encoder::{Encoder, MetricType};
 use crate::collectors::Collector;
 use crate::shard::Shard;
 use crate::snapshot::{OrgSnapshot, Snapshot};
-use crate::timefmt::unix_seconds;
 
 /// Appended to the HELP of every value that comes from Pipefy.
 pub(crate) const FROM_REFRESH: &str =

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::http::HeaderMap;
 
 /// Pipefy's timestamps are to the second.
-use crate::timefmt::rfc3339_secs as rfc3339;
+use timefmt::rfc3339_secs as rfc3339;
 
 pub use data::{
     demo_data, Motion, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,

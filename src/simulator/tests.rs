@@ -1112,7 +1112,7 @@ fn daily_split_is_whole_weighted_and_exact() {
             from: "2025-05-01".to_string(),
             to: "2025-05-05".to_string(),
         }),
-        crate::timefmt::days_from_civil(2025, 5, 5),
+        timefmt::days_from_civil(2025, 5, 5),
     )
     .expect("window");
     let split: Vec<f64> = usage::split_by_day(1100.5, &w)

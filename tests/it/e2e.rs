@@ -226,7 +226,7 @@ pub(crate) fn date_in_days(days: i64) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (y, m, d) = pipefy_exporter::timefmt::civil_from_days(now.div_euclid(86_400) + days);
+    let (y, m, d) = timefmt::civil_from_days(now.div_euclid(86_400) + days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
