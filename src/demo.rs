@@ -5,10 +5,10 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use pipefy_sim::{Corruption, SimServer, Simulator};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::simulator::{Corruption, SimServer, Simulator};
 
 /// Environment variable that makes the demo simulator cycle through upstream faults,
 /// this many seconds each (for `scripts/soak`).

@@ -80,7 +80,7 @@ pub(crate) fn deadline_level(unassigned: usize, days_left: f64) -> Level {
     }
 }
 
-#[cfg(all(test, feature = "demo"))]
+#[cfg(test)]
 mod demo_alerts;
 #[cfg(test)]
 mod tests;

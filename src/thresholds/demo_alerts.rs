@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::simulator::{Resource, SimData, SimOrg, Simulator};
+use pipefy_sim::{Resource, SimData, SimOrg, Simulator};
 
 use super::{LIMIT_RATIO, QUOTA_CRITICAL_RATIO, WARNING_RATIO};
 

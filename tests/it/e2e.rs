@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use pipefy_exporter::simulator::{demo_data, Resource, SimAuth};
+use pipefy_sim::{demo_data, Resource, SimAuth};
 use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
 use tokio::net::TcpListener;

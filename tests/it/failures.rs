@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pipefy_exporter::simulator::demo_data;
+use pipefy_sim::demo_data;
 
 use crate::helpers::{pat_config, pat_config_with, poll, TestApp};
 

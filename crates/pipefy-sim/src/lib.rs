@@ -26,10 +26,15 @@
 //! monitoring costs. The simulator keeps no history: every period answers the same
 //! numbers, only the echoed `filterDate` window follows the question.
 //!
+//! Its own crate, so that the exporter's `src/` holds the exporter alone: the exporter
+//! depends on it behind its `demo` feature (`--demo`) and for its tests and benchmarks;
+//! it depends on nothing of the exporter (calendar arithmetic comes from `timefmt`).
+//!
 //! Layout: this file holds the public API and the shared state, `data.rs` the data
 //! model and demo data, `schema.rs` the root fields and the organization types,
 //! `usage.rs` the Usage Stats types, `window.rs` periods and date windows, `http.rs` the
-//! routes.
+//! routes, `complexity.rs` Pipefy's complexity count, `variants.rs` the schemas served;
+//! `tests.rs` the tests over real sockets.
 
 mod complexity;
 mod data;
