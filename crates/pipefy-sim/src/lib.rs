@@ -34,7 +34,7 @@
 //! model and demo data, `schema.rs` the root fields and the organization types,
 //! `usage.rs` the Usage Stats types, `window.rs` periods and date windows, `http.rs` the
 //! routes, `complexity.rs` Pipefy's complexity count, `variants.rs` the schemas served;
-//! `tests.rs` the tests over real sockets.
+//! `tests/` the tests over real sockets, one file per area.
 
 mod complexity;
 mod data;
