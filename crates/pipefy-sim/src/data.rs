@@ -50,7 +50,7 @@ pub struct SimData {
     pub bill_requests_to: Option<(String, String)>,
     /// How each organization's usage moves on [`SimData::tick`], by organization id;
     /// organizations without an entry move by [`Motion::default`].
-    pub motion: BTreeMap<String, Motion>,
+    pub(crate) motion: BTreeMap<String, Motion>,
 }
 
 /// How one organization's usage moves on each tick: the figures below rise by their
@@ -62,7 +62,7 @@ pub struct SimData {
 /// starting at v with step c stays within `v + c × [-p, H - p]`, so the canned value can
 /// sit inside its band, and organizations do not move in step.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Motion {
+pub(crate) struct Motion {
     pub phase: u64,
     /// Per tick: cards created this month, database records.
     pub cards: i32,
