@@ -134,7 +134,7 @@ impl Config {
     /// so the deadline panels and alerts have something to show.
     pub(crate) fn demo(endpoint: String, now_unix: i64, deadline_in: Duration) -> Config {
         let deadline_day = (now_unix + deadline_in.as_secs() as i64).div_euclid(86_400);
-        let (y, m, d) = crate::timefmt::civil_from_days(deadline_day);
+        let (y, m, d) = timefmt::civil_from_days(deadline_day);
         let yaml = format!(
             "api_usage: {{by_operation: true}}\ntoken_attribution: {{deadline: {y:04}-{m:02}-{d:02}}}\n"
         );
@@ -643,7 +643,7 @@ pub(crate) fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D:
             f.write_str(EXPECTED_DATE)
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-            crate::timefmt::parse_date(v)
+            timefmt::parse_date(v)
                 .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &EXPECTED_DATE))
         }
     }

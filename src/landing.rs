@@ -19,11 +19,12 @@ use std::time::{Duration, SystemTime};
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use timefmt::rfc3339;
+
 use crate::collectors::{Cell, CellValue, Collector};
 use crate::exposition::ExpositionInfo;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::thresholds::{self, Kind, Level};
-use crate::timefmt::rfc3339;
 
 mod reason;
 

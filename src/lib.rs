@@ -14,9 +14,10 @@
 //!   several listeners), with
 //!   [`reload::Sources`] (what a reload reads again);
 //! - [`http::app`] with [`http::AppState`] (the router, testable without a socket),
-//!   [`exposition::render`], [`refresh::Refresher`], [`snapshot`], [`self_metrics`];
-//! - `simulator` (with the default `demo` feature): the fake Pipefy of `--demo` and the
-//!   tests.
+//!   [`exposition::render`], [`refresh::Refresher`], [`snapshot`], [`self_metrics`].
+//!
+//! The fake Pipefy of `--demo` and the tests is its own crate, `pipefy-sim`
+//! (crates/pipefy-sim), an optional dependency behind the default `demo` feature.
 #![forbid(unsafe_code)]
 
 mod app;
@@ -43,13 +44,10 @@ pub mod secret;
 pub mod self_metrics;
 mod server;
 pub mod shard;
-#[cfg(feature = "demo")]
-pub mod simulator;
 pub mod snapshot;
 #[doc(hidden)]
 pub mod testing;
 mod thresholds;
-pub mod timefmt;
 pub mod web;
 mod yaml;
 

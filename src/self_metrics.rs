@@ -260,7 +260,7 @@ impl SelfMetrics {
             enc.sample(
                 "pipefy_exporter_config_last_reload_success_timestamp_seconds",
                 &[],
-                crate::timefmt::unix_seconds(at),
+                timefmt::unix_seconds(at),
             );
         }
         enc.family(

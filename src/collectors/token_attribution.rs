@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use apollo_compiler::ast;
 use serde::Deserialize;
 use serde_json::Value;
+use timefmt::unix_seconds;
 
 use super::family::org_family;
 use super::spec::settings;
@@ -24,7 +25,6 @@ use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::thresholds;
-use crate::timefmt::{self, unix_seconds};
 
 pub(crate) const SPEC: Spec = Spec {
     name: "token_attribution",

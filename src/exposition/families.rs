@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
+use timefmt::unix_seconds;
+
 use crate::collectors::{org_family, Collector};
 use crate::encoding::{Encoder, MetricType};
 use crate::shard::Shard;
 use crate::snapshot::Snapshot;
-use crate::timefmt::unix_seconds;
 
 /// `pipefy_organization_info`: identity of every organization.
 pub(crate) fn encode_organizations(enc: &mut Encoder, snapshot: &Snapshot) {

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use pipefy_exporter::config::Config;
 use pipefy_exporter::refresh::{Due, RefreshOutcome, Refresher};
 use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::simulator::{demo_data, SimAuth, SimData, SimServer, SimStats, Simulator};
 use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_sim::{demo_data, SimAuth, SimData, SimServer, SimStats, Simulator};
 
 use crate::helpers::{pat_config, pat_config_with, TestApp};
 

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
+use pipefy_sim::{demo_data, SimData, Simulator};
 
 use crate::helpers::{
     poll, run, sim_auth, spawn_simulator, write_config, Exit, Metrics, Running, CLIENT_ID,

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use pipefy_exporter::simulator::{demo_data, Resource, SimAuth};
+use pipefy_sim::{demo_data, Resource, SimAuth};
 use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
 use tokio::net::TcpListener;
@@ -219,7 +219,7 @@ pub(crate) fn date_in_days(days: i64) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (y, m, d) = pipefy_exporter::timefmt::civil_from_days(now.div_euclid(86_400) + days);
+    let (y, m, d) = timefmt::civil_from_days(now.div_euclid(86_400) + days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -1,6 +1,6 @@
 //! Upstream failures: one denied organization, throttling, outages and stale values.
 
-use pipefy_exporter::simulator::demo_data;
+use pipefy_sim::demo_data;
 
 use crate::helpers::{pat_config, pat_config_with, poll, TestApp};
 

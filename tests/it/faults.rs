@@ -14,8 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipefy_exporter::simulator::{demo_data, Corruption, Simulator};
 use pipefy_exporter::ServeOptions;
+use pipefy_sim::{demo_data, Corruption, Simulator};
 use tokio::net::TcpListener;
 
 use crate::helpers::{

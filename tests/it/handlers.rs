@@ -13,8 +13,8 @@ use pipefy_exporter::exposition::{ExpositionInfo, Published};
 use pipefy_exporter::http::{app, AppState};
 use pipefy_exporter::refresh::{Due, Refresher};
 use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
 use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_sim::{demo_data, SimData, Simulator};
 use tokio::sync::watch;
 use tower::ServiceExt;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pipefy_exporter::simulator::{demo_data, SimAuth, Simulator};
+use pipefy_sim::{demo_data, SimAuth, Simulator};
 use reqwest::StatusCode;
 
 use crate::helpers::{

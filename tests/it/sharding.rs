@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use pipefy_exporter::shard::Shard;
-use pipefy_exporter::simulator::SimData;
+use pipefy_sim::SimData;
 
 use crate::helpers::{pat_config, TestApp};
 
