@@ -11,7 +11,6 @@ use std::time::Duration;
 
 pub use crate::collectors::Schedule;
 use crate::collectors::{self, Collector, Defaults, RawCollectors};
-pub use crate::duration::{format_duration, parse_duration};
 pub use crate::pipefy::Credential;
 pub use crate::secret::Secret;
 use crate::shard::Shard;
@@ -23,7 +22,6 @@ pub const ENV_TOKEN: &str = "PIPEFY_TOKEN";
 pub const ENV_CLIENT_SECRET: &str = "PIPEFY_CLIENT_SECRET";
 
 pub const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
-pub use crate::collectors::DEFAULT_TOKEN_SELECTION;
 /// Tries of a request that failed unbilled (5xx, no connection): a blip passes, an
 /// outage is not hammered.
 const DEFAULT_MAX_TRIES: u32 = 3;
