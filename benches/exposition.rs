@@ -15,11 +15,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use pipefy_exporter::config::Config;
-use pipefy_exporter::exposition::{render, Published};
-use pipefy_exporter::refresh::{Due, Refresher};
-use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_exporter::testing::Config;
+use pipefy_exporter::testing::SelfMetrics;
+use pipefy_exporter::testing::{merge, Snapshot};
+use pipefy_exporter::testing::{render, Published};
+use pipefy_exporter::testing::{Due, Refresher};
 
 #[path = "common/mod.rs"]
 mod common;

@@ -15,9 +15,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use pipefy_exporter::refresh::{Due, Refresher};
-use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_exporter::testing::SelfMetrics;
+use pipefy_exporter::testing::{merge, Snapshot};
+use pipefy_exporter::testing::{Due, Refresher};
 
 #[path = "common/mod.rs"]
 mod common;

@@ -45,4 +45,3 @@ pub mod testing;
 mod thresholds;
 mod web;
 mod yaml;
-

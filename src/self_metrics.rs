@@ -29,13 +29,13 @@ pub(crate) enum RefreshResult {
 }
 
 impl RefreshResult {
-    pub const ALL: [RefreshResult; 3] = [
+    pub(crate) const ALL: [RefreshResult; 3] = [
         RefreshResult::Success,
         RefreshResult::Partial,
         RefreshResult::Failure,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RefreshResult::Success => "success",
             RefreshResult::Partial => "partial",
@@ -43,7 +43,7 @@ impl RefreshResult {
         }
     }
 
-    pub fn from_tally(succeeded: usize, failed: usize) -> Self {
+    pub(crate) fn from_tally(succeeded: usize, failed: usize) -> Self {
         match (succeeded, failed) {
             (_, 0) => RefreshResult::Success,
             (0, _) => RefreshResult::Failure,

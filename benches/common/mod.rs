@@ -2,7 +2,7 @@
 //! configuration listing them all. (A directory module, so that cargo does not take it
 //! for a bench target of its own.)
 
-use pipefy_exporter::config::Config;
+use pipefy_exporter::testing::Config;
 use pipefy_sim::{SimAuth, SimData, SimServer, Simulator};
 
 /// A simulator with `n` generated organizations, and an exporter configuration that

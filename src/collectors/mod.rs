@@ -40,12 +40,11 @@ use crate::snapshot::{OrgMeta, OrgSnapshot, Outcome, Slice, Snapshot};
 
 pub(crate) use combined::answer;
 pub(crate) use family::org_family;
-pub use schedule::Schedule;
+pub(crate) use schedule::Schedule;
 pub(crate) use schedule::{Defaults, Period};
 use spec::{join_key, Toggle};
 pub(crate) use spec::{BuildError, Meta, Spec};
 pub(crate) use summary::{Cell, CellValue};
-pub use token_attribution::DEFAULT_TOKEN_SELECTION;
 pub(crate) use token_attribution::SPEC as TOKEN_ATTRIBUTION;
 
 /// An organization a collector is asked about. Collectors that address organizations

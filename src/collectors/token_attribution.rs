@@ -32,7 +32,7 @@ pub(crate) const SPEC: Spec = Spec {
     default_interval: Duration::from_secs(60 * 60),
 };
 /// The default token selection inside `organization(id:)` (the shorthand `selection`).
-pub const DEFAULT_TOKEN_SELECTION: &str =
+pub(crate) const DEFAULT_TOKEN_SELECTION: &str =
     "personalAccessTokens { id name billingOrganization { id } }";
 /// The variables a query may use, both `ID!`: the organization's id and uuid.
 const VARIABLES: [&str; 2] = ["id", "uuid"];

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::collectors::Schedule;
-use crate::collectors::{self, Collector, Defaults, RawCollectors};
-pub use crate::pipefy::Credential;
-pub use crate::secret::Secret;
+pub(crate) use crate::collectors::Schedule;
+use crate::collectors::{self, Collector};
+pub(crate) use crate::pipefy::Credential;
+pub(crate) use crate::secret::Secret;
 use crate::shard::Shard;
 use crate::yaml::File;
 
@@ -21,7 +21,7 @@ pub const ENV_TOKEN: &str = "PIPEFY_TOKEN";
 /// Environment variable that overrides `pipefy.auth.service_account.client_secret_file`.
 pub const ENV_CLIENT_SECRET: &str = "PIPEFY_CLIENT_SECRET";
 
-pub const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
+pub(crate) const DEFAULT_ENDPOINT: &str = "https://api.pipefy.com/graphql";
 /// Tries of a request that failed unbilled (5xx, no connection): a blip passes, an
 /// outage is not hammered.
 const DEFAULT_MAX_TRIES: u32 = 3;
@@ -37,7 +37,7 @@ const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(3600);
 const DEFAULT_SCHEMA_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// An error in the configuration file: which file, which key, what was expected.
-pub type ConfigError = crate::yaml::FileError;
+pub(crate) type ConfigError = crate::yaml::FileError;
 /// How errors name this file.
 const KIND: &str = "config file";
 
@@ -130,11 +130,11 @@ impl Config {
         let yaml = format!(
             "api_usage: {{by_operation: true}}\ntoken_attribution: {{deadline: {y:04}-{m:02}-{d:02}}}\n"
         );
-        let defaults = Defaults {
+        let defaults = collectors::Defaults {
             refresh_interval: Some(Duration::from_secs(15)),
             stale_after: Some(Duration::from_secs(60)),
         };
-        let collectors = crate::yaml::parse_yaml::<RawCollectors>(&yaml)
+        let collectors = crate::yaml::parse_yaml::<collectors::RawCollectors>(&yaml)
             .ok()
             .and_then(|raw| raw.build(&defaults).ok())
             .unwrap_or_default();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::raw::{RawAccount, RawAuth, RawConfig, RawPipefy, RawServiceAccount, Whole};
 use super::*;
+use crate::collectors::Defaults;
 
 pub(super) struct Validator<'a> {
     pub(super) file: File<'a>,

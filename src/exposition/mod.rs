@@ -20,7 +20,8 @@ use std::time::SystemTime;
 
 use crate::encoding::Encoder;
 pub(crate) use crate::encoding::CONTENT_TYPE;
-pub use published::{keep_fresh, Published, ScrapeBody};
+pub use published::Published;
+pub(crate) use published::{keep_fresh, ScrapeBody};
 
 use crate::collectors::Collector;
 use crate::process;
@@ -93,7 +94,7 @@ pub(crate) fn encode_snapshot(
 
 /// The part of the body that only the scrape time can tell. Its size does not depend
 /// on the number of organizations.
-pub fn render_scrape_time(info: &ExpositionInfo, now: SystemTime) -> String {
+pub(crate) fn render_scrape_time(info: &ExpositionInfo, now: SystemTime) -> String {
     let mut out = String::with_capacity(2048);
     let mut enc = Encoder::new(&mut out);
     for collector in &info.collectors {

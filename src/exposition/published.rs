@@ -422,7 +422,7 @@ impl Published {
 /// collector's stale_after passed without a new success), until `shutdown`. Beside the
 /// refresh loop rather than in it: a refresh in flight, which takes minutes for
 /// thousands of organizations, must not keep a stale value on show.
-pub async fn keep_fresh(
+pub(crate) async fn keep_fresh(
     publish: watch::Sender<Arc<Published>>,
     shutdown: impl Future<Output = ()>,
 ) {

@@ -36,7 +36,7 @@ use reqwest::StatusCode;
 use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 use auth::Auth;
-pub use auth::Credential;
+pub(crate) use auth::Credential;
 use backoff::{Class, Tally};
 pub(crate) use fetch::PartVerdict;
 pub(crate) use model::{Answer, GraphQlResponse};

@@ -18,14 +18,14 @@ use crate::snapshot::{OrgMeta, Snapshot};
 
 /// Operation names of the requests that belong to no collector.
 pub(crate) mod operation {
-    pub const ORGANIZATIONS: &str = "PipefyOrganizations";
-    pub const ORGANIZATION_INFO: &str = "PipefyOrganizationInfo";
+    pub(crate) const ORGANIZATIONS: &str = "PipefyOrganizations";
+    pub(crate) const ORGANIZATION_INFO: &str = "PipefyOrganizationInfo";
 }
 
 /// What the requests that belong to no collector are called in log lines.
 pub(super) mod step {
-    pub const DISCOVERY: &str = "discovery";
-    pub const IDENTITY: &str = "identity";
+    pub(crate) const DISCOVERY: &str = "discovery";
+    pub(crate) const IDENTITY: &str = "identity";
 }
 
 /// Every organization the credential can see.

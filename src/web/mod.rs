@@ -37,10 +37,10 @@ use crate::yaml::File;
 use rustls::ServerConfig;
 
 pub(crate) use basic_auth::protect;
-pub use basic_auth::BasicAuth;
+pub(crate) use basic_auth::BasicAuth;
 
 /// An error in the web configuration file: which file, which key, what was expected.
-pub type WebConfigError = crate::yaml::FileError;
+pub(crate) type WebConfigError = crate::yaml::FileError;
 /// How errors name this file.
 const KIND: &str = "web config file";
 
@@ -116,6 +116,8 @@ impl WebConfig {
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../tests/it/certs.rs"]
+// Shared with the integration tests, where its items are the helpers of every area.
+#[allow(unreachable_pub)]
 mod test_certs;
 
 /// A directory of certificates for the unit tests of every submodule.

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pipefy_exporter::config::Config;
-use pipefy_exporter::refresh::{Due, RefreshOutcome, Refresher};
-use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_exporter::testing::Config;
+use pipefy_exporter::testing::SelfMetrics;
+use pipefy_exporter::testing::{merge, Snapshot};
+use pipefy_exporter::testing::{Due, RefreshOutcome, Refresher};
 use pipefy_sim::{demo_data, SimAuth, SimData, SimServer, SimStats, Simulator};
 
 use crate::helpers::{pat_config, pat_config_with, TestApp};

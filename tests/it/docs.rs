@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use pipefy_exporter::config::{Config, ENV_CLIENT_SECRET, ENV_TOKEN};
+use pipefy_exporter::testing::{Config, ENV_CLIENT_SECRET, ENV_TOKEN};
 
 fn parse(yaml: &str, name: &str) -> Config {
     Config::from_yaml(yaml, Path::new(name), &|key| {
@@ -42,7 +42,7 @@ fn the_configuration_reference_is_valid() {
         Some(vec!["2".to_string(), "300".to_string()])
     );
     // The deadline, as the exporter exports it.
-    let body = pipefy_exporter::exposition::render(
+    let body = pipefy_exporter::testing::render(
         &Default::default(),
         &Default::default(),
         &pipefy_exporter::testing::exposition_info(&config),

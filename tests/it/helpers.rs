@@ -12,11 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pipefy_exporter::config::Config;
-use pipefy_exporter::reload::Sources;
-use pipefy_exporter::shard::Shard;
-use pipefy_exporter::web::WebConfig;
-use pipefy_exporter::ServeOptions;
+use pipefy_exporter::testing::Config;
+use pipefy_exporter::testing::ServeOptions;
+use pipefy_exporter::testing::Shard;
+use pipefy_exporter::testing::Sources;
+use pipefy_exporter::testing::WebConfig;
 use pipefy_sim::{SimAuth, SimData, SimServer, Simulator};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -253,9 +253,9 @@ impl TestAppBuilder {
             enable_lifecycle: self.lifecycle,
             ..ServeOptions::default()
         };
-        let task = tokio::spawn(pipefy_exporter::serve_with(
+        let task = tokio::spawn(pipefy_exporter::testing::serve(
             Arc::new(config),
-            listener,
+            vec![listener],
             options,
             async {
                 let _ = stopped.await;
