@@ -30,7 +30,7 @@ const DEFAULT_MAX_TRIES: u32 = 3;
 const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(250);
 /// First wait after a refused credential or an opened circuit; it doubles from there.
 const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(30);
-/// The bound: an account is asked at least once an hour whatever happens.
+/// However long the backoff, an account is asked at least once an hour.
 const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(3600);
 /// Pipefy's schema changes rarely, and each introspection is a billed request: once a
 /// day per account, on top of the checks at start and on reload.

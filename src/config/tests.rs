@@ -1,3 +1,6 @@
+//! The configuration file: defaults, every key's validation, and errors that name the
+//! file, the line and the key in the user's terms.
+
 use super::*;
 
 fn parse(yaml: &str) -> Result<Config, ConfigError> {

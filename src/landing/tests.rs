@@ -1,3 +1,5 @@
+//! The landing page: bands, figures, order, status, and the cells the collectors fill.
+
 use std::time::UNIX_EPOCH;
 
 use super::*;

@@ -197,22 +197,11 @@ impl Refresher {
                     skipped,
                 } => {
                     outcome.failed_accounts += 1;
-                    for id in ids {
-                        if claimed.contains(&id) || !owned.insert(id.clone()) {
-                            continue;
-                        }
-                        if skipped {
-                            outcome.skipped.insert(id.clone());
-                        }
-                        outcome
-                            .outcomes
-                            .extend(due.iter().map(|c| failed(&id, *c, error.clone())));
-                        outcome.orgs.push(OrgEntry {
-                            id,
-                            account: ac.account.name.clone(),
-                            meta: None,
-                        });
-                    }
+                    // Only the organizations nobody else fetches.
+                    let ids = ids
+                        .into_iter()
+                        .filter(|id| !claimed.contains(id) && owned.insert(id.clone()));
+                    fail_account(&mut outcome, ac, ids, &error, skipped, due);
                 }
             }
         }
@@ -229,19 +218,7 @@ impl Refresher {
             }
         }
         if let Scope::Newcomers { .. } = scope {
-            // Everything else stays as it is: merge drops organizations it is not given.
-            let asked: HashSet<&str> = outcome.orgs.iter().map(|o| o.id.as_str()).collect();
-            let kept: Vec<OrgEntry> = previous
-                .orgs
-                .values()
-                .filter(|org| !asked.contains(org.meta.id.as_str()))
-                .map(|org| OrgEntry {
-                    id: org.meta.id.clone(),
-                    account: org.account.clone(),
-                    meta: None,
-                })
-                .collect();
-            outcome.orgs.extend(kept);
+            carry_over(&mut outcome, previous);
         }
         outcome
     }
@@ -350,6 +327,48 @@ impl Refresher {
         }
         results
     }
+}
+
+/// Every due collector fails for the organizations `ids` of an account that cannot fetch
+/// them; `skipped`: it is backing off, which was logged once, when the backoff began.
+fn fail_account(
+    outcome: &mut RefreshOutcome,
+    ac: &AccountClient,
+    ids: impl Iterator<Item = String>,
+    error: &str,
+    skipped: bool,
+    due: &[&dyn Collector],
+) {
+    for id in ids {
+        if skipped {
+            outcome.skipped.insert(id.clone());
+        }
+        outcome
+            .outcomes
+            .extend(due.iter().map(|c| failed(&id, *c, error.to_owned())));
+        outcome.orgs.push(OrgEntry {
+            id,
+            account: ac.account.name.clone(),
+            meta: None,
+        });
+    }
+}
+
+/// The organizations of `previous` that a refresh of newcomers did not ask about, as they
+/// are: merge drops the organizations it is not given.
+fn carry_over(outcome: &mut RefreshOutcome, previous: &Snapshot) {
+    let asked: HashSet<&str> = outcome.orgs.iter().map(|o| o.id.as_str()).collect();
+    let kept: Vec<OrgEntry> = previous
+        .orgs
+        .values()
+        .filter(|org| !asked.contains(org.meta.id.as_str()))
+        .map(|org| OrgEntry {
+            id: org.meta.id.clone(),
+            account: org.account.clone(),
+            meta: None,
+        })
+        .collect();
+    outcome.orgs.extend(kept);
 }
 
 /// `more` added to `all`; taken as it is when `all` is still empty.

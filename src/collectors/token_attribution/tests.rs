@@ -1,3 +1,6 @@
+//! Token attribution: the default guess, a whole query the operator points at the real
+//! field, the tokens read from its answer, and their highlight on the landing page.
+
 use super::*;
 use serde_json::json;
 

@@ -1,3 +1,5 @@
+//! The rounds a refresh plans, and the windows it sends them in.
+
 use super::*;
 
 fn targets(ids: &[u32], uuid: bool) -> Arc<[Target]> {
