@@ -15,11 +15,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use pipefy_exporter::config::Config;
-use pipefy_exporter::exposition::{render, ExpositionInfo, Published};
-use pipefy_exporter::refresh::Refresher;
-use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_exporter::testing::Config;
+use pipefy_exporter::testing::SelfMetrics;
+use pipefy_exporter::testing::{merge, Snapshot};
+use pipefy_exporter::testing::{render, Published};
+use pipefy_exporter::testing::{Due, Refresher};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -27,7 +27,7 @@ use common::setup;
 
 /// One refresh with every collector due, from `previous`.
 async fn refresh(refresher: &Refresher, previous: &Snapshot) -> Snapshot {
-    let outcome = refresher.refresh_all(previous).await;
+    let outcome = refresher.refresh(previous, Due::All).await;
     merge(previous, outcome.orgs, outcome.outcomes, SystemTime::now())
 }
 
@@ -39,7 +39,7 @@ async fn bench_render(n: usize, iterations: u32) {
     let (_sim, _server, config) = setup(n).await;
     let snap = Arc::new(refresh(&refresher(&config), &Snapshot::default()).await);
     let metrics = SelfMetrics::default();
-    let info = Arc::new(ExpositionInfo::new(&config));
+    let info = Arc::new(pipefy_exporter::testing::exposition_info(&config));
     let publishes = iterations.div_ceil(20);
     let started = Instant::now();
     for _ in 0..publishes {

@@ -15,9 +15,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use pipefy_exporter::refresh::Refresher;
-use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_exporter::testing::SelfMetrics;
+use pipefy_exporter::testing::{merge, Snapshot};
+use pipefy_exporter::testing::{Due, Refresher};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -55,7 +55,7 @@ async fn count(n: usize) {
 
     let started = Instant::now();
     let mut snapshot = Snapshot::default();
-    let outcome = refresher.refresh_all(&snapshot).await;
+    let outcome = refresher.refresh(&snapshot, Due::All).await;
     assert!(outcome.outcomes.iter().all(|o| o.result.is_ok()));
     snapshot = merge(&snapshot, outcome.orgs, outcome.outcomes, SystemTime::now());
     let cold = sim.stats().graphql_requests;
@@ -67,7 +67,7 @@ async fn count(n: usize) {
     let mut per_refresh = Vec::new();
     for i in 0..12 {
         let before = sim.stats().graphql_requests;
-        let outcome = refresher.refresh_only(&snapshot, due(i)).await;
+        let outcome = refresher.refresh(&snapshot, Due::Only(due(i))).await;
         assert!(outcome.outcomes.iter().all(|o| o.result.is_ok()));
         snapshot = merge(&snapshot, outcome.orgs, outcome.outcomes, SystemTime::now());
         per_refresh.push(sim.stats().graphql_requests - before);

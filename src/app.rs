@@ -18,22 +18,6 @@ use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 use crate::web::WebConfig;
 
-/// Runs the refresh loop and the HTTP server on `listener` until `shutdown`
-/// resolves; then stops refreshing and lets in-flight scrapes finish. Plain HTTP
-/// without authentication: see [`serve_with`] for `--web.config.file`.
-pub async fn serve(
-    config: Arc<Config>,
-    listener: TcpListener,
-    telemetry_path: String,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let options = ServeOptions {
-        telemetry_path,
-        ..ServeOptions::default()
-    };
-    serve_with(config, listener, options, shutdown).await
-}
-
 /// How the HTTP side is served.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -48,8 +32,7 @@ pub struct ServeOptions {
     /// (`--web.max-connections`, 512 by default).
     pub max_connections: usize,
     /// What a reload reads again. Without a configuration file, the configuration
-    /// given to [`serve_with`] stays; the web configuration is then the only thing
-    /// reloaded.
+    /// given to [`serve`] stays; the web configuration is then the only thing reloaded.
     pub sources: Sources,
     /// `POST /-/reload` (`--web.enable-lifecycle`); off by default, as in Prometheus:
     /// anyone who can reach the port could otherwise make the exporter re-read files.
@@ -73,20 +56,12 @@ impl Default for ServeOptions {
     }
 }
 
-/// [`serve`] with the web configuration: HTTPS when `options.web` has TLS, and basic
-/// authentication and extra headers on every endpoint when it has them.
-pub async fn serve_with(
-    config: Arc<Config>,
-    listener: TcpListener,
-    options: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    serve_all(config, vec![listener], options, shutdown).await
-}
-
-/// [`serve_with`] on several listeners (`--web.listen-address` repeated, as in
-/// node_exporter): one exporter, the same endpoints on every address.
-pub async fn serve_all(
+/// Runs the refresh loop and the HTTP server on `listeners` (`--web.listen-address`
+/// repeated, as in node_exporter: the same endpoints on every address) until
+/// `shutdown` resolves; then stops refreshing and lets in-flight scrapes finish. HTTPS
+/// when `options.web` has TLS, and basic authentication and extra headers on every
+/// endpoint when it has them.
+pub async fn serve(
     config: Arc<Config>,
     listeners: Vec<TcpListener>,
     options: ServeOptions,
@@ -102,7 +77,7 @@ pub async fn serve_all(
         enable_lifecycle,
         reload_on_sighup,
     } = options;
-    let limits = crate::server::Limits {
+    let limits = crate::server::ConnectionLimits {
         read_header_timeout,
         max_connections,
     };
@@ -115,7 +90,7 @@ pub async fn serve_all(
     metrics.observe_reload(true, SystemTime::now());
     let nothing_yet = Published::new(
         Arc::new(Snapshot::default()),
-        Arc::new(ExpositionInfo::new(&config)),
+        Arc::new(ExpositionInfo::new(&config.collectors, config.shard)),
         SystemTime::now(),
     );
     let (publish, published) = watch::channel(Arc::new(nothing_yet));
@@ -131,15 +106,11 @@ pub async fn serve_all(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let wait = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    };
-    let refresh = tokio::spawn(refresher.run(wait(stopped.clone())));
-    tokio::spawn(keep_fresh(publish, wait(stopped.clone())));
+    let refresh = tokio::spawn(refresher.run(until(stopped.clone())));
+    tokio::spawn(keep_fresh(publish, until(stopped.clone())));
     if reload_on_sighup {
-        tokio::spawn(reload_on_hangup(reloader.clone(), wait(stopped.clone())));
+        tokio::spawn(reload_on_hangup(reloader.clone(), until(stopped.clone())));
     }
-
     let lifecycle: Option<ReloadFn> = enable_lifecycle.then(|| {
         let reloader = reloader.clone();
         Arc::new(move || reloader.reload()) as ReloadFn
@@ -151,17 +122,29 @@ pub async fn serve_all(
         lifecycle,
     };
     let router = crate::web::protect(app(state), web.clone());
-    let server = crate::server::run(listeners, router, web, limits, wait(stopped));
+    let server = crate::server::run(listeners, router, web, limits, until(stopped));
+    until_both(server, refresh).await
+}
+
+/// Resolves once `stopped` says so.
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stopped| *stopped).await;
+}
+
+/// Waits for the server and the refresh loop. The loop returns only on shutdown; if it
+/// died (a bug), this ends with an error rather than serve frozen values that look
+/// healthy.
+async fn until_both(
+    server: impl Future<Output = std::io::Result<()>>,
+    mut refresh: tokio::task::JoinHandle<()>,
+) -> anyhow::Result<()> {
     tokio::pin!(server);
-    let mut refresh = refresh;
     tokio::select! {
         served = &mut server => {
             served?;
             refresh.await?;
             Ok(())
         }
-        // The loop returns only on shutdown; if it died (a bug), exit with an error
-        // rather than serve frozen values that look healthy.
         ended = &mut refresh => match ended {
             Ok(()) => Ok(server.await?),
             Err(e) => Err(anyhow::anyhow!("the refresh loop stopped unexpectedly: {e}")),

@@ -174,23 +174,27 @@ fn check_telemetry_path(path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The running demo's simulator.
 #[cfg(feature = "demo")]
-async fn start_demo() -> anyhow::Result<(Config, crate::demo::Demo)> {
+type Demo = crate::demo::Demo;
+
+#[cfg(feature = "demo")]
+async fn start_demo() -> anyhow::Result<(Config, Demo)> {
     crate::demo::start().await
 }
 
 /// A build without the simulator (`--no-default-features`) has no demo to start.
 #[cfg(not(feature = "demo"))]
-async fn start_demo() -> anyhow::Result<(Config, NoDemo)> {
+async fn start_demo() -> anyhow::Result<(Config, Demo)> {
     anyhow::bail!("--demo is not available: this build was made without the `demo` feature")
 }
 
 /// Stands in for the demo in a build without it: no value of it can exist.
 #[cfg(not(feature = "demo"))]
-enum NoDemo {}
+enum Demo {}
 
 #[cfg(not(feature = "demo"))]
-impl NoDemo {
+impl Demo {
     fn announce(&self, _base: &str, _telemetry_path: &str) {
         match *self {}
     }
@@ -238,7 +242,7 @@ fn log_plan(config: &Config) {
     }
 }
 
-/// Runs the exporter until SIGTERM or Ctrl-C.
+/// Runs the exporter until SIGTERM or Ctrl-C, or one of the checks.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     check_telemetry_path(&cli.telemetry_path)?;
     let shard = Shard::new(cli.shard, cli.total_shards).map_err(anyhow::Error::msg)?;
@@ -248,8 +252,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let web_config_file = cli
         .web_config_file
         .as_deref()
-        .filter(|p| !p.as_os_str().is_empty());
-    let web = match web_config_file {
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf);
+    let web = match &web_config_file {
         Some(path) => WebConfig::load(path)?,
         None => WebConfig::default(),
     };
@@ -282,7 +287,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         log_plan(&config);
         return Ok(());
     }
+    serve(cli, web, web_config_file, config, demo).await
+}
 
+/// Binds every address, says what runs, and serves until SIGTERM or Ctrl-C.
+async fn serve(
+    cli: Cli,
+    web: WebConfig,
+    web_config_file: Option<PathBuf>,
+    config: Config,
+    demo: Option<Demo>,
+) -> anyhow::Result<()> {
     let open_files = crate::server::raise_open_file_limit();
     if let Some(warning) = crate::server::capacity_warning(cli.max_connections, open_files) {
         tracing::warn!("{warning}");
@@ -299,27 +314,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .collect::<Result<Vec<SocketAddr>, _>>()?;
     // The demo points at the first address: one place to look is enough.
     if let (Some(demo), Some(local)) = (&demo, locals.first()) {
-        let host = if local.ip().is_unspecified() {
-            "localhost".to_string()
-        } else if local.is_ipv6() {
-            format!("[{}]", local.ip())
-        } else {
-            local.ip().to_string()
-        };
-        let base = format!("{}://{host}:{}", crate::server::scheme(&web), local.port());
-        demo.announce(&base, &cli.telemetry_path);
+        demo.announce(&base_url(*local, &web), &cli.telemetry_path);
     }
+    log_start(&config, &locals, &web, demo.is_some());
+    let sources = crate::reload::Sources {
+        // The demo's configuration is built in; only its web configuration reloads.
+        config_file: (!cli.demo).then(|| cli.config_file.clone()),
+        web_config_file,
+    };
+    let options = crate::app::ServeOptions {
+        telemetry_path: cli.telemetry_path,
+        web,
+        read_header_timeout: cli.read_header_timeout,
+        max_connections: cli.max_connections,
+        sources,
+        enable_lifecycle: cli.enable_lifecycle,
+        reload_on_sighup: true,
+    };
+    crate::app::serve(Arc::new(config), listeners, options, shutdown_signal()).await
+}
+
+/// `http(s)://host:port` of a local address, `localhost` for every interface.
+fn base_url(local: SocketAddr, web: &WebConfig) -> String {
+    let host = if local.ip().is_unspecified() {
+        "localhost".to_string()
+    } else if local.is_ipv6() {
+        format!("[{}]", local.ip())
+    } else {
+        local.ip().to_string()
+    };
+    format!("{}://{host}:{}", crate::server::scheme(web), local.port())
+}
+
+/// The start-up lines: version, addresses, organizations, schedule, warnings, TLS and
+/// authentication.
+fn log_start(config: &Config, locals: &[SocketAddr], web: &WebConfig, demo: bool) {
     tracing::info!(
         version = VERSION,
         revision = REVISION,
         address = %locals.iter().map(SocketAddr::to_string).collect::<Vec<_>>().join(","),
-        organizations = %crate::reload::describe(&config),
+        organizations = %crate::reload::describe(config),
         shard = %config.shard,
         "starting pipefy-exporter"
     );
-    log_plan(&config);
+    log_plan(config);
     // The demo's simulator bills nothing: its short intervals cost no money.
-    if demo.is_none() {
+    if !demo {
         for warning in config.warnings() {
             tracing::warn!("{warning}");
         }
@@ -336,21 +376,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if web.basic_auth_enabled() && !web.tls_enabled() {
         tracing::warn!("basic authentication without TLS sends passwords in clear text");
     }
-    let sources = crate::reload::Sources {
-        // The demo's configuration is built in; only its web configuration reloads.
-        config_file: (!cli.demo).then(|| cli.config_file.clone()),
-        web_config_file: web_config_file.map(Path::to_path_buf),
-    };
-    let options = crate::ServeOptions {
-        telemetry_path: cli.telemetry_path,
-        web,
-        read_header_timeout: cli.read_header_timeout,
-        max_connections: cli.max_connections,
-        sources,
-        enable_lifecycle: cli.enable_lifecycle,
-        reload_on_sighup: true,
-    };
-    crate::serve_all(Arc::new(config), listeners, options, shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

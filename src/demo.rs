@@ -5,10 +5,10 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use pipefy_sim::{Corruption, SimServer, Simulator};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::simulator::{Corruption, SimServer, Simulator};
 
 /// Environment variable that makes the demo simulator cycle through upstream faults,
 /// this many seconds each (for `scripts/soak`).
@@ -49,7 +49,7 @@ pub(crate) async fn start() -> anyhow::Result<(Config, Demo)> {
             simulator.tick();
         }
     });
-    let now = crate::timefmt::unix_seconds(SystemTime::now()) as i64;
+    let now = timefmt::unix_seconds(SystemTime::now()) as i64;
     let config = Config::demo(server.graphql_url(), now, DEADLINE_IN);
     Ok((
         config,

@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer};
 
 /// Parses a Prometheus-style duration: one or more `<number><unit>` with units
 /// `ms`, `s`, `m`, `h`, `d`, `w`, `y`, e.g. `30s`, `5m`, `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     parse(text).map_err(|why| format!("invalid duration {text:?}: {why}"))
 }
 
@@ -63,7 +63,7 @@ const TOO_LARGE: &str = "it is too large";
 pub(crate) const EXPECTED: &str = "a duration such as 30s, 5m or 1h30m";
 
 /// Formats a duration the way it is written in the config (`5m`, `1h30m`, `250ms`).
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let mut ms = d.as_millis();
     if ms == 0 {
         return "0s".into();

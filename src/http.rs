@@ -23,7 +23,7 @@ use crate::reload::ReloadError;
 use crate::self_metrics::SelfMetrics;
 
 /// Reloads the configuration (see `reload`); blocking.
-pub type ReloadFn = Arc<dyn Fn() -> Result<(), ReloadError> + Send + Sync>;
+pub(crate) type ReloadFn = Arc<dyn Fn() -> Result<(), ReloadError> + Send + Sync>;
 
 /// What the handlers share.
 #[derive(Clone)]

@@ -7,29 +7,26 @@
 //! a page that computes nothing shows the same thing in every browser. Every string that
 //! comes from Pipefy or the configuration is escaped; secrets never reach a snapshot.
 //!
-//! AI credits appear once, from the `ai_credits` collector (`aiCreditUsageStats`), not
-//! from the `AI_CREDITS` plan limit: that is the figure Pipefy's *Usage Stats* page
-//! shows, the one that says whether overage is billed (`hasAddon`) or blocked, and the
-//! one the `pipefy_ai_credits_*` metrics and the AI-credit alerts read (the plan-resource
-//! alerts leave `resource="ai_credits"` out). Two columns fed by two collectors on two
-//! schedules would disagree between refreshes. Only when the `ai_credits` collector is
-//! disabled does the column show the plan limit's figure, which is then the only one.
+//! The columns come from the collectors: each says what it shows of an organization
+//! ([`Collector::cells`]), and the page lays the cells out, bands them by the alerts'
+//! levels and sorts the rows, whatever collector they come from. A column is shown in
+//! the order of the collectors, a collector's own columns before those it only fills in
+//! for another (the plan's AI-credit limit, shown when the `ai_credits` collector is off).
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use crate::collectors::{self, slices, TokenAttribution};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use timefmt::rfc3339;
+
+use crate::collectors::{Cell, CellValue, Collector};
 use crate::exposition::ExpositionInfo;
 use crate::snapshot::{OrgSnapshot, Snapshot};
 use crate::thresholds::{self, Kind, Level};
-use crate::timefmt::rfc3339;
 
 mod reason;
-
-/// The `ai_credits` plan resource, shown in the AI-credit column instead of its own.
-const AI_CREDITS_RESOURCE: &str = "ai_credits";
-/// The collector whose figure the AI-credit column shows.
-const AI_CREDITS_COLLECTOR: &str = "ai_credits";
 
 /// How close a used / limit figure is to its limit, by the levels of the alerts
 /// (`thresholds`): the cell's CSS class.
@@ -93,12 +90,12 @@ pub(crate) fn band(used: f64, limit: f64, kind: Kind) -> Band {
     }
 }
 
-/// The band of an organization's unassigned tokens, `days_left` before the
-/// token-attribution deadline (`None`: no deadline configured, so no alert either).
-pub(crate) fn tokens_band(unassigned: usize, days_left: Option<f64>) -> Band {
-    match days_left {
-        Some(days) => Band::of(thresholds::deadline_level(unassigned, days)),
-        None => Band::Ok,
+/// The band of a cell.
+pub(crate) fn cell_band(value: &CellValue) -> Band {
+    match *value {
+        CellValue::NoData => Band::NoData,
+        CellValue::Share { used, limit, kind } => band(used, limit, kind),
+        CellValue::Count { level, .. } => Band::of(level),
     }
 }
 
@@ -226,9 +223,6 @@ impl Status {
     }
 }
 
-/// One used / limit figure, `None` when there is no data.
-pub(crate) type Figure = Option<(f64, f64)>;
-
 /// One organization's line, extracted from the snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Row {
@@ -236,43 +230,25 @@ pub(crate) struct Row {
     pub name: String,
     pub status: Status,
     pub error: Option<String>,
-    /// In the order of [`Table::resources`].
-    pub resources: Vec<Figure>,
-    pub ai_credits: Figure,
-    pub api_calls: Figure,
-    pub unassigned_tokens: Option<usize>,
-    /// Days left before the token-attribution deadline, if one is configured.
-    pub deadline_days: Option<f64>,
+    /// In the order of [`Table::columns`]; `None` where no collector filled the column.
+    pub cells: Vec<Option<CellValue>>,
 }
 
 impl Row {
-    /// Every used / limit figure with its kind.
-    fn figures(&self) -> impl Iterator<Item = (f64, f64, Kind)> + '_ {
-        let plan = self.resources.iter().map(|f| (f, Kind::PlanLimit));
-        let quotas = [
-            (&self.ai_credits, Kind::Quota),
-            (&self.api_calls, Kind::Quota),
-        ];
-        plan.chain(quotas)
-            .filter_map(|(figure, kind)| figure.map(|(used, limit)| (used, limit, kind)))
-    }
-
-    fn tokens_band(&self) -> Band {
-        self.unassigned_tokens
-            .map_or(Band::NoData, |n| tokens_band(n, self.deadline_days))
-    }
-
     /// `(trouble, highest share of a limit)`: what [`sort_worst_first`] orders by.
     pub(crate) fn severity(&self) -> (u8, f64) {
-        let bands = self
-            .figures()
-            .map(|(u, l, kind)| band(u, l, kind).trouble())
-            .chain([self.tokens_band().trouble()]);
-        let trouble = bands.fold(self.status.trouble(), u8::max);
-        let highest = self
-            .figures()
-            .filter(|(_, l, _)| *l > 0.0 && l.is_finite())
-            .map(|(u, l, _)| u / l)
+        let cells = self.cells.iter().flatten();
+        let trouble = cells
+            .clone()
+            .map(|c| cell_band(c).trouble())
+            .fold(self.status.trouble(), u8::max);
+        let highest = cells
+            .filter_map(|c| match *c {
+                CellValue::Share { used, limit, .. } if limit > 0.0 && limit.is_finite() => {
+                    Some(used / limit)
+                }
+                _ => None,
+            })
             .fold(0.0, f64::max);
         (trouble, highest)
     }
@@ -291,68 +267,78 @@ pub(crate) fn sort_worst_first(rows: &mut [Row]) {
     });
 }
 
-/// Every organization's row, worst first, with the plan-resource columns.
+/// Every organization's row, worst first, with the columns the collectors fill.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Table {
-    /// Plan resources in Pipefy's order (first appearance), new ones at the end;
-    /// `ai_credits` is left out (see the module comment).
-    pub resources: Vec<String>,
+    pub columns: Vec<String>,
     pub rows: Vec<Row>,
 }
 
 impl Table {
-    /// `deadline_days`: days left before the token-attribution deadline, if any.
     pub(crate) fn of(
         snapshot: &Snapshot,
-        ai_credits_enabled: bool,
-        deadline_days: Option<f64>,
+        collectors: &[Arc<dyn Collector>],
         now: SystemTime,
     ) -> Table {
-        let mut resources: Vec<String> = Vec::new();
-        for limit in snapshot
-            .orgs
-            .values()
-            .flat_map(|o| slices::subscription_limits(o, now))
-        {
-            if limit.resource != AI_CREDITS_RESOURCE
-                && !resources.iter().any(|r| *r == limit.resource)
-            {
-                resources.push(limit.resource.to_string());
-            }
-        }
-        let mut rows: Vec<Row> = snapshot
+        // Each organization's cells, with the collector's place in the registry.
+        let cells: Vec<(&OrgSnapshot, Vec<(usize, Cell)>)> = snapshot
             .orgs
             .values()
             .map(|org| {
-                let limits = slices::subscription_limits(org, now);
-                let plan = |resource: &str| {
-                    limits
-                        .iter()
-                        .find(|l| l.resource == resource)
-                        .map(|l| (l.used, l.limit))
-                };
-                let ai_credits = if ai_credits_enabled {
-                    slices::ai_credits(org, now).map(|a| (a.used, a.limit))
-                } else {
-                    plan(AI_CREDITS_RESOURCE)
-                };
+                let of_org = collectors
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, c)| c.cells(org, now).into_iter().map(move |cell| (i, cell)));
+                (org, of_org.collect())
+            })
+            .collect();
+        // A cell standing in for another collector's column is left out where that
+        // collector is enabled: it fills the column as its own.
+        let owned: HashSet<String> = cells
+            .iter()
+            .flat_map(|(_, c)| c)
+            .filter(|(_, c)| c.own)
+            .map(|(_, c)| c.column.to_string())
+            .collect();
+        let shown = |cell: &Cell| cell.own || !owned.contains(&*cell.column);
+        let columns = columns(cells.iter().flat_map(|(_, c)| c).filter(|(_, c)| shown(c)));
+        let mut rows: Vec<Row> = cells
+            .iter()
+            .map(|(org, cells)| {
+                let mut row = vec![None; columns.len()];
+                for (_, cell) in cells.iter().filter(|(_, c)| shown(c)) {
+                    if let Some(at) = columns.iter().position(|c| *c == cell.column) {
+                        row[at] = Some(cell.value);
+                    }
+                }
                 Row {
                     id: org.meta.id.clone(),
                     name: org.meta.name.clone(),
                     status: Status::of(org, now),
                     error: failure(org),
-                    resources: resources.iter().map(|r| plan(r)).collect(),
-                    ai_credits,
-                    api_calls: slices::api_usage(org, now).map(|a| (a.used, a.limit)),
-                    unassigned_tokens: slices::token_attribution(org, now)
-                        .map(|t| t.iter().filter(|t| !t.assigned).count()),
-                    deadline_days,
+                    cells: row,
                 }
             })
             .collect();
         sort_worst_first(&mut rows);
-        Table { resources, rows }
+        Table { columns, rows }
     }
+}
+
+/// The columns of `cells` (each with its collector's place in the registry): in that
+/// order, a collector's own columns first, each in the order it first appears.
+fn columns<'c>(cells: impl Iterator<Item = &'c (usize, Cell)>) -> Vec<String> {
+    let mut placed: Vec<((usize, bool, usize), &str)> = Vec::new();
+    for (seen, (collector, cell)) in cells.enumerate() {
+        if !placed.iter().any(|(_, name)| *name == cell.column) {
+            placed.push(((*collector, !cell.own, seen), &cell.column));
+        }
+    }
+    placed.sort_by_key(|(key, _)| *key);
+    placed
+        .into_iter()
+        .map(|(_, name)| name.to_owned())
+        .collect()
 }
 
 /// The last error of the first failing collector, named, and how many others fail.
@@ -383,28 +369,6 @@ pub(crate) fn escape_html(text: &str) -> String {
         }
     }
     out
-}
-
-/// One used / limit cell: `<td class="BAND" data-label="LABEL">used / limit<small>P %</small></td>`.
-/// `label` names the column where the table collapses into cards on narrow screens.
-pub(crate) fn figure_cell(label: &str, figure: Figure, kind: Kind) -> String {
-    let label = escape_html(label);
-    let Some((used, limit)) = figure else {
-        return format!("<td class=\"no-data\" data-label=\"{label}\">no data</td>");
-    };
-    let band = band(used, limit, kind);
-    let limit_text = match band {
-        Band::Unlimited => "unlimited".to_owned(),
-        _ => number(limit),
-    };
-    let percent = percent(used, limit)
-        .map(|p| format!("<small>{p}</small>"))
-        .unwrap_or_default();
-    format!(
-        "<td class=\"{}\" data-label=\"{label}\">{} / {limit_text}{percent}</td>",
-        band.class(),
-        number(used),
-    )
 }
 
 const STYLE: &str = "\
@@ -448,13 +412,7 @@ pub(crate) fn page(
     telemetry_path: &str,
     now: SystemTime,
 ) -> String {
-    let ai_credits_enabled = info
-        .collectors
-        .iter()
-        .any(|c| c.name() == AI_CREDITS_COLLECTOR);
-    let deadline = collectors::find::<TokenAttribution>(&info.collectors).and_then(|t| t.deadline);
-    let deadline_days = deadline.map(|d| (d as f64 - crate::timefmt::unix_seconds(now)) / 86_400.0);
-    let table = Table::of(snapshot, ai_credits_enabled, deadline_days, now);
+    let table = Table::of(snapshot, &info.collectors, now);
     let mut html = String::with_capacity(4096 + 1024 * table.rows.len());
     let _ = write!(
         html,
@@ -467,12 +425,8 @@ pub(crate) fn page(
         revision = escape_html(info.revision),
         path = escape_html(telemetry_path),
     );
-    if let (Some(deadline), Some(days)) = (deadline, deadline_days) {
-        let (y, m, d) = crate::timefmt::civil_from_days(deadline.div_euclid(86_400));
-        let _ = write!(
-            html,
-            "<p>Token billing-attribution deadline: {y:04}-{m:02}-{d:02} ({days:.1} days left)</p>"
-        );
+    for line in info.collectors.iter().filter_map(|c| c.headline(now)) {
+        let _ = write!(html, "<p>{}</p>", escape_html(&line));
     }
     write_invalid_queries(&mut html, invalid_queries);
     match snapshot.last_cycle {
@@ -499,14 +453,12 @@ pub(crate) fn page(
     html.push_str(
         "<table><thead><tr><th class=\"org\">Organization</th><th class=\"status\">Status</th>",
     );
-    for resource in &table.resources {
-        let _ = write!(html, "<th>{}</th>", escape_html(resource));
+    for column in &table.columns {
+        let _ = write!(html, "<th>{}</th>", escape_html(column));
     }
-    html.push_str(
-        "<th>AI credits</th><th>API calls</th><th>Unassigned<br>tokens</th></tr></thead><tbody>",
-    );
+    html.push_str("</tr></thead><tbody>");
     for row in &table.rows {
-        write_row(&mut html, &table.resources, row);
+        write_row(&mut html, &table.columns, row);
     }
     html.push_str("</tbody></table></body></html>\n");
     html
@@ -556,7 +508,7 @@ fn legend() -> String {
     )
 }
 
-fn write_row(html: &mut String, resources: &[String], row: &Row) {
+fn write_row(html: &mut String, columns: &[String], row: &Row) {
     let (word, detail) = row.status.text();
     let why = reason::of(row);
     let _ = write!(
@@ -569,24 +521,40 @@ fn write_row(html: &mut String, resources: &[String], row: &Row) {
         title = why.as_ref().map(|w| escape_html(&w.full)).unwrap_or_default(),
         shown = why.as_ref().map(reason::Reason::html).unwrap_or_default(),
     );
-    for (resource, figure) in resources.iter().zip(&row.resources) {
-        html.push_str(&figure_cell(resource, *figure, Kind::PlanLimit));
-    }
-    html.push_str(&figure_cell("AI credits", row.ai_credits, Kind::Quota));
-    html.push_str(&figure_cell("API calls", row.api_calls, Kind::Quota));
-    match row.unassigned_tokens {
-        Some(n) => {
-            let _ = write!(
-                html,
-                "<td class=\"{}\" data-label=\"unassigned tokens\">{n}</td>",
-                row.tokens_band().class()
-            );
-        }
-        None => {
-            html.push_str("<td class=\"no-data\" data-label=\"unassigned tokens\">no data</td>")
-        }
+    for (column, cell) in columns.iter().zip(&row.cells) {
+        html.push_str(&cell_html(
+            column,
+            cell.as_ref().unwrap_or(&CellValue::NoData),
+        ));
     }
     html.push_str("</tr>");
+}
+
+/// One cell: `<td class="BAND" data-label="COLUMN">…</td>`, `used / limit` with its
+/// percentage, or a count, or "no data". `data-label` names the column where the table
+/// collapses into cards on narrow screens.
+pub(crate) fn cell_html(column: &str, value: &CellValue) -> String {
+    let label = escape_html(column);
+    let class = cell_band(value).class();
+    match *value {
+        CellValue::NoData => format!("<td class=\"{class}\" data-label=\"{label}\">no data</td>"),
+        CellValue::Count { count, .. } => {
+            format!("<td class=\"{class}\" data-label=\"{label}\">{count}</td>")
+        }
+        CellValue::Share { used, limit, kind } => {
+            let limit_text = match band(used, limit, kind) {
+                Band::Unlimited => "unlimited".to_owned(),
+                _ => number(limit),
+            };
+            let percent = percent(used, limit)
+                .map(|p| format!("<small>{p}</small>"))
+                .unwrap_or_default();
+            format!(
+                "<td class=\"{class}\" data-label=\"{label}\">{} / {limit_text}{percent}</td>",
+                number(used),
+            )
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,49 +5,43 @@
 //! `pipefy` client) → [`snapshot`] → [`exposition`] / [`http`]. The HTTP side only ever
 //! reads the latest snapshot, so a scrape never reaches Pipefy. See ARCHITECTURE.md.
 //!
-//! Everything is `pub(crate)` unless it is part of the public surface, which is what the
-//! binary, the integration tests and the benchmark use:
-//! - [`cli::run`] and [`cli::Cli`], [`logging::init`] (the binary);
-//! - [`config::Config`] (load, validate, inspect schedules), [`shard::Shard`],
-//!   [`web::WebConfig`];
-//! - [`serve`], [`serve_with`], [`serve_all`], [`ServeOptions`] (one exporter on one or
-//!   several listeners), with
-//!   [`reload::Sources`] (what a reload reads again);
-//! - [`http::app`] with [`http::AppState`] (the router, testable without a socket),
-//!   [`exposition::render`], [`refresh::Refresher`], [`snapshot`], [`self_metrics`];
-//! - `simulator` (with the default `demo` feature): the fake Pipefy of `--demo` and the
-//!   tests.
+//! The public surface is the binary's, [`cli`] and [`logging`]; what the integration
+//! tests, the benchmarks and the fuzz targets need besides sits in `testing` (and
+//! `fuzzing`), hidden from the documentation. Everything else is private to the crate,
+//! and `unreachable_pub` keeps a `pub` from meaning more than that.
+//!
+//! The fake Pipefy of `--demo` and the tests is its own crate, `pipefy-sim`
+//! (crates/pipefy-sim), an optional dependency behind the default `demo` feature.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod app;
 pub mod cli;
 mod collectors;
-pub mod config;
+mod config;
 #[cfg(feature = "demo")]
 mod demo;
 mod duration;
-pub mod exposition;
+mod encoding;
+mod exposition;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
+mod http;
 mod landing;
 pub mod logging;
 mod pipefy;
 mod preflight;
 mod process;
-pub mod refresh;
-pub mod reload;
-pub mod secret;
-pub mod self_metrics;
+mod refresh;
+mod reload;
+mod secret;
+mod self_metrics;
 mod server;
-pub mod shard;
-#[cfg(feature = "demo")]
-pub mod simulator;
-pub mod snapshot;
+mod shard;
+mod snapshot;
+#[doc(hidden)]
+pub mod testing;
 mod thresholds;
-pub mod timefmt;
-pub mod web;
+mod web;
 mod yaml;
-
-pub use app::{serve, serve_all, serve_with, ServeOptions};

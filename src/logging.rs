@@ -94,7 +94,7 @@ where
         let line = Line::of(event);
         let mut out = format!(
             "time={} level={} source={} msg=",
-            crate::timefmt::rfc3339(std::time::SystemTime::now()),
+            timefmt::rfc3339(std::time::SystemTime::now()),
             line.level,
             line.source
         );
@@ -127,7 +127,7 @@ where
         let mut object = serde_json::Map::new();
         object.insert(
             "time".into(),
-            crate::timefmt::rfc3339(std::time::SystemTime::now()).into(),
+            timefmt::rfc3339(std::time::SystemTime::now()).into(),
         );
         object.insert("level".into(), line.level.into());
         object.insert("source".into(), line.source.into());

@@ -7,9 +7,8 @@ use pipefy_exporter::logging;
 
 /// mimalloc rather than glibc's malloc: a refresh of thousands of organizations frees
 /// tens of megabytes in many sizes on several threads, and glibc kept much of it as
-/// resident memory (per-thread arenas, returned to the system only from their top): at
-/// 10,000 organizations resident memory climbed with every few refreshes to 190 MiB for
-/// an 80 MB heap, against 130-140 MiB with mimalloc (BENCHMARKS.md).
+/// resident memory (per-thread arenas, returned to the system only from their top);
+/// BENCHMARKS.md has the figures.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

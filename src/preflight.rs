@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::collectors;
 use crate::config::{Account, Config};
+use crate::pipefy::auth::OAUTH_OPERATION;
 use crate::pipefy::model::{alias_outcome, de_id};
 use crate::pipefy::query::{self, RootField};
 use crate::pipefy::schema::{Introspection, Schema};
@@ -87,7 +88,13 @@ async fn check_account(config: &Config, account: &Account, report: &mut Report) 
         check_collectors(config, schema, report);
     }
     check_organizations(config, account, &client, schema.as_ref(), report).await;
-    let billed = metrics.billed_requests();
+    let mut billed: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for (operation, status, count) in metrics.requests() {
+        // The token endpoint is not Pipefy's GraphQL API.
+        if crate::pipefy::billed(&status) && operation != OAUTH_OPERATION && count > 0 {
+            *billed.entry(operation).or_default() += count;
+        }
+    }
     let total: u64 = billed.values().sum();
     let each: Vec<String> = billed.iter().map(|(op, n)| format!("{op} {n}")).collect();
     report.line(format!(
@@ -147,7 +154,7 @@ fn check_collectors(config: &Config, schema: &Schema, report: &mut Report) {
             collector.name(),
             first.message
         ));
-        if collector.name() == collectors::TOKEN_ATTRIBUTION {
+        if collector.name() == collectors::TOKEN_ATTRIBUTION.name {
             let candidates = schema.token_candidates();
             if candidates.is_empty() {
                 report.line(
@@ -195,6 +202,55 @@ async fn check_organizations(
         .filter(|c| c.needs_usage_stats())
         .map(|c| c.name())
         .collect();
+    let document = organizations_request(account, !usage.is_empty());
+    // Even this request is checked first: a wrong name would be billed for nothing.
+    if let Some(problem) = schema.and_then(|s| s.check(&document.text).into_iter().next()) {
+        report.fail(format!(
+            "account {name}: organizations NOT CHECKED: {problem}"
+        ));
+        return;
+    }
+    let (found, allowed) = match ask_organizations(client, &document, !usage.is_empty()).await {
+        Ok(answers) => answers,
+        Err(why) => {
+            report.fail(format!("account {name}: organizations NOT CHECKED: {why}"));
+            return;
+        }
+    };
+    let ids: Vec<String> = match &account.organizations {
+        Some(ids) => ids.clone(),
+        None => {
+            let ids: Vec<String> = found
+                .iter()
+                .filter(|o| config.shard.owns(&o.id))
+                .map(|o| o.id.clone())
+                .collect();
+            let of_shard = if config.shard.total() > 1 {
+                format!(" in shard {}", config.shard)
+            } else {
+                String::new()
+            };
+            report.line(format!(
+                "account {name}: {} organization(s) the credential can see{of_shard}",
+                ids.len(),
+            ));
+            ids
+        }
+    };
+    let verdicts = verdicts(&ids, &found, allowed.as_deref(), &usage);
+    let many = verdicts.len() > LIST_ALL_UP_TO;
+    for (label, verdict) in verdicts {
+        match verdict {
+            Ok(()) if !many => report.line(format!("  {label}: OK")),
+            Ok(()) => {}
+            Err(why) => report.fail(format!("  {label}: FAILED: {why}")),
+        }
+    }
+}
+
+/// The one request that tells which organizations the credential can read (the listed
+/// ones, or all), and, with `usage_stats`, where it has the *Usage Stats* permission.
+fn organizations_request(account: &Account, usage_stats: bool) -> query::Document {
     let mut fields = vec![match &account.organizations {
         Some(ids) => RootField::new("orgs", "organizations(ids: $ids) { id uuid name }").var(
             "ids",
@@ -203,114 +259,77 @@ async fn check_organizations(
         ),
         None => RootField::new("orgs", "organizations { id uuid name }"),
     }];
-    if !usage.is_empty() {
+    if usage_stats {
         fields.push(RootField::new(
             "usage",
             "myUsageStatsOrganizations { uuid name }",
         ));
     }
-    let document = query::document(OPERATION, &fields);
-    // Even this request is checked first: a wrong name would be billed for nothing.
-    if let Some(problem) = schema.and_then(|s| s.check(&document.text).into_iter().next()) {
-        report.fail(format!(
-            "account {name}: organizations NOT CHECKED: {problem}"
-        ));
-        return;
-    }
-    let response = match client
+    query::document(OPERATION, &fields)
+}
+
+/// The organizations the credential can read, and the uuids of those where it has the
+/// *Usage Stats* permission (when asked); or why they are not known.
+async fn ask_organizations(
+    client: &PipefyClient,
+    document: &query::Document,
+    usage_stats: bool,
+) -> Result<(Vec<Found>, Option<Vec<String>>), String> {
+    let response = client
         .execute(OPERATION, &document.text, &document.variables)
         .await
-    {
-        Ok(response) => response,
-        Err(error) => {
-            report.fail(format!(
-                "account {name}: organizations NOT CHECKED: {error}"
-            ));
-            return;
-        }
-    };
+        .map_err(|e| e.to_string())?;
     let answer = |alias: &str| -> Result<serde_json::Value, String> {
         match alias_outcome(&response, alias, None)? {
             Some(value) => Ok(value.clone()),
             None => Ok(serde_json::Value::Array(Vec::new())),
         }
     };
-    let found: Vec<Found> = match answer("a0")
-        .and_then(|v| serde_json::from_value(v).map_err(|e| format!("unexpected answer: {e}")))
-    {
-        Ok(found) => found,
-        Err(error) => {
-            report.fail(format!(
-                "account {name}: organizations NOT CHECKED: {error}"
-            ));
-            return;
-        }
-    };
-    let allowed: Option<Vec<String>> = if usage.is_empty() {
-        None
+    let unexpected = |e: serde_json::Error| format!("unexpected answer: {e}");
+    let found: Vec<Found> = serde_json::from_value(answer("a0")?).map_err(unexpected)?;
+    let allowed = if usage_stats {
+        let list: Vec<Allowed> = serde_json::from_value(answer("a1")?).map_err(unexpected)?;
+        Some(list.into_iter().filter_map(|a| a.uuid).collect())
     } else {
-        match answer("a1").and_then(|v| {
-            serde_json::from_value::<Vec<Allowed>>(v).map_err(|e| format!("unexpected answer: {e}"))
-        }) {
-            Ok(list) => Some(list.into_iter().filter_map(|a| a.uuid).collect()),
-            Err(error) => {
-                report.fail(format!(
-                    "account {name}: Usage Stats permission NOT CHECKED: {error}"
-                ));
-                return;
-            }
-        }
+        None
     };
-    let ids: Vec<String> = match &account.organizations {
-        Some(ids) => ids.clone(),
-        None => found
-            .iter()
-            .filter(|o| config.shard.owns(&o.id))
-            .map(|o| o.id.clone())
-            .collect(),
-    };
-    if account.organizations.is_none() {
-        report.line(format!(
-            "account {name}: {} organization(s) the credential can see{}",
-            ids.len(),
-            if config.shard.total() > 1 {
-                format!(" in shard {}", config.shard)
-            } else {
-                String::new()
-            }
-        ));
-    }
-    let mut lines = Vec::new();
-    for id in &ids {
-        let org = found.iter().find(|o| &o.id == id);
-        let label = match org.and_then(|o| o.name.as_deref()) {
-            Some(org_name) => format!("organization {id} ({org_name})"),
-            None => format!("organization {id}"),
-        };
-        let verdict = match (org, &allowed) {
-            (None, _) => Err(
-                "not readable with this credential (no access, or no such organization)".to_owned(),
-            ),
-            (Some(org), Some(allowed))
-                if !org.uuid.as_ref().is_some_and(|u| allowed.contains(u)) =>
-            {
-                Err(format!(
-                    "no Usage Stats permission here, which {} need",
-                    usage.join(", ")
-                ))
-            }
-            _ => Ok(()),
-        };
-        lines.push((label, verdict));
-    }
-    let many = lines.len() > LIST_ALL_UP_TO;
-    for (label, verdict) in lines {
-        match verdict {
-            Ok(()) if !many => report.line(format!("  {label}: OK")),
-            Ok(()) => {}
-            Err(why) => report.fail(format!("  {label}: FAILED: {why}")),
-        }
-    }
+    Ok((found, allowed))
+}
+
+/// Each organization of `ids` named, and whether it will work: readable (in `found`),
+/// and with the Usage Stats permission where `allowed` tells it, which the collectors of
+/// `usage` need.
+fn verdicts(
+    ids: &[String],
+    found: &[Found],
+    allowed: Option<&[String]>,
+    usage: &[&str],
+) -> Vec<(String, Result<(), String>)> {
+    ids.iter()
+        .map(|id| {
+            let org = found.iter().find(|o| &o.id == id);
+            let label = match org.and_then(|o| o.name.as_deref()) {
+                Some(org_name) => format!("organization {id} ({org_name})"),
+                None => format!("organization {id}"),
+            };
+            let verdict = match (org, allowed) {
+                (None, _) => Err(
+                    "not readable with this credential (no access, or no such organization)"
+                        .to_owned(),
+                ),
+                (Some(org), Some(allowed))
+                    if !org.uuid.as_ref().is_some_and(|u| allowed.contains(u)) =>
+                {
+                    Err(format!(
+                        "no Usage Stats permission here, which {} need",
+                        usage.join(", ")
+                    ))
+                }
+                _ => Ok(()),
+            };
+            (label, verdict)
+        })
+        .collect()
 }
 
 impl Report {

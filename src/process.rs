@@ -2,7 +2,7 @@
 //! Go and Python clients' process collectors. On systems without `/proc` the metrics
 //! are simply absent.
 
-use crate::exposition::{Encoder, MetricType};
+use crate::encoding::{Encoder, MetricType};
 
 /// Linux reports CPU times in clock ticks; USER_HZ is 100 on every architecture Rust
 /// targets with procfs (it is fixed by the kernel ABI, not by CONFIG_HZ).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::exposition::{Encoder, Histogram, MetricType};
+use crate::encoding::{Encoder, Histogram, MetricType};
 
 const REFRESH_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -29,13 +29,13 @@ pub(crate) enum RefreshResult {
 }
 
 impl RefreshResult {
-    pub const ALL: [RefreshResult; 3] = [
+    pub(crate) const ALL: [RefreshResult; 3] = [
         RefreshResult::Success,
         RefreshResult::Partial,
         RefreshResult::Failure,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RefreshResult::Success => "success",
             RefreshResult::Partial => "partial",
@@ -43,7 +43,7 @@ impl RefreshResult {
         }
     }
 
-    pub fn from_tally(succeeded: usize, failed: usize) -> Self {
+    pub(crate) fn from_tally(succeeded: usize, failed: usize) -> Self {
         match (succeeded, failed) {
             (_, 0) => RefreshResult::Success,
             (0, _) => RefreshResult::Failure,
@@ -139,19 +139,13 @@ impl SelfMetrics {
         self.change().queries.insert(key, invalid);
     }
 
-    /// GraphQL requests counted so far that Pipefy bills (2xx, 3xx, 404, 408, 422), by
-    /// operation: what `--check.pipefy` reports having spent.
-    pub(crate) fn billed_requests(&self) -> BTreeMap<&'static str, u64> {
-        let mut billed = BTreeMap::new();
-        for ((operation, status), count) in &self.lock().api_requests {
-            let billable = status.starts_with('2')
-                || status.starts_with('3')
-                || matches!(status.as_str(), "404" | "408" | "422");
-            if billable && *operation != crate::pipefy::auth::OAUTH_OPERATION && *count > 0 {
-                *billed.entry(*operation).or_default() += count;
-            }
-        }
-        billed
+    /// Requests counted so far: `(operation, status, count)`.
+    pub(crate) fn requests(&self) -> Vec<(&'static str, String, u64)> {
+        self.lock()
+            .api_requests
+            .iter()
+            .map(|((operation, status), count)| (*operation, status.clone(), *count))
+            .collect()
     }
 
     /// `(account, collector, why)` of every query not sent, for the landing page.
@@ -266,7 +260,7 @@ impl SelfMetrics {
             enc.sample(
                 "pipefy_exporter_config_last_reload_success_timestamp_seconds",
                 &[],
-                crate::timefmt::unix_seconds(at),
+                timefmt::unix_seconds(at),
             );
         }
         enc.family(

@@ -77,7 +77,7 @@ const PLAIN_HTTP_ANSWER: &[u8] =
 
 /// The limits every connection is served with, plain or TLS.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct ConnectionLimits {
     /// `--web.read-header-timeout`: from the connection's opening (or the end of the
     /// previous response) to the end of the request's headers.
     pub(crate) read_header_timeout: Duration,
@@ -141,7 +141,7 @@ pub(crate) async fn run(
     listeners: Vec<TcpListener>,
     router: Router,
     web: watch::Receiver<Arc<WebConfig>>,
-    limits: Limits,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let shared = Shared {
@@ -240,7 +240,7 @@ async fn drain(graceful: GracefulShutdown, phase: &watch::Sender<Phase>) {
 }
 
 /// The HTTP/1.1 settings of every connection.
-fn http1_builder(limits: &Limits) -> http1::Builder {
+fn http1_builder(limits: &ConnectionLimits) -> http1::Builder {
     let mut http = http1::Builder::new();
     // Without a timer, hyper enforces no header-read timeout at all.
     http.timer(TokioTimer::new())
@@ -279,7 +279,7 @@ struct Shared {
     /// Read at each connection, so that a reload's new certificate is used from the
     /// next handshake on. Whether TLS is on does not change (a reload refuses that).
     web: watch::Receiver<Arc<WebConfig>>,
-    limits: Limits,
+    limits: ConnectionLimits,
 }
 
 /// One accepted connection, holding its slot under `--web.max-connections` until it

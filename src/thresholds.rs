@@ -81,4 +81,6 @@ pub(crate) fn deadline_level(unassigned: usize, days_left: f64) -> Level {
 }
 
 #[cfg(test)]
+mod demo_alerts;
+#[cfg(test)]
 mod tests;

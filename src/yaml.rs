@@ -51,7 +51,7 @@ impl fmt::Display for Line {
 /// A file being read and validated: the one thing every validator needs to report an
 /// error.
 #[derive(Clone, Copy, Debug)]
-pub struct File<'a> {
+pub(crate) struct File<'a> {
     /// "config file", "web config file".
     pub kind: &'static str,
     pub path: &'a Path,
@@ -62,7 +62,7 @@ pub struct File<'a> {
 
 impl<'a> File<'a> {
     /// A file whose text is not read yet.
-    pub fn new(kind: &'static str, path: &'a Path) -> Self {
+    pub(crate) fn new(kind: &'static str, path: &'a Path) -> Self {
         File {
             kind,
             path,
@@ -71,12 +71,12 @@ impl<'a> File<'a> {
     }
 
     /// The same file with its text, for errors to find their line in.
-    pub fn with_text(self, text: &'a str) -> Self {
+    pub(crate) fn with_text(self, text: &'a str) -> Self {
         File { text, ..self }
     }
 
     /// The file's text.
-    pub fn read(&self) -> Result<String, FileError> {
+    pub(crate) fn read(&self) -> Result<String, FileError> {
         std::fs::read_to_string(self.path).map_err(|source| FileError::Read {
             kind: self.kind,
             path: self.path.to_owned(),
@@ -86,7 +86,7 @@ impl<'a> File<'a> {
 
     /// An error at `key` (a path such as `pipefy.auth.token_file`), at the line of that
     /// key in the text, or of its nearest ancestor that is written.
-    pub fn err(&self, key: impl Into<String>, message: impl Into<String>) -> FileError {
+    pub(crate) fn err(&self, key: impl Into<String>, message: impl Into<String>) -> FileError {
         let key = key.into();
         let line = locate(self.text, &key);
         self.err_at(key, line, message)
@@ -103,13 +103,13 @@ impl<'a> File<'a> {
     }
 
     /// The text deserialized as `T`, or an error naming the key and its line.
-    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, FileError> {
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, FileError> {
         parse_yaml(self.text).map_err(|e| self.err_at(e.key, e.line, e.message))
     }
 
     /// A path as written in the file: relative paths are relative to the file's
     /// directory (as in the exporter-toolkit), not to the working directory.
-    pub fn resolve(&self, file: &Path) -> PathBuf {
+    pub(crate) fn resolve(&self, file: &Path) -> PathBuf {
         resolve(self.path, file)
     }
 }

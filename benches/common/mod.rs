@@ -2,8 +2,8 @@
 //! configuration listing them all. (A directory module, so that cargo does not take it
 //! for a bench target of its own.)
 
-use pipefy_exporter::config::Config;
-use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
+use pipefy_exporter::testing::Config;
+use pipefy_sim::{SimAuth, SimData, SimServer, Simulator};
 
 /// A simulator with `n` generated organizations, and an exporter configuration that
 /// lists them all with every collector on (API usage broken down by token).

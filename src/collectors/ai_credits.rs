@@ -9,16 +9,24 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
-use crate::exposition::{org_family, Encoder};
+use super::family::org_family;
+use super::spec::settings;
+use super::{combined, BuildError, Cell, Collector, Decoded, Meta, Period, Spec, Target};
+use crate::encoding::Encoder;
 use crate::pipefy::model::null_as_default;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::thresholds::Kind;
 
-pub(crate) const NAME: &str = "ai_credits";
-const OPERATION: &str = "PipefyAiCredits";
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+pub(crate) const SPEC: Spec = Spec {
+    name: "ai_credits",
+    operation: "PipefyAiCredits",
+    default_interval: Duration::from_secs(15 * 60),
+};
+/// Its column on the landing page (the plan's `ai_credits` limit stands in for it when
+/// this collector is off).
+pub(crate) const COLUMN: &str = "AI credits";
 const COMBINED: &str = "aiCreditUsageStatsCombined(organizationUuids: $uuids, period: $period) { byOrganization { organizationUuid organizationName usage limit hasAddon aiAutomation { usage enabled } assistants { usage enabled } } partial }";
 const PER_ORGANIZATION: &str = "aiCreditUsageStats(organizationUuid: $uuid, period: $period) { active usage limit hasAddon updatedAt aiAutomation { enabled usage } assistants { enabled usage } freeAiCredit { limit usage } }";
 
@@ -44,35 +52,17 @@ impl<'de> Deserialize<'de> for Source {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of settings")]
-pub(crate) struct Raw {
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::duration::de_duration")]
-    interval: Option<Duration>,
-    #[serde(default)]
+settings! {
     period: Period,
-    #[serde(default)]
     source: Source,
 }
 
-pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<AiCredits>, super::BuildError> {
-    let Some(meta) = Meta::resolve(
-        (NAME, OPERATION),
-        raw.enabled,
-        raw.interval,
-        DEFAULT_INTERVAL,
-        ctx,
-    )?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(AiCredits {
+pub(crate) fn build(meta: Meta, raw: Raw) -> Result<AiCredits, BuildError> {
+    Ok(AiCredits {
         meta,
         period: raw.period,
         source: raw.source,
-    }))
+    })
 }
 
 #[derive(Debug)]
@@ -84,20 +74,20 @@ pub(crate) struct AiCredits {
 
 /// This collector's slice of an organization.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Credits {
-    pub used: f64,
+struct Credits {
+    used: f64,
     /// `+Inf` for an uncapped plan.
-    pub limit: f64,
-    pub addon_enabled: bool,
+    limit: f64,
+    addon_enabled: bool,
     /// `(used, limit)` of the free credits, known with `source: per_organization` only.
-    pub free: Option<(f64, f64)>,
+    free: Option<(f64, f64)>,
     /// `(feature, enabled, used)` for `ai_automation` and `assistants`.
-    pub features: Vec<(&'static str, bool, f64)>,
+    features: Vec<(&'static str, bool, f64)>,
 }
 
 /// The fresh AI credits of an organization, if Pipefy returned any.
-pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Credits> {
-    org.fresh::<Option<Credits>>(NAME, now)
+fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Credits> {
+    org.fresh::<Option<Credits>>(SPEC.name, now)
         .and_then(Option::as_ref)
 }
 
@@ -246,6 +236,11 @@ impl Collector for AiCredits {
                 }
             },
         );
+    }
+
+    fn cells(&self, org: &OrgSnapshot, now: SystemTime) -> Vec<Cell> {
+        let figure = of(org, now).map(|c| (c.used, c.limit));
+        vec![Cell::share(COLUMN, figure, Kind::Quota)]
     }
 }
 

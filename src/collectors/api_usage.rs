@@ -9,46 +9,32 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
-use crate::exposition::{org_family, Encoder};
+use super::family::org_family;
+use super::spec::settings;
+use super::{combined, BuildError, Cell, Collector, Decoded, Meta, Period, Spec, Target};
+use crate::encoding::Encoder;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::thresholds::Kind;
 
-pub(crate) const NAME: &str = "api_usage";
-const OPERATION: &str = "PipefyApiUsage";
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+pub(crate) const SPEC: Spec = Spec {
+    name: "api_usage",
+    operation: "PipefyApiUsage",
+    default_interval: Duration::from_secs(15 * 60),
+};
 const TOTALS: &str = "apiUsageStatsCombined(organizationUuids: $uuids, period: $period) { byOrganization { organizationUuid organizationName usage limit } partial }";
 const BREAKDOWN: &str = "apiUsageStats(organizationUuid: $uuid, period: $period, dimension: $dimension) { data { dimension metric } limit }";
 /// How Pipefy labels calls it cannot attribute (unnamed operations).
 const NOT_SPECIFIED: &str = "Not specified";
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of settings")]
-pub(crate) struct Raw {
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::duration::de_duration")]
-    interval: Option<Duration>,
-    #[serde(default)]
+settings! {
     period: Period,
-    #[serde(default)]
     by_token: Option<bool>,
-    #[serde(default)]
     by_operation: Option<bool>,
 }
 
-pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<ApiUsage>, super::BuildError> {
-    let Some(meta) = Meta::resolve(
-        (NAME, OPERATION),
-        raw.enabled,
-        raw.interval,
-        DEFAULT_INTERVAL,
-        ctx,
-    )?
-    else {
-        return Ok(None);
-    };
+pub(crate) fn build(meta: Meta, raw: Raw) -> Result<ApiUsage, BuildError> {
     let mut dimensions = Vec::new();
     if raw.by_token.unwrap_or(true) {
         dimensions.push(Dimension::Token);
@@ -56,11 +42,11 @@ pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<ApiUsage>, super::
     if raw.by_operation.unwrap_or(false) {
         dimensions.push(Dimension::OperationName);
     }
-    Ok(Some(ApiUsage {
+    Ok(ApiUsage {
         meta,
         period: raw.period,
         dimensions,
-    }))
+    })
 }
 
 /// Pipefy's `GroupedAPIDimension`.
@@ -95,21 +81,21 @@ pub(crate) struct ApiUsage {
 
 /// This collector's slice of an organization.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Calls {
-    pub used: f64,
+struct Calls {
+    used: f64,
     /// `+Inf` when the organization has no quota.
-    pub limit: f64,
+    limit: f64,
     /// Calls per token name (with `by_token`), names as Pipefy gives them, in name
     /// order and each once. A sorted list rather than a map: a B-tree node holds eleven
     /// entries, for the two or three of an organization in every snapshot.
-    pub by_token: Vec<(String, f64)>,
+    by_token: Vec<(String, f64)>,
     /// Calls per GraphQL operation name (with `by_operation`), likewise.
-    pub by_operation: Vec<(String, f64)>,
+    by_operation: Vec<(String, f64)>,
 }
 
 /// The fresh API usage of an organization.
-pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Calls> {
-    org.fresh::<Calls>(NAME, now)
+fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&Calls> {
+    org.fresh::<Calls>(SPEC.name, now)
 }
 
 /// An item of the combined answer's `byOrganization`.
@@ -244,6 +230,11 @@ impl Collector for ApiUsage {
             });
         }
     }
+
+    fn cells(&self, org: &OrgSnapshot, now: SystemTime) -> Vec<Cell> {
+        let figure = of(org, now).map(|c| (c.used, c.limit));
+        vec![Cell::share("API calls", figure, Kind::Quota)]
+    }
 }
 
 #[cfg(test)]
@@ -259,15 +250,14 @@ mod tests {
 
     #[test]
     fn totals_and_breakdowns_make_one_value_per_organization() {
-        let collector = build(
-            Raw {
-                by_operation: Some(true),
-                ..Raw::default()
-            },
-            &Context::default(),
-        )
-        .unwrap()
-        .unwrap();
+        let meta = Meta::resolve(&SPEC, None, None, &super::super::Defaults::default())
+            .unwrap()
+            .unwrap();
+        let raw = Raw {
+            by_operation: Some(true),
+            ..Raw::default()
+        };
+        let collector = build(meta, raw).unwrap();
         let orgs = [target("2"), target("300")];
         let keys: Vec<String> = collector.fields(&orgs).into_iter().map(|f| f.key).collect();
         assert_eq!(

@@ -7,43 +7,30 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
-use crate::exposition::{org_family, Encoder};
+use super::family::org_family;
+use super::spec::settings;
+use super::{combined, BuildError, Collector, Decoded, Meta, Period, Spec, Target};
+use crate::encoding::Encoder;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::Snapshot;
 
-pub(crate) const NAME: &str = "automation_jobs";
-const OPERATION: &str = "PipefyAutomationJobs";
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+pub(crate) const SPEC: Spec = Spec {
+    name: "automation_jobs",
+    operation: "PipefyAutomationJobs",
+    default_interval: Duration::from_secs(15 * 60),
+};
 const COMBINED: &str = "automationsUsageDetailsCombined(organizationUuids: $uuids, period: $period) { byOrganization { organizationUuid organizationName usage } partial }";
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of settings")]
-pub(crate) struct Raw {
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::duration::de_duration")]
-    interval: Option<Duration>,
-    #[serde(default)]
+settings! {
     period: Period,
 }
 
-pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<AutomationJobs>, super::BuildError> {
-    let Some(meta) = Meta::resolve(
-        (NAME, OPERATION),
-        raw.enabled,
-        raw.interval,
-        DEFAULT_INTERVAL,
-        ctx,
-    )?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(AutomationJobs {
+pub(crate) fn build(meta: Meta, raw: Raw) -> Result<AutomationJobs, BuildError> {
+    Ok(AutomationJobs {
         meta,
         period: raw.period,
-    }))
+    })
 }
 
 #[derive(Debug)]
@@ -82,7 +69,7 @@ impl Collector for AutomationJobs {
             "pipefy_automation_jobs_used",
             "Automation jobs run in the period (this month by default).",
             |org, emit| {
-                if let Some(jobs) = org.fresh::<Jobs>(NAME, now) {
+                if let Some(jobs) = org.fresh::<Jobs>(SPEC.name, now) {
                     emit(&[], jobs.used);
                 }
             },

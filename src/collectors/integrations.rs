@@ -6,44 +6,31 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{combined, Collector, Context, Decoded, Meta, Period, Target};
-use crate::exposition::{org_family, Encoder};
+use super::family::org_family;
+use super::spec::settings;
+use super::{combined, BuildError, Collector, Decoded, Meta, Period, Spec, Target};
+use crate::encoding::Encoder;
 use crate::pipefy::model::null_as_default;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::Snapshot;
 
-pub(crate) const NAME: &str = "integrations";
-const OPERATION: &str = "PipefyIntegrations";
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(60 * 60);
+pub(crate) const SPEC: Spec = Spec {
+    name: "integrations",
+    operation: "PipefyIntegrations",
+    default_interval: Duration::from_secs(60 * 60),
+};
 const FIELD: &str = "integrationsUsageStats(organizationUuid: $uuid, period: $period) { tasksConsumed { usage limit } activeFlows }";
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of settings")]
-pub(crate) struct Raw {
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::duration::de_duration")]
-    interval: Option<Duration>,
-    #[serde(default)]
+settings! {
     period: Period,
 }
 
-pub(crate) fn build(raw: Raw, ctx: &Context) -> Result<Option<Integrations>, super::BuildError> {
-    let Some(meta) = Meta::resolve(
-        (NAME, OPERATION),
-        raw.enabled,
-        raw.interval,
-        DEFAULT_INTERVAL,
-        ctx,
-    )?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Integrations {
+pub(crate) fn build(meta: Meta, raw: Raw) -> Result<Integrations, BuildError> {
+    Ok(Integrations {
         meta,
         period: raw.period,
-    }))
+    })
 }
 
 #[derive(Debug)]
@@ -117,7 +104,7 @@ impl Collector for Integrations {
         ];
         for (name, help, field) in families {
             org_family(enc, snapshot, name, help, |org, emit| {
-                if let Some(tasks) = org.fresh::<Tasks>(NAME, now) {
+                if let Some(tasks) = org.fresh::<Tasks>(SPEC.name, now) {
                     emit(&[], field(tasks));
                 }
             });

@@ -1,16 +1,23 @@
 //! One file per collector, the way node_exporter's `collector/` directory is laid out.
-//! Each file holds everything about one thing the exporter watches: its configuration
-//! (`collectors.<name>` in the config file), the GraphQL root fields it asks Pipefy for,
-//! the decoding of the answers into its slice of the snapshot, and the metric families
-//! it renders from that slice.
+//! A collector file holds only what is its own: its [`Spec`] and settings, the GraphQL
+//! root fields it asks Pipefy for, the decoding of the answers into its slice of the
+//! snapshot, the metric families it renders from that slice, and what it shows on the
+//! landing page ([`Cell`]s). What every collector shares is declared once: `spec.rs`
+//! (name, operation, default interval, `enabled` and `interval`), `schedule.rs` (when it
+//! runs), `combined.rs` (how the usage statistics are asked), `family.rs` (how
+//! per-organization families are written), `summary.rs` (landing-page cells).
 //!
 //! The scheduler ([`crate::refresh`]) drives any collector through [`Collector`]; the
 //! config parser reaches them through [`RawCollectors`]. Both come from the one
 //! `registry!` line at the bottom of this file, so adding a collector is its own file
-//! plus one name there.
+//! plus one name there (ARCHITECTURE.md, "Adding a collector").
 
 mod combined;
+pub(crate) mod cost;
+mod family;
 mod schedule;
+mod spec;
+mod summary;
 
 mod ai_credits;
 mod api_usage;
@@ -26,25 +33,19 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::exposition::Encoder;
+use crate::encoding::Encoder;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
-use crate::snapshot::{OrgMeta, Slice, Snapshot};
+use crate::snapshot::{OrgMeta, OrgSnapshot, Outcome, Slice, Snapshot};
 
 pub(crate) use combined::answer;
-pub use schedule::Schedule;
-pub(crate) use schedule::{Context, Period};
-pub(crate) use token_attribution::TokenAttribution;
-pub use token_attribution::DEFAULT_TOKEN_SELECTION;
-pub(crate) use token_attribution::NAME as TOKEN_ATTRIBUTION;
-
-/// Typed read access to each collector's slice, for the landing page and tests.
-pub(crate) mod slices {
-    pub(crate) use super::ai_credits::of as ai_credits;
-    pub(crate) use super::api_usage::of as api_usage;
-    pub(crate) use super::subscription_limits::of as subscription_limits;
-    pub(crate) use super::token_attribution::of as token_attribution;
-}
+pub(crate) use family::org_family;
+pub(crate) use schedule::Schedule;
+pub(crate) use schedule::{Defaults, Period};
+use spec::{join_key, Toggle};
+pub(crate) use spec::{BuildError, Meta, Spec};
+pub(crate) use summary::{Cell, CellValue};
+pub(crate) use token_attribution::SPEC as TOKEN_ATTRIBUTION;
 
 /// An organization a collector is asked about. Collectors that address organizations
 /// by uuid (the usage-statistics queries) are only given organizations whose uuid is
@@ -81,55 +82,25 @@ impl Decoded {
             result: result.map(Slice::new),
         }
     }
-}
 
-/// What every collector is, whatever it collects.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Meta {
-    /// Its key under `collectors:` and its `collector` label value.
-    pub(crate) name: &'static str,
-    /// The GraphQL operation name of its requests (what Pipefy reports in
-    /// `apiUsageStats(dimension: operation_name)`, and the `operation` label of
-    /// `pipefy_exporter_api_requests_total`).
-    pub(crate) operation: &'static str,
-    pub(crate) schedule: Schedule,
-}
-
-impl Meta {
-    /// The settings every collector has: `None` when `enabled: false`, else its
-    /// schedule from `interval` (or `refresh_interval`, or `default`).
-    pub(crate) fn resolve(
-        (name, operation): (&'static str, &'static str),
-        enabled: Option<bool>,
-        interval: Option<std::time::Duration>,
-        default: std::time::Duration,
-        ctx: &Context,
-    ) -> Result<Option<Meta>, BuildError> {
-        if enabled == Some(false) {
-            return Ok(None);
+    /// What the snapshot keeps of it, as `collector`'s outcome.
+    pub(crate) fn into_outcome(self, collector: &dyn Collector) -> Outcome {
+        Outcome {
+            org_id: self.org_id,
+            collector: collector.name(),
+            stale_after: collector.schedule().stale_after,
+            result: self.result,
         }
-        Ok(Some(Meta {
-            name,
-            operation,
-            schedule: Schedule::resolve(interval, default, ctx)?,
-        }))
     }
 }
 
-/// `&dyn Any` of any collector, so that [`find`] can look one up by type without every
-/// collector writing the same one-line method.
-pub(crate) trait AsAny {
-    fn as_any(&self) -> &dyn Any;
-}
-
-impl<T: Any> AsAny for T {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+/// `collector`'s outcome for an organization it could not ask about.
+pub(crate) fn failed(org_id: &str, collector: &dyn Collector, error: String) -> Outcome {
+    Decoded::new::<()>(org_id, Err(error)).into_outcome(collector)
 }
 
 /// A thing the exporter refreshes on its own schedule and renders when it publishes.
-pub(crate) trait Collector: Send + Sync + Debug + AsAny {
+pub(crate) trait Collector: Send + Sync + Debug {
     fn meta(&self) -> &Meta;
     fn name(&self) -> &'static str {
         self.meta().name
@@ -173,14 +144,15 @@ pub(crate) trait Collector: Send + Sync + Debug + AsAny {
     /// not on the snapshot. Called on every scrape: a few series at most, never one per
     /// organization. Most collectors have none.
     fn encode_live(&self, _now: SystemTime, _enc: &mut Encoder) {}
-}
-
-/// The configured collector of type `T`, if enabled.
-pub(crate) fn find<T: Collector + Any>(collectors: &[Arc<dyn Collector>]) -> Option<&T> {
-    collectors
-        .iter()
-        // `(**c)`: the collector itself; `c.as_any()` would be the `Arc`'s own `AsAny`.
-        .find_map(|c| (**c).as_any().downcast_ref::<T>())
+    /// A line for the top of the landing page (a deadline), if it has one.
+    fn headline(&self, _now: SystemTime) -> Option<String> {
+        None
+    }
+    /// Its cells of an organization's row on the landing page, from the values still
+    /// fresh at `now`. Most collectors have none.
+    fn cells(&self, _org: &OrgSnapshot, _now: SystemTime) -> Vec<Cell> {
+        Vec::new()
+    }
 }
 
 /// The GraphQL documents `collector` sends, one per distinct root field, made for a
@@ -200,46 +172,6 @@ pub(crate) fn documents(collector: &dyn Collector) -> Vec<String> {
         .collect()
 }
 
-/// Either `name: true|false` or `name: {keys...}` in the config file. Written by hand
-/// rather than as an untagged enum so that a wrong key inside the table is reported as
-/// such (with its line), not as "data did not match any variant".
-#[derive(Debug)]
-pub(crate) enum Toggle<T> {
-    Switch(bool),
-    Table(T),
-}
-
-impl<T: Default> Default for Toggle<T> {
-    fn default() -> Self {
-        Toggle::Table(T::default())
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
-            type Value = Toggle<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("true, false, or a table of settings")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Toggle::Switch(v))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Toggle::Table)
-            }
-        }
-        d.deserialize_any(Visitor(std::marker::PhantomData))
-    }
-}
-
-/// A configuration error inside `collectors.<name>`: the key below it and the message.
-pub(crate) type BuildError = (String, String);
-
 macro_rules! registry {
     ($($name:ident),* $(,)?) => {
         /// `collectors:` exactly as written in the config file.
@@ -256,20 +188,16 @@ macro_rules! registry {
         impl RawCollectors {
             /// The enabled collectors, validated. The error's key is relative to
             /// `collectors`, e.g. `api_usage.interval`.
-            pub(crate) fn build(self, ctx: &Context) -> Result<Vec<Arc<dyn Collector>>, BuildError> {
+            pub(crate) fn build(self, defaults: &Defaults) -> Result<Vec<Arc<dyn Collector>>, BuildError> {
                 let mut enabled: Vec<Arc<dyn Collector>> = Vec::new();
                 $(
-                    let raw = match self.$name.unwrap_or_default() {
-                        Toggle::Switch(false) => None,
-                        Toggle::Switch(true) => Some(Default::default()),
-                        Toggle::Table(raw) => Some(raw),
-                    };
-                    if let Some(raw) = raw {
-                        let built = $name::build(raw, ctx).map_err(|(key, message)| {
+                    if let Some(raw) = self.$name.unwrap_or_default().table() {
+                        let key = |(key, message): BuildError| {
                             (join_key(stringify!($name), &key), message)
-                        })?;
-                        if let Some(collector) = built {
-                            enabled.push(Arc::new(collector));
+                        };
+                        let spec = &$name::SPEC;
+                        if let Some(meta) = Meta::resolve(spec, raw.enabled, raw.interval, defaults).map_err(key)? {
+                            enabled.push(Arc::new($name::build(meta, raw).map_err(key)?));
                         }
                     }
                 )*
@@ -277,14 +205,6 @@ macro_rules! registry {
             }
         }
     };
-}
-
-fn join_key(name: &str, key: &str) -> String {
-    if key.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name}.{key}")
-    }
 }
 
 // Subscription limits first: its answers carry each organization's identity (uuid,
@@ -305,11 +225,11 @@ pub(crate) fn every_variant() -> Vec<Arc<dyn Collector>> {
     let yaml = "api_usage: {by_operation: true}\nai_credits: {source: per_organization}\n";
     let mut all = crate::yaml::parse_yaml::<RawCollectors>(yaml)
         .ok()
-        .and_then(|raw| raw.build(&Context::default()).ok())
+        .and_then(|raw| raw.build(&Defaults::default()).ok())
         .unwrap_or_default();
     all.extend(
         RawCollectors::default()
-            .build(&Context::default())
+            .build(&Defaults::default())
             .unwrap_or_default(),
     );
     all
@@ -323,17 +243,12 @@ pub(crate) fn decode_and_render(
     orgs: &[Target],
     answers: &Answers,
 ) -> Vec<String> {
-    use crate::snapshot::{merge, OrgEntry, Outcome};
+    use crate::snapshot::{merge, OrgEntry};
     let decoded = collector.decode(orgs, answers);
     let ids = decoded.iter().map(|d| d.org_id.clone()).collect();
     let outcomes = decoded
         .into_iter()
-        .map(|d| Outcome {
-            org_id: d.org_id,
-            collector: collector.name(),
-            stale_after: collector.schedule().stale_after,
-            result: d.result,
-        })
+        .map(|d| d.into_outcome(collector))
         .collect();
     let entries = orgs
         .iter()

@@ -15,7 +15,7 @@ const MIN_INTERVALS_BEFORE_STALE: u32 = 3;
 
 /// What the top level of the config file says about every collector.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Context {
+pub(crate) struct Defaults {
     /// `refresh_interval`: the interval of every collector that sets none of its own.
     pub refresh_interval: Option<Duration>,
     /// `stale_after`, raised per collector to at least three of its intervals.
@@ -35,14 +35,17 @@ impl Schedule {
     pub(crate) fn resolve(
         interval: Option<Duration>,
         default: Duration,
-        ctx: &Context,
+        defaults: &Defaults,
     ) -> Result<Schedule, super::BuildError> {
-        let interval = interval.or(ctx.refresh_interval).unwrap_or(default);
+        let interval = interval.or(defaults.refresh_interval).unwrap_or(default);
         if interval.is_zero() {
             return Err(("interval".into(), "must be greater than 0".into()));
         }
         let floor = interval.saturating_mul(MIN_INTERVALS_BEFORE_STALE);
-        let stale_after = ctx.stale_after.unwrap_or(DEFAULT_STALE_AFTER).max(floor);
+        let stale_after = defaults
+            .stale_after
+            .unwrap_or(DEFAULT_STALE_AFTER)
+            .max(floor);
         Ok(Schedule {
             interval,
             stale_after,
@@ -104,21 +107,25 @@ mod tests {
 
     #[test]
     fn own_interval_then_refresh_interval_then_default() {
-        let ctx = Context::default();
+        let defaults = Defaults::default();
         assert_eq!(
-            Schedule::resolve(None, 15 * MINUTE, &ctx).unwrap().interval,
+            Schedule::resolve(None, 15 * MINUTE, &defaults)
+                .unwrap()
+                .interval,
             15 * MINUTE
         );
-        let ctx = Context {
+        let defaults = Defaults {
             refresh_interval: Some(2 * MINUTE),
             stale_after: None,
         };
         assert_eq!(
-            Schedule::resolve(None, 15 * MINUTE, &ctx).unwrap().interval,
+            Schedule::resolve(None, 15 * MINUTE, &defaults)
+                .unwrap()
+                .interval,
             2 * MINUTE
         );
         assert_eq!(
-            Schedule::resolve(Some(60 * MINUTE), 15 * MINUTE, &ctx)
+            Schedule::resolve(Some(60 * MINUTE), 15 * MINUTE, &defaults)
                 .unwrap()
                 .interval,
             60 * MINUTE
@@ -127,15 +134,15 @@ mod tests {
 
     #[test]
     fn stale_after_is_at_least_three_intervals() {
-        let ctx = Context {
+        let defaults = Defaults {
             refresh_interval: None,
             stale_after: Some(10 * MINUTE),
         };
-        let hourly = Schedule::resolve(Some(60 * MINUTE), MINUTE, &ctx).unwrap();
+        let hourly = Schedule::resolve(Some(60 * MINUTE), MINUTE, &defaults).unwrap();
         assert_eq!(hourly.stale_after, 180 * MINUTE);
-        let quick = Schedule::resolve(Some(MINUTE), MINUTE, &ctx).unwrap();
+        let quick = Schedule::resolve(Some(MINUTE), MINUTE, &defaults).unwrap();
         assert_eq!(quick.stale_after, 10 * MINUTE);
-        let default = Schedule::resolve(Some(MINUTE), MINUTE, &Context::default()).unwrap();
+        let default = Schedule::resolve(Some(MINUTE), MINUTE, &Defaults::default()).unwrap();
         assert_eq!(default.stale_after, 15 * MINUTE);
     }
 
@@ -144,7 +151,7 @@ mod tests {
         let s = Schedule::resolve(
             Some(30 * Duration::from_secs(1)),
             MINUTE,
-            &Context::default(),
+            &Defaults::default(),
         )
         .unwrap();
         assert_eq!(s.calls_per_day(3), 2880 * 3);

@@ -8,42 +8,29 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{combined, Collector, Context, Decoded, Meta, Target};
-use crate::exposition::{org_family, Encoder};
+use super::family::org_family;
+use super::spec::settings;
+use super::{combined, BuildError, Cell, CellValue, Collector, Decoded, Meta, Spec, Target};
+use crate::encoding::Encoder;
 use crate::pipefy::model::Organization;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
+use crate::thresholds::Kind;
 
-pub(crate) const NAME: &str = "subscription_limits";
-const OPERATION: &str = "PipefySubscriptionLimits";
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+pub(crate) const SPEC: Spec = Spec {
+    name: "subscription_limits",
+    operation: "PipefySubscriptionLimits",
+    default_interval: Duration::from_secs(5 * 60),
+};
 const FIELD: &str = "organization(id: $id) { id uuid name planName activeSubscription { limits { resource limit used } } }";
+/// The plan resource the `ai_credits` collector shows as its own.
+const AI_CREDITS: &str = "ai_credits";
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of settings")]
-pub(crate) struct Raw {
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::duration::de_duration")]
-    interval: Option<Duration>,
-}
+settings! {}
 
-pub(crate) fn build(
-    raw: Raw,
-    ctx: &Context,
-) -> Result<Option<SubscriptionLimits>, super::BuildError> {
-    let Some(meta) = Meta::resolve(
-        (NAME, OPERATION),
-        raw.enabled,
-        raw.interval,
-        DEFAULT_INTERVAL,
-        ctx,
-    )?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(SubscriptionLimits { meta }))
+pub(crate) fn build(meta: Meta, _raw: Raw) -> Result<SubscriptionLimits, BuildError> {
+    Ok(SubscriptionLimits { meta })
 }
 
 #[derive(Debug)]
@@ -53,20 +40,20 @@ pub(crate) struct SubscriptionLimits {
 
 /// One plan limit. `limit` is `+Inf` when the plan has none.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Limit {
+struct Limit {
     /// Lower case, e.g. `pipes`, `ai_credits`, or a value Pipefy added later. The
     /// documented ones are not copied for every organization of every snapshot.
-    pub resource: Cow<'static, str>,
-    pub limit: f64,
-    pub used: f64,
+    resource: Cow<'static, str>,
+    limit: f64,
+    used: f64,
 }
 
 /// This collector's slice of an organization.
-pub(crate) type Limits = Vec<Limit>;
+type PlanLimits = Vec<Limit>;
 
 /// The fresh limits of an organization (empty when unknown or stale).
-pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> &[Limit] {
-    org.fresh::<Limits>(NAME, now)
+fn of(org: &OrgSnapshot, now: SystemTime) -> &[Limit] {
+    org.fresh::<PlanLimits>(SPEC.name, now)
         .map(Vec::as_slice)
         .unwrap_or_default()
 }
@@ -117,9 +104,9 @@ fn resource_name(resource: &str) -> Cow<'static, str> {
 /// Resource names lower-cased; a null limit is `+Inf`. An organization without an
 /// active subscription has no limits. A resource listed twice (or in two spellings)
 /// keeps its last entry: one series per label set is a must.
-fn limits(answer: &Answer) -> Limits {
+fn limits(answer: &Answer) -> PlanLimits {
     let listed = answer.active_subscription.iter().flat_map(|s| &s.limits);
-    let mut out: Limits = Vec::with_capacity(listed.clone().count());
+    let mut out: PlanLimits = Vec::with_capacity(listed.clone().count());
     for l in listed {
         let limit = Limit {
             resource: resource_name(&l.resource),
@@ -162,7 +149,7 @@ impl Collector for SubscriptionLimits {
                     meta: Some(Box::new(answer.identity.meta())),
                     ..Decoded::new(&org.id, Ok(limits(&answer)))
                 },
-                Err(error) => Decoded::new::<Limits>(&org.id, Err(error)),
+                Err(error) => Decoded::new::<PlanLimits>(&org.id, Err(error)),
             })
             .collect()
     }
@@ -191,6 +178,31 @@ impl Collector for SubscriptionLimits {
             },
         );
     }
+
+    /// A column per plan resource, in Pipefy's order; AI credits last and not as its
+    /// own: the `ai_credits` collector's figure is the one Pipefy's *Usage Stats* page
+    /// shows, and the one the AI-credit alerts read, so this one fills the column only
+    /// where that collector is off.
+    fn cells(&self, org: &OrgSnapshot, now: SystemTime) -> Vec<Cell> {
+        let limits = of(org, now);
+        let share = |l: &Limit| CellValue::Share {
+            used: l.used,
+            limit: l.limit,
+            kind: Kind::PlanLimit,
+        };
+        let mut cells: Vec<Cell> = limits
+            .iter()
+            .filter(|l| l.resource != AI_CREDITS)
+            .map(|l| Cell::own(l.resource.clone(), share(l)))
+            .collect();
+        if let Some(ai) = limits.iter().find(|l| l.resource == AI_CREDITS) {
+            cells.push(Cell {
+                own: false,
+                ..Cell::own(super::ai_credits::COLUMN, share(ai))
+            });
+        }
+        cells
+    }
 }
 
 #[cfg(test)]
@@ -217,13 +229,21 @@ mod tests {
                 .into(),
             )),
         );
-        let collector = build(Raw::default(), &Context::default()).unwrap().unwrap();
+        let meta = Meta::resolve(&SPEC, None, None, &super::super::Defaults::default())
+            .unwrap()
+            .unwrap();
+        let collector = build(meta, Raw::default()).unwrap();
         let decoded = collector.decode(&targets, &answers);
         assert_eq!(
             decoded[0].meta.as_ref().unwrap().uuid.as_deref(),
             Some("u2")
         );
-        let limits = decoded[0].result.as_ref().unwrap().get::<Limits>().unwrap();
+        let limits = decoded[0]
+            .result
+            .as_ref()
+            .unwrap()
+            .get::<PlanLimits>()
+            .unwrap();
         assert_eq!(
             limits,
             &vec![

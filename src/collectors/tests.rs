@@ -16,7 +16,7 @@ fn targets() -> Vec<Target> {
 #[test]
 fn the_registry_lists_every_collector_once() {
     let names: Vec<&str> = RawCollectors::default()
-        .build(&Context::default())
+        .build(&Defaults::default())
         .unwrap()
         .iter()
         .map(|c| c.name())

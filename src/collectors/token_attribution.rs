@@ -15,38 +15,34 @@ use std::time::{Duration, SystemTime};
 use apollo_compiler::ast;
 use serde::Deserialize;
 use serde_json::Value;
+use timefmt::unix_seconds;
 
-use super::{combined, Collector, Context, Decoded, Meta, Target};
-use crate::exposition::{org_family, Encoder, MetricType};
+use super::family::org_family;
+use super::spec::settings;
+use super::{combined, BuildError, Cell, CellValue, Collector, Decoded, Meta, Spec, Target};
+use crate::encoding::{Encoder, MetricType};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
-use crate::timefmt::unix_seconds;
+use crate::thresholds;
 
-pub(crate) const NAME: &str = "token_attribution";
-const OPERATION: &str = "PipefyTokenAttribution";
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(60 * 60);
+pub(crate) const SPEC: Spec = Spec {
+    name: "token_attribution",
+    operation: "PipefyTokenAttribution",
+    default_interval: Duration::from_secs(60 * 60),
+};
 /// The default token selection inside `organization(id:)` (the shorthand `selection`).
-pub const DEFAULT_TOKEN_SELECTION: &str =
+pub(crate) const DEFAULT_TOKEN_SELECTION: &str =
     "personalAccessTokens { id name billingOrganization { id } }";
 /// The variables a query may use, both `ID!`: the organization's id and uuid.
 const VARIABLES: [&str; 2] = ["id", "uuid"];
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of settings")]
-pub(crate) struct Raw {
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::duration::de_duration")]
-    interval: Option<Duration>,
-    #[serde(default, deserialize_with = "crate::config::de_date")]
+settings! {
+    #[serde(deserialize_with = "crate::config::de_date")]
     deadline: Option<i64>,
     /// Shorthand: the selection inside `organization(id: $id) { id ... }`.
-    #[serde(default)]
     selection: Option<String>,
-    #[serde(default)]
     query: Option<String>,
-    #[serde(default)]
     paths: Option<RawPaths>,
 }
 
@@ -95,20 +91,7 @@ fn path(text: &str) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn build(
-    raw: Raw,
-    ctx: &Context,
-) -> Result<Option<TokenAttribution>, super::BuildError> {
-    let Some(meta) = Meta::resolve(
-        (NAME, OPERATION),
-        raw.enabled,
-        raw.interval,
-        DEFAULT_INTERVAL,
-        ctx,
-    )?
-    else {
-        return Ok(None);
-    };
+pub(crate) fn build(meta: Meta, raw: Raw) -> Result<TokenAttribution, BuildError> {
     let shorthand = raw.selection.is_some();
     let (field, paths) = match (raw.selection, raw.query) {
         (Some(_), Some(_)) => {
@@ -140,13 +123,13 @@ pub(crate) fn build(
         // The shorthand's mistakes are the shorthand's key.
         (if shorthand { "selection".into() } else { key }, message)
     })?;
-    Ok(Some(TokenAttribution {
+    Ok(TokenAttribution {
         meta,
         deadline: raw.deadline,
         needs_uuid: uses(&field, "uuid"),
         field,
         paths,
-    }))
+    })
 }
 
 fn paths_of(raw: RawPaths) -> Paths {
@@ -182,7 +165,7 @@ fn variables(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The shorthand's rules: fields, aliases and braces only.
-fn check_selection(selection: &str) -> Result<(), super::BuildError> {
+fn check_selection(selection: &str) -> Result<(), BuildError> {
     if selection.trim().is_empty() || !balanced_braces(selection) {
         return Err((
             "selection".into(),
@@ -219,7 +202,7 @@ fn balanced_braces(text: &str) -> bool {
 /// One root field that parses, uses no variable but `$id` and `$uuid` (at least one:
 /// tokens are counted per organization), nests no deeper than Pipefy allows, and
 /// selects every path.
-fn check_query(field: &str, paths: &Paths) -> Result<(), super::BuildError> {
+fn check_query(field: &str, paths: &Paths) -> Result<(), BuildError> {
     let key = "query";
     let err = |message: String| Err((key.to_owned(), message));
     if field.trim().is_empty() {
@@ -321,7 +304,7 @@ fn selected<'s>(selection: &'s [ast::Selection], steps: &[String]) -> Option<&'s
 pub(crate) struct TokenAttribution {
     meta: Meta,
     /// Unix time (seconds, UTC midnight) of the automatic assignment, if configured.
-    pub deadline: Option<i64>,
+    deadline: Option<i64>,
     /// The root field asked per organization, on one line.
     field: String,
     /// Whether it takes the organization's uuid.
@@ -331,18 +314,18 @@ pub(crate) struct TokenAttribution {
 
 /// A personal access token and whether it names a billing organization.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Token {
-    pub id: String,
-    pub name: String,
-    pub assigned: bool,
+struct Token {
+    id: String,
+    name: String,
+    assigned: bool,
 }
 
 /// This collector's slice of an organization.
-pub(crate) type Tokens = Vec<Token>;
+type Tokens = Vec<Token>;
 
 /// The fresh tokens of an organization (`None` when unknown, unlike "no tokens").
-pub(crate) fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&[Token]> {
-    org.fresh::<Tokens>(NAME, now).map(Vec::as_slice)
+fn of(org: &OrgSnapshot, now: SystemTime) -> Option<&[Token]> {
+    org.fresh::<Tokens>(SPEC.name, now).map(Vec::as_slice)
 }
 
 /// The value at `steps` below `value`; `None` where a step is missing or null.
@@ -470,6 +453,38 @@ impl Collector for TokenAttribution {
                 deadline as f64 - unix_seconds(now),
             );
         }
+    }
+
+    fn headline(&self, now: SystemTime) -> Option<String> {
+        let deadline = self.deadline?;
+        let (y, m, d) = timefmt::civil_from_days(deadline.div_euclid(86_400));
+        let days = self.days_left(now)?;
+        Some(format!(
+            "Token billing-attribution deadline: {y:04}-{m:02}-{d:02} ({days:.1} days left)"
+        ))
+    }
+
+    /// The unassigned tokens, highlighted by the same rule as the deadline alerts (none
+    /// without a deadline: no alert fires then either).
+    fn cells(&self, org: &OrgSnapshot, now: SystemTime) -> Vec<Cell> {
+        let value = match of(org, now) {
+            None => CellValue::NoData,
+            Some(tokens) => {
+                let count = tokens.iter().filter(|t| !t.assigned).count();
+                let level = self.days_left(now).map_or(thresholds::Level::Ok, |days| {
+                    thresholds::deadline_level(count, days)
+                });
+                CellValue::Count { count, level }
+            }
+        };
+        vec![Cell::own("unassigned tokens", value)]
+    }
+}
+
+impl TokenAttribution {
+    /// Days left before the configured deadline (negative once passed).
+    fn days_left(&self, now: SystemTime) -> Option<f64> {
+        Some((self.deadline? as f64 - unix_seconds(now)) / 86_400.0)
     }
 }
 

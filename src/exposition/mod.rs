@@ -12,19 +12,18 @@
 //! - [`render_scrape_time`], what only the scrape time can tell (a deadline countdown,
 //!   the process metrics), a few hundred bytes rendered on every scrape.
 
-mod encoder;
 mod families;
 mod published;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub(crate) use encoder::{Encoder, Histogram, MetricType, CONTENT_TYPE};
-pub(crate) use families::org_family;
-pub use published::{keep_fresh, Published, ScrapeBody};
+use crate::encoding::Encoder;
+pub(crate) use crate::encoding::CONTENT_TYPE;
+pub use published::Published;
+pub(crate) use published::{keep_fresh, ScrapeBody};
 
 use crate::collectors::Collector;
-use crate::config::Config;
 use crate::process;
 use crate::self_metrics::SelfMetrics;
 use crate::shard::Shard;
@@ -47,13 +46,14 @@ pub struct ExpositionInfo {
 }
 
 impl ExpositionInfo {
-    /// What `config` exposes, labelled with this build's version and revision.
-    pub fn new(config: &Config) -> Self {
+    /// What these collectors and this shard expose, labelled with this build's version
+    /// and revision.
+    pub(crate) fn new(collectors: &[Arc<dyn Collector>], shard: Shard) -> Self {
         ExpositionInfo {
-            collectors: config.collectors.clone(),
+            collectors: collectors.to_vec(),
             version: VERSION,
             revision: REVISION,
-            shard: config.shard,
+            shard,
         }
     }
 }
@@ -94,7 +94,7 @@ pub(crate) fn encode_snapshot(
 
 /// The part of the body that only the scrape time can tell. Its size does not depend
 /// on the number of organizations.
-pub fn render_scrape_time(info: &ExpositionInfo, now: SystemTime) -> String {
+pub(crate) fn render_scrape_time(info: &ExpositionInfo, now: SystemTime) -> String {
     let mut out = String::with_capacity(2048);
     let mut enc = Encoder::new(&mut out);
     for collector in &info.collectors {

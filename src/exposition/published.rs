@@ -69,15 +69,15 @@ pub struct Published {
     /// When a value in `body` stops being fresh; it must be rendered again then.
     stale_at: Option<SystemTime>,
     /// The snapshot's part, deflated after the gzip header.
-    body: Part,
+    body: BodyPart,
     /// The self-metrics part as of a [`SelfMetrics::generation`], rendered by the first
     /// scrape that finds it out of date.
-    self_metrics: Mutex<Option<Arc<(u64, Part)>>>,
+    self_metrics: Mutex<Option<Arc<(u64, BodyPart)>>>,
 }
 
 /// A part of the body: its text, plain or as raw deflate blocks ended by a sync flush
 /// (after a prefix), or both.
-struct Part {
+struct BodyPart {
     text: Text,
     /// CRC-32 and length of the text, for the gzip trailer.
     crc: Crc,
@@ -100,20 +100,22 @@ struct Deflated {
     prefix: usize,
 }
 
-impl Part {
+impl BodyPart {
     /// `text` in full, compressed at `level` after `prefix`, kept plain too.
     fn new(text: &str, prefix: &[u8], level: Compression) -> Self {
         let mut writer = PartWriter::new(prefix, level, usize::MAX);
         writer.write(text);
         // Nothing is let go of while the plain text is kept whatever its size.
-        writer.finish().unwrap_or_else(|| Part::uncompressed(text))
+        writer
+            .finish()
+            .unwrap_or_else(|| BodyPart::uncompressed(text))
     }
 
     /// `text`, plain only.
     fn uncompressed(text: &str) -> Self {
         let mut crc = Crc::new();
         crc.update(text.as_bytes());
-        Part {
+        BodyPart {
             text: Text::Plain(Bytes::copy_from_slice(text.as_bytes())),
             crc,
             len: text.len() as u64,
@@ -136,7 +138,7 @@ impl Part {
     }
 }
 
-/// Builds a [`Part`] from text written in pieces: compressed as it comes, and kept plain
+/// Builds a [`BodyPart`] from text written in pieces: compressed as it comes, and kept plain
 /// as long as it stays under `keep_plain` bytes.
 struct PartWriter {
     /// `None` once compressing failed: everything is then kept plain.
@@ -195,7 +197,7 @@ impl PartWriter {
     }
 
     /// The part, or `None` if compressing failed after the plain text was let go.
-    fn finish(mut self) -> Option<Part> {
+    fn finish(mut self) -> Option<BodyPart> {
         if let Some(compress) = &mut self.compress {
             if let Err(error) = deflate(compress, &[], FlushCompress::Sync, &mut self.deflated) {
                 self.fail(error);
@@ -215,7 +217,7 @@ impl PartWriter {
             (Some(plain), None) => Text::Plain(plain),
             (None, None) => return None,
         };
-        Some(Part {
+        Some(BodyPart {
             text,
             crc: self.crc,
             len: self.len,
@@ -345,7 +347,7 @@ impl Published {
             // Compressing failed after the plain text was let go: render it again.
             let mut plain = String::new();
             encode_snapshot(&mut Encoder::new(&mut plain), &snapshot, &info, now);
-            Part::uncompressed(&plain)
+            BodyPart::uncompressed(&plain)
         });
         Published {
             stale_at: snapshot.stale_at(now),
@@ -403,7 +405,7 @@ impl Published {
     }
 
     /// The self-metrics part, rendered again if they changed since.
-    fn self_metrics_part(&self, self_metrics: &SelfMetrics) -> Arc<(u64, Part)> {
+    fn self_metrics_part(&self, self_metrics: &SelfMetrics) -> Arc<(u64, BodyPart)> {
         let lock = || self.self_metrics.lock().unwrap_or_else(|e| e.into_inner());
         // Read before rendering: a change in between makes the next scrape render again.
         let generation = self_metrics.generation();
@@ -412,7 +414,7 @@ impl Published {
         }
         let mut plain = String::with_capacity(32 * 1024);
         self_metrics.encode(&mut Encoder::new(&mut plain));
-        let part = Arc::new((generation, Part::new(&plain, &[], Compression::fast())));
+        let part = Arc::new((generation, BodyPart::new(&plain, &[], Compression::fast())));
         *lock() = Some(part.clone());
         part
     }
@@ -422,7 +424,7 @@ impl Published {
 /// collector's stale_after passed without a new success), until `shutdown`. Beside the
 /// refresh loop rather than in it: a refresh in flight, which takes minutes for
 /// thousands of organizations, must not keep a stale value on show.
-pub async fn keep_fresh(
+pub(crate) async fn keep_fresh(
     publish: watch::Sender<Arc<Published>>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -496,7 +498,7 @@ fn deflate(
 
 /// What ends the gzip member after the deflated blocks of `parts`: `last` as final
 /// stored blocks, then the trailer: CRC-32 and length of the whole.
-fn finish(parts: &[&Part], last: &[u8]) -> Vec<u8> {
+fn finish(parts: &[&BodyPart], last: &[u8]) -> Vec<u8> {
     let mut end = Vec::with_capacity(last.len() + 64);
     stored_final(last, &mut end);
     let mut crc = Crc::new();
@@ -550,7 +552,7 @@ mod tests {
             rest = tail;
         }
         let a = writer.finish().unwrap();
-        let b = Part::new(b, &[], Compression::fast());
+        let b = BodyPart::new(b, &[], Compression::fast());
         let mut body = a.deflated().unwrap().bytes.to_vec();
         body.extend_from_slice(&b.deflated().unwrap().bytes);
         body.extend(finish(&[&a, &b], c.as_bytes()));

@@ -166,11 +166,7 @@ mod tests {
             name: "A".into(),
             status: super::super::Status::Failing { age: None },
             error: Some(error.into()),
-            resources: vec![],
-            ai_credits: None,
-            api_calls: None,
-            unassigned_tokens: None,
-            deadline_days: None,
+            cells: vec![],
         };
         let long = "é".repeat(200);
         let reason = of(&row(&long)).unwrap();

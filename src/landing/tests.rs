@@ -1,7 +1,10 @@
+//! The landing page: bands, figures, order, status, and the cells the collectors fill.
+
 use std::time::UNIX_EPOCH;
 
 use super::*;
 use crate::snapshot::{OrgMeta, Series, Slice};
+use crate::thresholds::{Kind, Level};
 
 #[test]
 fn bands_follow_the_alert_levels() {
@@ -30,28 +33,6 @@ fn bands_follow_the_alert_levels() {
     }
 }
 
-/// The rule of `PipefyUnassignedTokensDeadlineSoon` and `...Imminent`: tokens left
-/// unassigned, and the deadline under 14 (warning) or 3 days (critical) away.
-#[test]
-fn unassigned_tokens_are_banded_by_the_deadline_alerts() {
-    let cases = [
-        (2, Some(11.4), "warn"),
-        (2, Some(14.0), "ok"),
-        (2, Some(2.5), "critical"),
-        (2, Some(-1.0), "critical"),
-        (0, Some(2.5), "ok"),
-        // No deadline configured: the alerts cannot fire.
-        (2, None, "ok"),
-    ];
-    for (unassigned, days, class) in cases {
-        assert_eq!(
-            tokens_band(unassigned, days).class(),
-            class,
-            "{unassigned} {days:?}"
-        );
-    }
-}
-
 #[test]
 fn numbers_and_ages_read_well() {
     assert_eq!(number(0.0), "0");
@@ -74,32 +55,50 @@ fn numbers_and_ages_read_well() {
     assert_eq!(age(s(3 * 86_400 + 4 * 3600 + 59)), "3d 4h");
 }
 
+fn share(used: f64, limit: f64, kind: Kind) -> CellValue {
+    CellValue::Share { used, limit, kind }
+}
+
+fn plan(used: f64, limit: f64) -> Option<CellValue> {
+    Some(share(used, limit, Kind::PlanLimit))
+}
+
 #[test]
 fn cells_show_the_figure_the_percentage_and_the_band() {
     let plan = Kind::PlanLimit;
     assert_eq!(
-        figure_cell("cards", Some((104.0, 100.0)), plan),
+        cell_html("cards", &share(104.0, 100.0, plan)),
         "<td class=\"critical\" data-label=\"cards\">104 / 100<small>104 %</small></td>"
     );
     assert_eq!(
-        figure_cell("records", Some((52_000.0, 100_000.0)), plan),
+        cell_html("records", &share(52_000.0, 100_000.0, plan)),
         "<td class=\"ok\" data-label=\"records\">52,000 / 100,000<small>52 %</small></td>"
     );
     assert_eq!(
-        figure_cell("pipes", Some((40.0, f64::INFINITY)), plan),
+        cell_html("pipes", &share(40.0, f64::INFINITY, plan)),
         "<td class=\"unlimited\" data-label=\"pipes\">40 / unlimited</td>"
     );
     assert_eq!(
-        figure_cell("interfaces", Some((0.0, 0.0)), plan),
+        cell_html("interfaces", &share(0.0, 0.0, plan)),
         "<td class=\"no-share\" data-label=\"interfaces\">0 / 0</td>"
     );
     assert_eq!(
-        figure_cell("API calls", None, Kind::Quota),
+        cell_html("API calls", &CellValue::NoData),
         "<td class=\"no-data\" data-label=\"API calls\">no data</td>"
     );
     assert_eq!(
-        figure_cell("<x>", None, plan),
+        cell_html("<x>", &CellValue::NoData),
         "<td class=\"no-data\" data-label=\"&lt;x&gt;\">no data</td>"
+    );
+    assert_eq!(
+        cell_html(
+            "unassigned tokens",
+            &CellValue::Count {
+                count: 2,
+                level: Level::Warning
+            }
+        ),
+        "<td class=\"warn\" data-label=\"unassigned tokens\">2</td>"
     );
 }
 
@@ -111,17 +110,13 @@ fn html_is_escaped() {
     );
 }
 
-fn row(id: &str, name: &str, status: Status, resources: &[Figure]) -> Row {
+fn row(id: &str, name: &str, status: Status, cells: &[Option<CellValue>]) -> Row {
     Row {
         id: id.into(),
         name: name.into(),
         status,
         error: None,
-        resources: resources.to_vec(),
-        ai_credits: None,
-        api_calls: None,
-        unassigned_tokens: Some(0),
-        deadline_days: None,
+        cells: cells.to_vec(),
     }
 }
 
@@ -131,10 +126,10 @@ fn organizations_sort_worst_first() {
         age: Duration::from_secs(5),
     };
     let mut rows = vec![
-        row("1", "Comfortable", ok, &[Some((3.0, 10.0))]),
-        row("2", "Warned", ok, &[Some((85.0, 100.0))]),
-        row("3", "Over", ok, &[Some((104.0, 100.0))]),
-        row("4", "Exactly at", ok, &[Some((3.0, 3.0))]),
+        row("1", "Comfortable", ok, &[plan(3.0, 10.0)]),
+        row("2", "Warned", ok, &[plan(85.0, 100.0)]),
+        row("3", "Over", ok, &[plan(104.0, 100.0)]),
+        row("4", "Exactly at", ok, &[plan(3.0, 3.0)]),
         row("5", "Failing", Status::Failing { age: None }, &[None]),
         row(
             "6",
@@ -142,21 +137,29 @@ fn organizations_sort_worst_first() {
             Status::Stale {
                 age: Some(Duration::from_secs(600)),
             },
-            &[Some((1.0, 10.0))],
+            &[plan(1.0, 10.0)],
         ),
-        row("7", "Unlimited", ok, &[Some((1e9, f64::INFINITY))]),
-        row("8", "Also comfortable", ok, &[Some((3.0, 10.0))]),
+        row("7", "Unlimited", ok, &[plan(1e9, f64::INFINITY)]),
+        row("8", "Also comfortable", ok, &[plan(3.0, 10.0)]),
     ];
-    let mut critical_api = row("9", "API nearly out", ok, &[Some((1.0, 10.0))]);
-    critical_api.api_calls = Some((9300.0, 10_000.0));
-    rows.push(critical_api);
-    let mut warned_api = row("10", "API warned", ok, &[Some((1.0, 10.0))]);
-    warned_api.api_calls = Some((8500.0, 10_000.0));
-    rows.push(warned_api);
-    let mut tokens = row("11", "Tokens due", ok, &[Some((1.0, 10.0))]);
-    tokens.unassigned_tokens = Some(2);
-    tokens.deadline_days = Some(11.4);
-    rows.push(tokens);
+    let quota = |used| Some(share(used, 10_000.0, Kind::Quota));
+    rows.push(row(
+        "9",
+        "API nearly out",
+        ok,
+        &[plan(1.0, 10.0), quota(9300.0)],
+    ));
+    rows.push(row(
+        "10",
+        "API warned",
+        ok,
+        &[plan(1.0, 10.0), quota(8500.0)],
+    ));
+    let due = Some(CellValue::Count {
+        count: 2,
+        level: Level::Warning,
+    });
+    rows.push(row("11", "Tokens due", ok, &[plan(1.0, 10.0), due]));
     sort_worst_first(&mut rows);
     let order: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
@@ -252,14 +255,26 @@ fn rows_render_every_column_escaped() {
         Status::Stale {
             age: Some(Duration::from_secs(75)),
         },
-        &[Some((3.0, 3.0)), None],
+        &[
+            plan(3.0, 3.0),
+            None,
+            Some(share(41.0, 50.0, Kind::Quota)),
+            Some(share(9300.0, f64::INFINITY, Kind::Quota)),
+            Some(CellValue::NoData),
+        ],
     );
     r.error = Some("api_usage: <script>".into());
-    r.ai_credits = Some((41.0, 50.0));
-    r.api_calls = Some((9300.0, f64::INFINITY));
-    r.unassigned_tokens = None;
+    let columns: Vec<String> = [
+        "pipes",
+        "users",
+        "AI credits",
+        "API calls",
+        "unassigned tokens",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut html = String::new();
-    write_row(&mut html, &["pipes".into(), "users".into()], &r);
+    write_row(&mut html, &columns, &r);
     assert_eq!(
         html,
         "<tr data-org=\"4242\"><td class=\"org\">Café &quot;Monk&#39;s&quot; &lt;b&gt;<small>4242</small></td>\
@@ -271,22 +286,100 @@ fn rows_render_every_column_escaped() {
          <td class=\"unlimited\" data-label=\"API calls\">9,300 / unlimited</td>\
          <td class=\"no-data\" data-label=\"unassigned tokens\">no data</td></tr>"
     );
-    let mut r = row(
-        "2",
-        "V",
-        Status::Ok {
-            age: Duration::ZERO,
-        },
-        &[],
+}
+
+/// The organizations of the demo's shape, every collector's slice decoded from answers
+/// like Pipefy's, in a snapshot.
+fn snapshot_of(
+    collectors: &[Arc<dyn Collector>],
+    answers: &[(&str, serde_json::Value)],
+) -> Snapshot {
+    use crate::collectors::Target;
+    use crate::snapshot::{merge, OrgEntry};
+    let orgs = [Target {
+        id: "2".into(),
+        uuid: Some("u2".into()),
+    }];
+    let answers: crate::pipefy::Answers = answers
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), Ok(Some(value.into()))))
+        .collect();
+    let outcomes = collectors
+        .iter()
+        .flat_map(|c| {
+            c.decode(&orgs, &answers)
+                .into_iter()
+                .map(|d| d.into_outcome(c.as_ref()))
+        })
+        .collect();
+    let entry = OrgEntry {
+        id: "2".into(),
+        account: "default".into(),
+        meta: None,
+    };
+    merge(
+        &Snapshot::default(),
+        vec![entry],
+        outcomes,
+        SystemTime::now(),
+    )
+}
+
+fn enabled(yaml: &str) -> Vec<Arc<dyn Collector>> {
+    crate::yaml::parse_yaml::<crate::collectors::RawCollectors>(yaml)
+        .unwrap()
+        .build(&crate::collectors::Defaults::default())
+        .unwrap()
+}
+
+#[test]
+fn the_collectors_fill_the_columns_and_the_plan_stands_in_for_ai_credits() {
+    use serde_json::json;
+    let limits = json!({"id": "2", "uuid": "u2", "name": "V", "activeSubscription": {"limits": [
+        {"resource": "PIPES", "limit": 5, "used": 3},
+        {"resource": "AI_CREDITS", "limit": 100, "used": 25},
+        {"resource": "USERS", "limit": 10, "used": 9}
+    ]}});
+    let credits = json!({"byOrganization": [
+        {"organizationUuid": "u2", "usage": 45, "limit": 50, "hasAddon": false}
+    ], "partial": false});
+    let answers = [("2", limits), ("ai0", credits)];
+    // Every collector: AI credits from its own collector, after the plan resources.
+    let all = enabled("");
+    let table = Table::of(&snapshot_of(&all, &answers), &all, SystemTime::now());
+    assert_eq!(
+        table.columns,
+        [
+            "pipes",
+            "users",
+            "AI credits",
+            "API calls",
+            "unassigned tokens"
+        ]
     );
-    r.unassigned_tokens = Some(2);
-    r.deadline_days = Some(11.4);
-    let mut html = String::new();
-    write_row(&mut html, &[], &r);
-    assert!(
-        html.ends_with("<td class=\"warn\" data-label=\"unassigned tokens\">2</td></tr>"),
-        "{html}"
+    assert_eq!(
+        table.rows[0].cells,
+        [
+            plan(3.0, 5.0),
+            plan(9.0, 10.0),
+            Some(share(45.0, 50.0, Kind::Quota)),
+            Some(CellValue::NoData),
+            Some(CellValue::NoData),
+        ]
     );
+    // Without the ai_credits collector, the plan's figure stands in, last of the plan's
+    // columns; without api_usage, no API-call column.
+    let some = enabled(
+        "ai_credits: false
+api_usage: false
+",
+    );
+    let table = Table::of(&snapshot_of(&some, &answers), &some, SystemTime::now());
+    assert_eq!(
+        table.columns,
+        ["pipes", "users", "AI credits", "unassigned tokens"]
+    );
+    assert_eq!(table.rows[0].cells[2], plan(25.0, 100.0));
 }
 
 #[test]

@@ -14,9 +14,40 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::{lock, ApiError};
-use crate::config::Credential;
 use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
+
+/// How one account authenticates to Pipefy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// No `Authorization` header at all: only for `--demo` against the simulator.
+    Anonymous,
+    /// A personal access token (static bearer).
+    Token {
+        token: Secret,
+        /// Where it was read from (not set when it came from the environment): read
+        /// again when Pipefy refuses it, since Kubernetes rotates mounted secrets in place.
+        file: Option<PathBuf>,
+    },
+    /// OAuth2 client credentials; the access token is fetched and renewed by the client.
+    ServiceAccount {
+        client_id: String,
+        client_secret: Secret,
+        /// As for a token: read again when the token endpoint refuses the secret.
+        client_secret_file: Option<PathBuf>,
+        token_endpoint: String,
+    },
+}
+
+impl Credential {
+    /// A token from `PIPEFY_TOKEN`: there is no file to read again.
+    pub(crate) fn from_env_token(token: &str) -> Credential {
+        Credential::Token {
+            token: Secret::new(token.trim()),
+            file: None,
+        }
+    }
+}
 
 /// Operation label of token requests in `pipefy_api_requests_total`.
 pub(crate) const OAUTH_OPERATION: &str = "oauth_token";

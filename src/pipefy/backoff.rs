@@ -97,22 +97,22 @@ impl Tally {
     /// One answer is enough to call the API up; otherwise a refused credential outweighs
     /// an outage (it needs a human, not patience), and an outage outweighs throttling
     /// (which `Retry-After` already handles).
-    pub(crate) fn verdict(&self) -> Verdict {
+    pub(crate) fn verdict(&self) -> AccountVerdict {
         if self.answered > 0 {
-            Verdict::Healthy
+            AccountVerdict::Healthy
         } else if self.rejected > 0 {
-            Verdict::Rejected
+            AccountVerdict::Rejected
         } else if self.failed > 0 {
-            Verdict::Outage
+            AccountVerdict::Outage
         } else {
-            Verdict::Inconclusive
+            AccountVerdict::Inconclusive
         }
     }
 }
 
 /// How one account's refresh went as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum AccountVerdict {
     Healthy,
     Rejected,
     Outage,
@@ -223,18 +223,18 @@ impl Health {
     /// Called when a refresh that was admitted ends.
     pub(crate) fn record(
         &mut self,
-        verdict: Verdict,
+        verdict: AccountVerdict,
         now: Instant,
         policy: &Policy,
     ) -> Option<Change> {
         match verdict {
-            Verdict::Inconclusive => None,
-            Verdict::Healthy => {
+            AccountVerdict::Inconclusive => None,
+            AccountVerdict::Healthy => {
                 let was_unwell = self.wait > Duration::ZERO || self.opened > 0;
                 *self = Health::default();
                 was_unwell.then_some(Change::Recovered)
             }
-            Verdict::Rejected => {
+            AccountVerdict::Rejected => {
                 // The API answered, so this is no outage: the circuit closes and the
                 // credential's own backoff takes over.
                 self.failures = 0;
@@ -248,7 +248,7 @@ impl Health {
                     Change::StillRejected { wait: self.wait }
                 })
             }
-            Verdict::Outage => {
+            AccountVerdict::Outage => {
                 self.rejected = 0;
                 self.failures = self.failures.saturating_add(1);
                 if self.probing {
@@ -326,11 +326,11 @@ mod tests {
             throttled,
             failed,
         };
-        assert_eq!(t(1, 3, 3, 3).verdict(), Verdict::Healthy);
-        assert_eq!(t(0, 1, 3, 3).verdict(), Verdict::Rejected);
-        assert_eq!(t(0, 0, 3, 1).verdict(), Verdict::Outage);
-        assert_eq!(t(0, 0, 3, 0).verdict(), Verdict::Inconclusive);
-        assert_eq!(Tally::default().verdict(), Verdict::Inconclusive);
+        assert_eq!(t(1, 3, 3, 3).verdict(), AccountVerdict::Healthy);
+        assert_eq!(t(0, 1, 3, 3).verdict(), AccountVerdict::Rejected);
+        assert_eq!(t(0, 0, 3, 1).verdict(), AccountVerdict::Outage);
+        assert_eq!(t(0, 0, 3, 0).verdict(), AccountVerdict::Inconclusive);
+        assert_eq!(Tally::default().verdict(), AccountVerdict::Inconclusive);
     }
 
     const POLICY: Policy = Policy {
@@ -345,7 +345,7 @@ mod tests {
         let mut h = Health::default();
         assert_eq!(h.admit(t0), (Admission::Go, None));
         assert_eq!(
-            h.record(Verdict::Rejected, t0, &POLICY),
+            h.record(AccountVerdict::Rejected, t0, &POLICY),
             Some(Change::BackingOff { wait: 10 * S })
         );
         assert_eq!(h.wait(), 10 * S);
@@ -360,38 +360,38 @@ mod tests {
         let t1 = t0 + 10 * S;
         assert_eq!(h.admit(t1), (Admission::Go, None));
         assert_eq!(
-            h.record(Verdict::Rejected, t1, &POLICY),
+            h.record(AccountVerdict::Rejected, t1, &POLICY),
             Some(Change::StillRejected { wait: 20 * S })
         );
         let mut t = t1;
         for _ in 0..5 {
             t += h.wait();
             assert_eq!(h.admit(t).0, Admission::Go);
-            h.record(Verdict::Rejected, t, &POLICY);
+            h.record(AccountVerdict::Rejected, t, &POLICY);
         }
         assert_eq!(h.wait(), POLICY.max, "capped");
         t += h.wait();
         assert_eq!(h.admit(t).0, Admission::Go);
         assert_eq!(
-            h.record(Verdict::Healthy, t, &POLICY),
+            h.record(AccountVerdict::Healthy, t, &POLICY),
             Some(Change::Recovered)
         );
         assert_eq!(h, Health::default());
         // Healthy when healthy is no change worth a log line.
-        assert_eq!(h.record(Verdict::Healthy, t, &POLICY), None);
+        assert_eq!(h.record(AccountVerdict::Healthy, t, &POLICY), None);
     }
 
     #[test]
     fn the_circuit_opens_after_the_threshold_probes_and_closes() {
         let t0 = Instant::now();
         let mut h = Health::default();
-        assert_eq!(h.record(Verdict::Outage, t0, &POLICY), None);
-        assert_eq!(h.record(Verdict::Outage, t0, &POLICY), None);
+        assert_eq!(h.record(AccountVerdict::Outage, t0, &POLICY), None);
+        assert_eq!(h.record(AccountVerdict::Outage, t0, &POLICY), None);
         // Throttling in between neither counts nor resets.
-        assert_eq!(h.record(Verdict::Inconclusive, t0, &POLICY), None);
+        assert_eq!(h.record(AccountVerdict::Inconclusive, t0, &POLICY), None);
         assert_eq!(h.admit(t0), (Admission::Go, None));
         assert_eq!(
-            h.record(Verdict::Outage, t0, &POLICY),
+            h.record(AccountVerdict::Outage, t0, &POLICY),
             Some(Change::CircuitOpened {
                 failures: 3,
                 wait: 10 * S
@@ -408,14 +408,14 @@ mod tests {
         let t1 = t0 + 10 * S;
         assert_eq!(h.admit(t1), (Admission::Go, Some(Change::HalfOpen)));
         assert_eq!(
-            h.record(Verdict::Outage, t1, &POLICY),
+            h.record(AccountVerdict::Outage, t1, &POLICY),
             Some(Change::CircuitReopened { wait: 20 * S })
         );
         assert!(h.circuit_open());
         let t2 = t1 + 20 * S;
         assert_eq!(h.admit(t2), (Admission::Go, Some(Change::HalfOpen)));
         assert_eq!(
-            h.record(Verdict::Healthy, t2, &POLICY),
+            h.record(AccountVerdict::Healthy, t2, &POLICY),
             Some(Change::Recovered)
         );
         assert!(!h.circuit_open());
@@ -426,11 +426,11 @@ mod tests {
     fn a_success_between_failures_resets_the_count() {
         let t0 = Instant::now();
         let mut h = Health::default();
-        h.record(Verdict::Outage, t0, &POLICY);
-        h.record(Verdict::Outage, t0, &POLICY);
-        assert_eq!(h.record(Verdict::Healthy, t0, &POLICY), None);
-        h.record(Verdict::Outage, t0, &POLICY);
-        assert_eq!(h.record(Verdict::Outage, t0, &POLICY), None);
+        h.record(AccountVerdict::Outage, t0, &POLICY);
+        h.record(AccountVerdict::Outage, t0, &POLICY);
+        assert_eq!(h.record(AccountVerdict::Healthy, t0, &POLICY), None);
+        h.record(AccountVerdict::Outage, t0, &POLICY);
+        assert_eq!(h.record(AccountVerdict::Outage, t0, &POLICY), None);
         assert!(!h.circuit_open());
     }
 
@@ -439,12 +439,12 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Health::default();
         for _ in 0..3 {
-            h.record(Verdict::Outage, t0, &POLICY);
+            h.record(AccountVerdict::Outage, t0, &POLICY);
         }
         let t1 = t0 + 10 * S;
         assert_eq!(h.admit(t1).1, Some(Change::HalfOpen));
         assert_eq!(
-            h.record(Verdict::Rejected, t1, &POLICY),
+            h.record(AccountVerdict::Rejected, t1, &POLICY),
             Some(Change::BackingOff { wait: 10 * S })
         );
         assert!(!h.circuit_open());
@@ -459,7 +459,7 @@ mod tests {
         };
         let t0 = Instant::now();
         let mut h = Health::default();
-        h.record(Verdict::Outage, t0, &policy);
+        h.record(AccountVerdict::Outage, t0, &policy);
         assert!(matches!(h.admit(t0).0, Admission::Wait { .. }));
     }
 }

@@ -47,7 +47,7 @@ pub(crate) struct Part {
 
 /// How requests are sized.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Limits {
+pub(crate) struct RequestLimits {
     /// Pipefy's documented complexity limit per request.
     pub max_complexity: u64,
     /// Root fields per request at most (`max_orgs_per_request`).
@@ -59,11 +59,16 @@ pub(crate) struct Limits {
     pub too_large: Vec<String>,
 }
 
-impl Default for Limits {
+/// Root fields per request at most, and the default of `max_orgs_per_request`: requests
+/// are sized by their estimated complexity first; this bounds the aliases (and the
+/// time) of a request made of cheap fields.
+pub(crate) const MAX_FIELDS: usize = 500;
+
+impl Default for RequestLimits {
     fn default() -> Self {
-        Limits {
+        RequestLimits {
             max_complexity: complexity::MAX_COMPLEXITY,
-            max_fields: 500,
+            max_fields: MAX_FIELDS,
             page_size: 50,
             too_large: vec!["complexity".into(), "timeout".into(), "timed out".into()],
         }
@@ -195,7 +200,7 @@ impl Learned {
 pub(crate) fn plan(
     parts: &[Part],
     take: &dyn Fn(usize, usize) -> bool,
-    limits: &Limits,
+    limits: &RequestLimits,
     learned: &Learned,
 ) -> Vec<Bin> {
     let mut shapes = Shapes::new(limits.page_size);
@@ -446,7 +451,7 @@ fn pack(mut fields: Vec<Planned>, budget: u64, max_fields: usize) -> Vec<Vec<Pla
 
 /// How Pipefy took a request that got an answer.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Verdict {
+pub(crate) enum Reception {
     /// Data came back (some aliases may have their own errors).
     Answered,
     /// Refused as a whole for its size or its time: worth splitting.
@@ -458,7 +463,7 @@ pub(crate) enum Verdict {
 /// A request refused as a whole has errors without a `path` and no data; it is too
 /// large when one of them mentions one of `markers` (in its message or its
 /// `extensions.code`).
-pub(crate) fn verdict(response: &GraphQlResponse, markers: &[String]) -> Verdict {
+pub(crate) fn reception(response: &GraphQlResponse, markers: &[String]) -> Reception {
     let has_data = response
         .data
         .as_ref()
@@ -469,7 +474,7 @@ pub(crate) fn verdict(response: &GraphQlResponse, markers: &[String]) -> Verdict
         .filter(|e| e.path.as_ref().is_none_or(|p| p.is_empty()))
         .collect();
     if has_data || global.is_empty() {
-        return Verdict::Answered;
+        return Reception::Answered;
     }
     let message = super::model::truncate(
         &global
@@ -491,9 +496,9 @@ pub(crate) fn verdict(response: &GraphQlResponse, markers: &[String]) -> Verdict
             .any(|m| !m.is_empty() && text.contains(m.as_str()))
     });
     if marked {
-        Verdict::TooLarge(message)
+        Reception::TooLarge(message)
     } else {
-        Verdict::Refused(message)
+        Reception::Refused(message)
     }
 }
 
@@ -523,11 +528,16 @@ mod tests {
     #[test]
     fn the_same_organization_call_is_asked_once_with_the_union_of_selections() {
         let parts = [
-            part("Limits", LIMITS, 0..3),
+            part("RequestLimits", LIMITS, 0..3),
             part("Tokens", TOKENS, 0..3),
             part("Identity", IDENTITY, 2..4),
         ];
-        let bins = plan(&parts, &everything, &Limits::default(), &Learned::default());
+        let bins = plan(
+            &parts,
+            &everything,
+            &RequestLimits::default(),
+            &Learned::default(),
+        );
         assert_eq!(bins.len(), 1);
         let bin = &bins[0];
         assert_eq!(bin.operation, SHARED_OPERATION);
@@ -554,12 +564,15 @@ mod tests {
 
     #[test]
     fn what_is_planned_is_chosen_field_by_field() {
-        let parts = [part("Limits", LIMITS, 0..3), part("Tokens", TOKENS, 0..3)];
+        let parts = [
+            part("RequestLimits", LIMITS, 0..3),
+            part("Tokens", TOKENS, 0..3),
+        ];
         // One token field alone (a probe): its own operation, nothing merged into it.
         let bins = plan(
             &parts,
             &|p, f| p == 1 && f == 2,
-            &Limits::default(),
+            &RequestLimits::default(),
             &Learned::default(),
         );
         assert_eq!(bins.len(), 1);
@@ -571,7 +584,7 @@ mod tests {
         let bins = plan(
             &parts,
             &|p, f| p == 0 || f < 2,
-            &Limits::default(),
+            &RequestLimits::default(),
             &Learned::default(),
         );
         let owners: Vec<usize> = bins[0].fields.iter().map(|f| f.owners.len()).collect();
@@ -583,33 +596,33 @@ mod tests {
         // 300 limits fields (157 each) and 300 integrations fields (5 each): 48,600 in
         // all, under one budget of 50,000.
         let parts = [
-            part("Limits", LIMITS, 0..300),
+            part("RequestLimits", LIMITS, 0..300),
             part("Integrations", INTEGRATIONS, 0..300),
         ];
         let bins = plan(
             &parts,
             &everything,
-            &Limits {
+            &RequestLimits {
                 max_fields: 1000,
-                ..Limits::default()
+                ..RequestLimits::default()
             },
             &Learned::default(),
         );
         assert_eq!(bins.len(), 1);
         assert_eq!(bins[0].cost, 300 * 157 + 300 * 5);
         // A budget of 20,000: ⌈48,600 / 20,000⌉ = 3, and no request over it.
-        let small = Limits {
+        let small = RequestLimits {
             max_complexity: 20_000,
             max_fields: 1000,
-            ..Limits::default()
+            ..RequestLimits::default()
         };
         let bins = plan(&parts, &everything, &small, &Learned::default());
         assert_eq!(bins.len(), 3);
         assert!(bins.iter().all(|b| b.cost <= 20_000));
         // The cap on aliases holds too.
-        let capped = Limits {
+        let capped = RequestLimits {
             max_fields: 250,
-            ..Limits::default()
+            ..RequestLimits::default()
         };
         let sizes: Vec<usize> = plan(&parts, &everything, &capped, &Learned::default())
             .iter()
@@ -620,10 +633,10 @@ mod tests {
 
     #[test]
     fn a_remembered_rejection_halves_the_next_plan() {
-        let parts = [part("Limits", LIMITS, 0..300)];
-        let limits = Limits {
+        let parts = [part("RequestLimits", LIMITS, 0..300)];
+        let limits = RequestLimits {
             max_fields: 1000,
-            ..Limits::default()
+            ..RequestLimits::default()
         };
         let mut learned = Learned::default();
         let bins = plan(&parts, &everything, &limits, &learned);
@@ -647,7 +660,7 @@ mod tests {
         let bins = plan(
             &[a, b],
             &everything,
-            &Limits::default(),
+            &RequestLimits::default(),
             &Learned::default(),
         );
         assert_eq!(bins[0].fields.len(), 2);
@@ -655,50 +668,50 @@ mod tests {
 
     #[test]
     fn a_pathless_complexity_error_is_too_large_an_unknown_field_is_refused() {
-        let markers = Limits::default().too_large;
+        let markers = RequestLimits::default().too_large;
         let response = |v| serde_json::from_value::<GraphQlResponse>(v).unwrap();
         assert_eq!(
-            verdict(
+            reception(
                 &response(
                     json!({"errors": [{"message": "Query has complexity of 61000, which exceeds max complexity of 50000"}]})
                 ),
                 &markers
             ),
-            Verdict::TooLarge(
+            Reception::TooLarge(
                 "Query has complexity of 61000, which exceeds max complexity of 50000".into()
             )
         );
         assert_eq!(
-            verdict(
+            reception(
                 &response(
                     json!({"data": null, "errors": [{"message": "x", "extensions": {"code": "TIMEOUT"}}]})
                 ),
                 &markers
             ),
-            Verdict::TooLarge("x".into())
+            Reception::TooLarge("x".into())
         );
         assert_eq!(
-            verdict(
+            reception(
                 &response(
                     json!({"errors": [{"message": "Field 'apiTokens' doesn't exist on type 'Organization'"}]})
                 ),
                 &markers
             ),
-            Verdict::Refused("Field 'apiTokens' doesn't exist on type 'Organization'".into())
+            Reception::Refused("Field 'apiTokens' doesn't exist on type 'Organization'".into())
         );
         // Data next to errors: answered, the errors belong to their aliases.
         assert_eq!(
-            verdict(
+            reception(
                 &response(
                     json!({"data": {"a0": {"id": "2"}, "a1": null}, "errors": [{"message": "Permission denied", "path": ["a1"]}]})
                 ),
                 &markers
             ),
-            Verdict::Answered
+            Reception::Answered
         );
         assert_eq!(
-            verdict(&response(json!({"data": {}})), &markers),
-            Verdict::Answered
+            reception(&response(json!({"data": {}})), &markers),
+            Reception::Answered
         );
     }
 }

@@ -192,21 +192,21 @@ impl<'a> Round<'a> {
         };
         let limits = &self.client.settings.limits;
         let verdict = match &response {
-            Ok(response) => batch::verdict(response, &limits.too_large),
+            Ok(response) => batch::reception(response, &limits.too_large),
             // 408 Request Timeout: billed, and about the time the query took.
             Err(ApiError::Status(408)) => {
-                batch::Verdict::TooLarge(ApiError::Status(408).to_string())
+                batch::Reception::TooLarge(ApiError::Status(408).to_string())
             }
-            Err(_) => batch::Verdict::Answered,
+            Err(_) => batch::Reception::Answered,
         };
         match (verdict, response) {
-            (batch::Verdict::TooLarge(why), _) => self.too_large(bin, &why),
-            (batch::Verdict::Refused(why), _) => self.refused(shared, bin, &why),
-            (batch::Verdict::Answered, Ok(response)) => {
+            (batch::Reception::TooLarge(why), _) => self.too_large(bin, &why),
+            (batch::Reception::Refused(why), _) => self.refused(shared, bin, &why),
+            (batch::Reception::Answered, Ok(response)) => {
                 self.answered(shared, &bin, &document, &response);
                 Vec::new()
             }
-            (batch::Verdict::Answered, Err(error)) => {
+            (batch::Reception::Answered, Err(error)) => {
                 self.failed(shared, &bin, &error);
                 Vec::new()
             }

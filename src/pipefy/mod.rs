@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use crate::config::Credential;
 use crate::secret::Secret;
 use crate::self_metrics::SelfMetrics;
 use auth::Auth;
+pub(crate) use auth::Credential;
 use backoff::{Class, Tally};
 pub(crate) use fetch::PartVerdict;
 pub(crate) use model::{Answer, GraphQlResponse};
@@ -137,7 +137,7 @@ pub(crate) struct Settings {
     /// The longest `Retry-After` honoured (a longer one is cut to this).
     pub backoff_max: Duration,
     /// How requests are sized and what a rejection for size looks like.
-    pub limits: batch::Limits,
+    pub limits: batch::RequestLimits,
 }
 
 /// A client for one account (one credential).
@@ -391,6 +391,13 @@ impl PipefyClient {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::Decode(format!("not a GraphQL response: {e}")))
     }
+}
+
+/// Whether Pipefy bills a request answered with `status` (an HTTP status code, or
+/// `error` when none came): 2xx, 3xx, 404, 408 and 422 are billed; 401, 403 and 5xx are
+/// not (its "Consumption Guide").
+pub(crate) fn billed(status: &str) -> bool {
+    status.starts_with('2') || status.starts_with('3') || matches!(status, "404" | "408" | "422")
 }
 
 /// A poisoned lock still holds plain data: use it.

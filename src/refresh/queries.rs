@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use super::{lock, AccountClient, Refresher};
+use super::accounts::{lock, AccountClient};
+use super::Refresher;
 use crate::collectors::{self, Collector};
 use crate::pipefy::schema::checks::{Change, QueryChecks, Status};
 use crate::pipefy::schema::Introspection;

@@ -1,3 +1,5 @@
+//! The levels against the rules and the dashboards: a drift in either fails here.
+
 use super::*;
 
 #[test]

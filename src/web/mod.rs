@@ -37,13 +37,23 @@ use crate::yaml::File;
 use rustls::ServerConfig;
 
 pub(crate) use basic_auth::protect;
-pub use basic_auth::BasicAuth;
-pub use tls::ClientAuth;
+pub(crate) use basic_auth::BasicAuth;
 
 /// An error in the web configuration file: which file, which key, what was expected.
-pub type WebConfigError = crate::yaml::FileError;
+pub(crate) type WebConfigError = crate::yaml::FileError;
 /// How errors name this file.
 const KIND: &str = "web config file";
+
+/// `tls_server_config.client_auth_type`, named as in Go's `crypto/tls`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    #[default]
+    NoClientCert,
+    RequestClientCert,
+    RequireAnyClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
 
 /// The validated web configuration. [`Default`] is plain HTTP without authentication,
 /// which is what the exporter serves without `--web.config.file`.
@@ -106,6 +116,8 @@ impl WebConfig {
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../tests/it/certs.rs"]
+// Shared with the integration tests, where its items are the helpers of every area.
+#[allow(unreachable_pub)]
 mod test_certs;
 
 /// A directory of certificates for the unit tests of every submodule.

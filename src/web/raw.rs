@@ -13,8 +13,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use super::basic_auth::BasicAuth;
-use super::tls::ClientAuth;
-use super::{WebConfig, WebConfigError};
+use super::{ClientAuth, WebConfig, WebConfigError};
 use crate::secret::Secret;
 use crate::yaml::File;
 

@@ -15,7 +15,7 @@ use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtoco
 
 use super::client_cert::{AllowedSans, AnyClientCert};
 use super::raw::{given, RawTls, Validator};
-use super::WebConfigError;
+use super::{ClientAuth, WebConfigError};
 
 // The toolkit's names, mapped onto rustls where it has them.
 
@@ -103,17 +103,6 @@ fn tls_version(text: &str) -> Result<TlsVersion, String> {
     }
 }
 
-/// `tls_server_config.client_auth_type`, named as in Go's `crypto/tls`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientAuth {
-    #[default]
-    NoClientCert,
-    RequestClientCert,
-    RequireAnyClientCert,
-    VerifyClientCertIfGiven,
-    RequireAndVerifyClientCert,
-}
-
 fn client_auth(text: &str) -> Result<ClientAuth, String> {
     Ok(match text {
         "" | "NoClientCert" => ClientAuth::NoClientCert,
@@ -166,69 +155,8 @@ impl Validator<'_> {
             return Err(self.err(format!("{P}.key_file"), "missing: required for TLS"));
         };
 
-        let version = |key: &str, value: &Option<String>, default| match value {
-            None => Ok(default),
-            Some(text) => tls_version(text).map_err(|m| self.err(format!("{P}.{key}"), m)),
-        };
-        let min = version("min_version", &raw.min_version, TlsVersion::Tls12)?;
-        let max = version("max_version", &raw.max_version, TlsVersion::Tls13)?;
-        if min > max {
-            return Err(self.err(
-                format!("{P}.min_version"),
-                "must not be greater than max_version",
-            ));
-        }
-        let versions: Vec<&'static SupportedProtocolVersion> =
-            [TlsVersion::Tls12, TlsVersion::Tls13]
-                .into_iter()
-                .filter(|v| (min..=max).contains(v))
-                .map(TlsVersion::rustls)
-                .collect();
-
-        let mut crypto = provider::default_provider();
-        // An empty list means the defaults, as in Go.
-        if let Some(names) = raw.cipher_suites.as_ref().filter(|n| !n.is_empty()) {
-            let mut tls12 = Vec::new();
-            for (i, name) in names.iter().enumerate() {
-                let key = format!("{P}.cipher_suites[{i}]");
-                if let Some(suite) = tls12_suite(name) {
-                    if !tls12.contains(&suite) {
-                        tls12.push(suite);
-                    }
-                } else if GO_TLS13_SUITES.contains(&name.as_str()) {
-                    // Accepted and ignored, as in Go: TLS 1.3 suites are not configurable.
-                } else if GO_SUITES_NOT_IN_RUSTLS.contains(&name.as_str()) {
-                    return Err(self.err(
-                        key,
-                        format!("{name} is not supported: rustls implements only ECDHE suites with AES-GCM or ChaCha20-Poly1305"),
-                    ));
-                } else {
-                    return Err(self.err(key, format!("unknown cipher: {name}")));
-                }
-            }
-            if tls12.is_empty() && min == TlsVersion::Tls12 {
-                return Err(self.err(
-                    format!("{P}.cipher_suites"),
-                    "lists no TLS 1.2 suite, so no TLS 1.2 client could connect; add one or set min_version: TLS13",
-                ));
-            }
-            // TLS 1.3 suites first, in the provider's order, then the listed ones.
-            crypto.cipher_suites.retain(|s| s.tls13().is_some());
-            crypto.cipher_suites.extend(tls12);
-        }
-        if let Some(names) = raw.curve_preferences.as_ref().filter(|n| !n.is_empty()) {
-            let mut groups: Vec<&'static dyn SupportedKxGroup> = Vec::new();
-            for (i, name) in names.iter().enumerate() {
-                let group = kx_group(name)
-                    .map_err(|m| self.err(format!("{P}.curve_preferences[{i}]"), m))?;
-                if !groups.iter().any(|g| g.name() == group.name()) {
-                    groups.push(group);
-                }
-            }
-            crypto.kx_groups = groups;
-        }
-        let crypto = Arc::new(crypto);
-
+        let (min, versions) = self.versions(&raw)?;
+        let crypto = self.crypto(&raw, min)?;
         let (auth, verifier) = self.client_verifier(&raw, &crypto)?;
 
         let (chain, key) = self.key_pair(cert_file, key_file)?;
@@ -255,6 +183,85 @@ impl Validator<'_> {
         // HTTP/1.1 only; see `WebConfig::http2`.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Some((config, auth)))
+    }
+
+    /// `min_version` and `max_version`: the lowest, and every version allowed.
+    fn versions(
+        &self,
+        raw: &RawTls,
+    ) -> Result<(TlsVersion, Vec<&'static SupportedProtocolVersion>), WebConfigError> {
+        const P: &str = "tls_server_config";
+        let version = |key: &str, value: &Option<String>, default| match value {
+            None => Ok(default),
+            Some(text) => tls_version(text).map_err(|m| self.err(format!("{P}.{key}"), m)),
+        };
+        let min = version("min_version", &raw.min_version, TlsVersion::Tls12)?;
+        let max = version("max_version", &raw.max_version, TlsVersion::Tls13)?;
+        if min > max {
+            return Err(self.err(
+                format!("{P}.min_version"),
+                "must not be greater than max_version",
+            ));
+        }
+        let versions = [TlsVersion::Tls12, TlsVersion::Tls13]
+            .into_iter()
+            .filter(|v| (min..=max).contains(v))
+            .map(TlsVersion::rustls)
+            .collect();
+        Ok((min, versions))
+    }
+
+    /// The crypto provider with `cipher_suites` and `curve_preferences` applied (an empty
+    /// list means the defaults, as in Go).
+    fn crypto(&self, raw: &RawTls, min: TlsVersion) -> Result<Arc<CryptoProvider>, WebConfigError> {
+        const P: &str = "tls_server_config";
+        let mut crypto = provider::default_provider();
+        if let Some(names) = raw.cipher_suites.as_ref().filter(|n| !n.is_empty()) {
+            let tls12 = self.tls12_suites(names)?;
+            if tls12.is_empty() && min == TlsVersion::Tls12 {
+                return Err(self.err(
+                    format!("{P}.cipher_suites"),
+                    "lists no TLS 1.2 suite, so no TLS 1.2 client could connect; add one or set min_version: TLS13",
+                ));
+            }
+            // TLS 1.3 suites first, in the provider's order, then the listed ones.
+            crypto.cipher_suites.retain(|s| s.tls13().is_some());
+            crypto.cipher_suites.extend(tls12);
+        }
+        if let Some(names) = raw.curve_preferences.as_ref().filter(|n| !n.is_empty()) {
+            let mut groups: Vec<&'static dyn SupportedKxGroup> = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                let group = kx_group(name)
+                    .map_err(|m| self.err(format!("{P}.curve_preferences[{i}]"), m))?;
+                if !groups.iter().any(|g| g.name() == group.name()) {
+                    groups.push(group);
+                }
+            }
+            crypto.kx_groups = groups;
+        }
+        Ok(Arc::new(crypto))
+    }
+
+    /// The TLS 1.2 suites of `cipher_suites`, each once; TLS 1.3 names are accepted and
+    /// ignored, as in Go (TLS 1.3 suites are not configurable).
+    fn tls12_suites(&self, names: &[String]) -> Result<Vec<SupportedCipherSuite>, WebConfigError> {
+        let mut tls12 = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let key = format!("tls_server_config.cipher_suites[{i}]");
+            if let Some(suite) = tls12_suite(name) {
+                if !tls12.contains(&suite) {
+                    tls12.push(suite);
+                }
+            } else if GO_SUITES_NOT_IN_RUSTLS.contains(&name.as_str()) {
+                return Err(self.err(
+                    key,
+                    format!("{name} is not supported: rustls implements only ECDHE suites with AES-GCM or ChaCha20-Poly1305"),
+                ));
+            } else if !GO_TLS13_SUITES.contains(&name.as_str()) {
+                return Err(self.err(key, format!("unknown cipher: {name}")));
+            }
+        }
+        Ok(tls12)
     }
 
     /// The client-certificate policy of `client_auth_type`, `client_ca_file` and

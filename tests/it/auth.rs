@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pipefy_exporter::simulator::demo_data;
+use pipefy_sim::demo_data;
 
 use crate::helpers::{poll, sim_auth, TestApp, CLIENT_ID};
 
@@ -128,7 +128,7 @@ async fn a_401_fetches_a_new_token_once_and_retries() {
 #[tokio::test]
 async fn a_rejected_client_secret_fails_every_collector() {
     let app = TestApp::builder(demo_data())
-        .auth(pipefy_exporter::simulator::SimAuth {
+        .auth(pipefy_sim::SimAuth {
             clients: vec![(CLIENT_ID.into(), "another-secret".into())],
             ..sim_auth(Duration::from_secs(3600))
         })

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pipefy_exporter::config::Config;
-use pipefy_exporter::refresh::{RefreshOutcome, Refresher};
-use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::simulator::{demo_data, SimAuth, SimData, SimServer, SimStats, Simulator};
-use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_exporter::testing::Config;
+use pipefy_exporter::testing::SelfMetrics;
+use pipefy_exporter::testing::{merge, Snapshot};
+use pipefy_exporter::testing::{Due, RefreshOutcome, Refresher};
+use pipefy_sim::{demo_data, SimAuth, SimData, SimServer, SimStats, Simulator};
 
 use crate::helpers::{pat_config, pat_config_with, TestApp};
 
@@ -306,10 +306,10 @@ impl Driven {
     async fn refresh(&mut self, collectors: &[&str]) -> (SimStats, RefreshOutcome) {
         let before = self.sim.stats();
         let outcome = if collectors.is_empty() {
-            self.refresher.refresh_all(&self.snapshot).await
+            self.refresher.refresh(&self.snapshot, Due::All).await
         } else {
             self.refresher
-                .refresh_only(&self.snapshot, collectors)
+                .refresh(&self.snapshot, Due::Only(collectors))
                 .await
         };
         self.snapshot = merge(

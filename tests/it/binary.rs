@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
+use pipefy_sim::{demo_data, SimData, Simulator};
 
 use crate::helpers::{
     poll, run, sim_auth, spawn_simulator, write_config, Exit, Metrics, Running, CLIENT_ID,
@@ -394,7 +394,11 @@ async fn json_logs_keep_numbers_as_numbers() {
             .collect();
         lines
             .iter()
-            .any(|l| l["source"] == "pipefy_exporter::refresh")
+            .any(|l| {
+                l["source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("pipefy_exporter::refresh"))
+            })
             .then_some(lines)
     })
     .await;

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pipefy_exporter::simulator::{SimAuth, SimData};
+use pipefy_sim::{SimAuth, SimData};
 use serde_json::Value;
 
 use crate::e2e::{dashboard_queries, date_in_days, grafana_variables, repo, Prometheus};

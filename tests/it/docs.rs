@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use pipefy_exporter::config::{Config, ENV_CLIENT_SECRET, ENV_TOKEN};
+use pipefy_exporter::testing::{Config, ENV_CLIENT_SECRET, ENV_TOKEN};
 
 fn parse(yaml: &str, name: &str) -> Config {
     Config::from_yaml(yaml, Path::new(name), &|key| {
@@ -41,8 +41,17 @@ fn the_configuration_reference_is_valid() {
         config.accounts[0].organizations,
         Some(vec!["2".to_string(), "300".to_string()])
     );
-    assert_eq!(config.max_orgs_per_request, 500);
-    assert_eq!(config.token_attribution_deadline(), Some(1_799_107_200));
+    // The deadline, as the exporter exports it.
+    let body = pipefy_exporter::testing::render(
+        &Default::default(),
+        &Default::default(),
+        &pipefy_exporter::testing::exposition_info(&config),
+        std::time::SystemTime::now(),
+    );
+    assert!(
+        body.contains("\npipefy_token_attribution_deadline_timestamp_seconds 1799107200\n"),
+        "{body}"
+    );
     let intervals: Vec<(&str, u64)> = config
         .schedules()
         .into_iter()

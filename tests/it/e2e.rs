@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use pipefy_exporter::simulator::{demo_data, Resource, SimAuth};
+use pipefy_sim::{demo_data, Resource, SimAuth};
 use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
 use tokio::net::TcpListener;
@@ -30,15 +30,6 @@ pub(crate) fn repo() -> PathBuf {
 
 /// Debian's packages of the tools this test runs.
 pub(crate) const INSTALL: &str = "apt-get install prometheus prometheus-alertmanager";
-
-pub(crate) async fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Notifications received, by receiver path (`critical` / `warning`).
 type Inbox = Arc<Mutex<Vec<(String, Value)>>>;
@@ -105,16 +96,18 @@ impl Prometheus {
         config: &str,
         extra: &[&str],
     ) -> (Running, Prometheus) {
-        let port = free_port().await;
         let file = dir.join("prometheus.yml");
         std::fs::write(&file, config).unwrap();
-        let mut args = vec![
-            format!("--config.file={}", file.display()),
-            format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ];
-        args.extend(extra.iter().map(|a| a.to_string()));
-        let running = Running::tool("prometheus", &args, INSTALL);
+        let args = |port: u16| {
+            let mut args = vec![
+                format!("--config.file={}", file.display()),
+                format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+            ];
+            args.extend(extra.iter().map(|a| a.to_string()));
+            args
+        };
+        let (running, port) = Running::tool_on_free_port("prometheus", args, INSTALL).await;
         let prom = Prometheus {
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
@@ -226,7 +219,7 @@ pub(crate) fn date_in_days(days: i64) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (y, m, d) = pipefy_exporter::timefmt::civil_from_days(now.div_euclid(86_400) + days);
+    let (y, m, d) = timefmt::civil_from_days(now.div_euclid(86_400) + days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -249,25 +242,24 @@ async fn prometheus_and_alertmanager_end_to_end() {
     app.cycles(1).await;
 
     let (hook_port, inbox) = webhook().await;
-    let am_port = free_port().await;
     std::fs::write(
         dir.path().join("alertmanager.yml"),
         alertmanager_config(hook_port),
     )
     .unwrap();
-    let _alertmanager = Running::tool(
-        "prometheus-alertmanager",
-        &[
+    let am_args = |port: u16| {
+        vec![
             format!(
                 "--config.file={}",
                 dir.path().join("alertmanager.yml").display()
             ),
             format!("--storage.path={}", dir.path().join("am-data").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            format!("--web.listen-address=127.0.0.1:{port}"),
             "--cluster.listen-address=".into(),
-        ],
-        INSTALL,
-    );
+        ]
+    };
+    let (_alertmanager, am_port) =
+        Running::tool_on_free_port("prometheus-alertmanager", am_args, INSTALL).await;
 
     let rules = repo().join("deploy/prometheus/rules.yml");
     let (_prometheus, prom) = Prometheus::start(

@@ -1,8 +1,6 @@
 //! Upstream failures: one denied organization, throttling, outages and stale values.
 
-use std::time::Duration;
-
-use pipefy_exporter::simulator::demo_data;
+use pipefy_sim::demo_data;
 
 use crate::helpers::{pat_config, pat_config_with, poll, TestApp};
 
@@ -203,9 +201,11 @@ async fn stale_values_are_marked_on_the_landing_page() {
 }
 
 #[tokio::test]
-async fn throttling_is_counted_and_postpones_the_next_cycle() {
-    // Retry-After (30 s) is longer than the interval (200 ms): after the 429 the
-    // exporter waits, so no request follows within the next refreshes' time.
+async fn throttling_is_counted_and_keeps_the_last_values() {
+    // Retry-After (30 s) is longer than the interval (200 ms). That the next refresh
+    // then waits it out, whatever collector is due, is the scheduler's unit test on
+    // paused time (src/refresh/schedule/tests.rs: a_retry_after_holds_back_every_collector);
+    // that the refresh reports the wait, tests/it/batching.rs.
     let config = pat_config("refresh_interval: 200ms\nstale_after: 1h\norganizations: [2]\n");
     let app = TestApp::builder(demo_data()).config(&config).spawn().await;
     app.cycles(1).await;
@@ -245,11 +245,7 @@ async fn throttling_is_counted_and_postpones_the_next_cycle() {
         5.0,
         "last good value kept"
     );
-    let requests = app.sim.stats().graphql_requests;
-    // Several intervals later, still no new request: the cycle was postponed.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(app.sim.stats().graphql_requests, requests);
-    assert_eq!(app.metrics().await.refreshes(), cycles);
+    assert!(cycles >= 2.0);
     app.shutdown().await;
 }
 
@@ -376,32 +372,5 @@ async fn a_first_discovery_that_fails_is_counted_as_a_failure() {
         0.0
     );
     assert!(!m.has("pipefy_up", &[]));
-    app.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_retry_after_holds_back_every_collector() {
-    // Limits every 200 ms, API usage every 1 s. A 429 with Retry-After: 60 on a limits
-    // request must also hold back API usage, which was not due then: Pipefy throttles
-    // the credential, not one operation.
-    let config = pat_config(
-        "organizations: [2]\nstale_after: 1h\ncollectors:\n  subscription_limits: {interval: 200ms}\n  api_usage: {interval: 1s}\n  ai_credits: false\n  automation_jobs: false\n  integrations: false\n  token_attribution: false\n",
-    );
-    let app = TestApp::builder(demo_data()).config(&config).spawn().await;
-    app.cycles(1).await;
-    app.sim.fail_next(1, 429, Some(60));
-    poll("a throttled limits request", || async {
-        let m = app.metrics().await;
-        m.has(
-            "pipefy_exporter_api_requests_total",
-            &[("operation", "PipefySubscriptionLimits"), ("status", "429")],
-        )
-        .then_some(())
-    })
-    .await;
-    let requests = app.sim.stats().graphql_requests;
-    // Longer than API usage's interval: it would have been due again by now.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(app.sim.stats().graphql_requests, requests);
     app.shutdown().await;
 }

@@ -14,8 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipefy_exporter::simulator::{demo_data, Corruption, Simulator};
-use pipefy_exporter::ServeOptions;
+use pipefy_exporter::testing::ServeOptions;
+use pipefy_sim::{demo_data, Corruption, Simulator};
 use tokio::net::TcpListener;
 
 use crate::helpers::{
@@ -330,9 +330,9 @@ async fn connection_refused_is_retried_opens_the_circuit_and_values_go_stale() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let exporter = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(pipefy_exporter::serve_with(
+    let task = tokio::spawn(pipefy_exporter::testing::serve(
         Arc::new(config),
-        listener,
+        vec![listener],
         ServeOptions::default(),
         async {
             let _ = stopped.await;

@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime};
 use axum::body::{to_bytes, Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
-use pipefy_exporter::config::Config;
-use pipefy_exporter::exposition::{ExpositionInfo, Published};
-use pipefy_exporter::http::{app, AppState};
-use pipefy_exporter::refresh::Refresher;
-use pipefy_exporter::self_metrics::SelfMetrics;
-use pipefy_exporter::simulator::{demo_data, SimData, Simulator};
-use pipefy_exporter::snapshot::{merge, Snapshot};
+use pipefy_exporter::testing::Config;
+use pipefy_exporter::testing::SelfMetrics;
+use pipefy_exporter::testing::{app, AppState};
+use pipefy_exporter::testing::{merge, Snapshot};
+use pipefy_exporter::testing::{Due, Refresher};
+use pipefy_exporter::testing::{ExpositionInfo, Published};
+use pipefy_sim::{demo_data, SimData, Simulator};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -32,7 +32,7 @@ async fn one_refresh(data: SimData) -> (Arc<Config>, Snapshot) {
     let config = Arc::new(load_config(&pat_config(ORGS), &server, dir.path()));
     let refresher = Refresher::standalone(config.clone(), Arc::default()).unwrap();
     let previous = Snapshot::default();
-    let outcome = refresher.refresh_all(&previous).await;
+    let outcome = refresher.refresh(&previous, Due::All).await;
     let snapshot = merge(&previous, outcome.orgs, outcome.outcomes, SystemTime::now());
     (config, snapshot)
 }
@@ -58,7 +58,7 @@ fn router(config: &Config, snapshot: Snapshot) -> (Router, Publisher) {
 
 fn router_at(config: &Config, snapshot: Snapshot, telemetry_path: &str) -> (Router, Publisher) {
     let info = Arc::new({
-        let mut info = ExpositionInfo::new(config);
+        let mut info = pipefy_exporter::testing::exposition_info(config);
         info.version = "1.2.3-test";
         info.revision = "abc123";
         info

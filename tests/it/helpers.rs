@@ -12,12 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pipefy_exporter::config::Config;
-use pipefy_exporter::reload::Sources;
-use pipefy_exporter::shard::Shard;
-use pipefy_exporter::simulator::{SimAuth, SimData, SimServer, Simulator};
-use pipefy_exporter::web::WebConfig;
-use pipefy_exporter::ServeOptions;
+use pipefy_exporter::testing::Config;
+use pipefy_exporter::testing::ServeOptions;
+use pipefy_exporter::testing::Shard;
+use pipefy_exporter::testing::Sources;
+use pipefy_exporter::testing::WebConfig;
+use pipefy_sim::{SimAuth, SimData, SimServer, Simulator};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -253,9 +253,9 @@ impl TestAppBuilder {
             enable_lifecycle: self.lifecycle,
             ..ServeOptions::default()
         };
-        let task = tokio::spawn(pipefy_exporter::serve_with(
+        let task = tokio::spawn(pipefy_exporter::testing::serve(
             Arc::new(config),
-            listener,
+            vec![listener],
             options,
             async {
                 let _ = stopped.await;
@@ -500,6 +500,45 @@ impl Running {
             });
         }
         Running { child, logs }
+    }
+
+    /// Another program listening on a port it is given: `args(port)` are its arguments
+    /// for a port nobody listens on. Picking a free port and handing it over leaves a
+    /// moment in which another process may take it; the program then fails to listen and
+    /// exits, and is started again on another port (up to five times).
+    pub async fn tool_on_free_port(
+        program: &str,
+        args: impl Fn(u16) -> Vec<String>,
+        install: &str,
+    ) -> (Running, u16) {
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut running = Running::tool(program, &args(port), install);
+            let deadline = tokio::time::Instant::now() + POLL_LIMIT;
+            loop {
+                if running.child.try_wait().ok().flatten().is_some() {
+                    break; // it could not listen there: another port
+                }
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return (running, port);
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "gave up waiting for {program} to listen on {port}:\n{}",
+                    running.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        panic!("{program} could not listen on a free port in five tries")
     }
 
     /// The process id, to send it signals.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pipefy_exporter::simulator::{demo_data, SimAuth, Simulator};
+use pipefy_sim::{demo_data, SimAuth, Simulator};
 use reqwest::StatusCode;
 
 use crate::helpers::{
@@ -408,10 +408,10 @@ async fn a_reload_keeps_the_shard_of_the_flags() {
     // Of 2 shards, shard 1 owns organizations 2 and 4242, shard 0 owns 300. The reload
     // lists all three, and only this shard's must be fetched and exported.
     let shard = 1;
-    assert_eq!(pipefy_exporter::shard::owner("300", 2), 0);
+    assert_eq!(pipefy_exporter::testing::owner("300", 2), 0);
     let app = TestApp::builder(demo_data())
         .config(&pat_config("refresh_interval: 1h\norganizations: [2]\n"))
-        .shard(pipefy_exporter::shard::Shard::new(shard, 2).unwrap())
+        .shard(pipefy_exporter::testing::Shard::new(shard, 2).unwrap())
         .lifecycle()
         .spawn()
         .await;

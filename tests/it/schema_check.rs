@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use pipefy_exporter::simulator::{demo_data, SimSchema, Simulator};
+use pipefy_sim::{demo_data, SimSchema, Simulator};
 
 use crate::helpers::{
     pat_config, pat_config_with, poll, run, sim_auth, spawn_simulator, write_config, Metrics,

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pipefy_exporter::shard::Shard;
-use pipefy_exporter::simulator::SimData;
+use pipefy_exporter::testing::Shard;
+use pipefy_sim::SimData;
 
 use crate::helpers::{pat_config, TestApp};
 

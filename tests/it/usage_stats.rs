@@ -3,7 +3,7 @@
 //! partial answers, per-collector schedules, and every document the exporter builds
 //! validating against the simulator's schema.
 
-use pipefy_exporter::simulator::{demo_data, SimData};
+use pipefy_sim::{demo_data, SimData};
 
 use crate::helpers::{pat_config, poll, Metrics, TestApp};
 

@@ -1,6 +1,6 @@
 //! Exact values for the seed organizations, escaping, and the pages.
 
-use pipefy_exporter::simulator::{
+use pipefy_sim::{
     demo_data, Resource, SimApiCall, SimApiUsage, SimData, SimIntegrations, SimLimit, SimOrg,
     SimToken,
 };

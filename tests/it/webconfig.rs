@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pipefy_exporter::simulator::demo_data;
-use pipefy_exporter::web::WebConfig;
+use pipefy_exporter::testing::WebConfig;
+use pipefy_sim::demo_data;
 use rcgen::SanType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

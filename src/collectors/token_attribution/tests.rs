@@ -1,9 +1,14 @@
+//! Token attribution: the default guess, a whole query the operator points at the real
+//! field, the tokens read from its answer, and their highlight on the landing page.
+
 use super::*;
 use serde_json::json;
 
-fn built(yaml: &str) -> Result<TokenAttribution, super::super::BuildError> {
+fn built(yaml: &str) -> Result<TokenAttribution, BuildError> {
     let raw: Raw = crate::yaml::parse_yaml(yaml).unwrap();
-    build(raw, &Context::default()).map(|c| c.unwrap())
+    let defaults = super::super::Defaults::default();
+    let meta = Meta::resolve(&SPEC, raw.enabled, raw.interval, &defaults)?.unwrap();
+    build(meta, raw)
 }
 
 fn target() -> Target {
@@ -193,4 +198,79 @@ fn a_query_that_cannot_work_is_refused_with_its_key() {
         message.starts_with("is not a GraphQL field: syntax error"),
         "{message}"
     );
+}
+
+/// The rule of `PipefyUnassignedTokensDeadlineSoon` and `...Imminent`: tokens left
+/// unassigned, and the deadline under 14 (warning) or 3 days (critical) away.
+#[test]
+fn unassigned_tokens_are_highlighted_by_the_deadline_alerts() {
+    use crate::snapshot::{merge, OrgEntry};
+    use crate::thresholds::Level;
+    use std::time::UNIX_EPOCH;
+    let day = 86_400;
+    // 2027-01-05, UTC midnight.
+    let deadline = 1_799_107_200;
+    let collector = built("deadline: 2027-01-05").unwrap();
+    let tokens = vec![
+        Token {
+            id: "1".into(),
+            name: "a".into(),
+            assigned: false,
+        },
+        Token {
+            id: "2".into(),
+            name: "b".into(),
+            assigned: false,
+        },
+        Token {
+            id: "3".into(),
+            name: "c".into(),
+            assigned: true,
+        },
+    ];
+    let snapshot_at = |now: SystemTime| {
+        let outcome = Decoded::new("2", Ok(tokens.clone())).into_outcome(&collector);
+        let entry = OrgEntry {
+            id: "2".into(),
+            ..OrgEntry::default()
+        };
+        merge(&Snapshot::default(), vec![entry], vec![outcome], now)
+    };
+    for (days_before, level) in [
+        (14.0, Level::Ok),
+        (11.4, Level::Warning),
+        (2.5, Level::Critical),
+        (-1.0, Level::Critical),
+    ] {
+        let now = UNIX_EPOCH + Duration::from_secs_f64(deadline as f64 - days_before * day as f64);
+        let snapshot = snapshot_at(now);
+        let cells = collector.cells(&snapshot.orgs["2"], now);
+        assert_eq!(
+            cells,
+            [Cell::own(
+                "unassigned tokens",
+                CellValue::Count { count: 2, level }
+            )],
+            "{days_before} days before"
+        );
+    }
+    // No deadline configured: the alerts cannot fire.
+    let without = built("{}").unwrap();
+    let now = SystemTime::now();
+    let snapshot = snapshot_at(now);
+    assert_eq!(
+        without.cells(&snapshot.orgs["2"], now),
+        [Cell::own(
+            "unassigned tokens",
+            CellValue::Count {
+                count: 2,
+                level: Level::Ok
+            }
+        )]
+    );
+    assert_eq!(
+        collector.headline(UNIX_EPOCH + Duration::from_secs(deadline - 12 * day)),
+        Some("Token billing-attribution deadline: 2027-01-05 (12.0 days left)".to_owned())
+    );
+    assert_eq!(without.headline(now), None);
 }

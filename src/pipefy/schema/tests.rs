@@ -1,3 +1,6 @@
+//! Documents checked against a schema: known names validate, unknown ones are named by
+//! coordinate, the other rules are apollo-compiler's.
+
 use super::*;
 
 /// A few of Pipefy's documented names, as SDL.

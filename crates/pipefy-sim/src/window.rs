@@ -3,14 +3,13 @@
 //!
 //! The simulator keeps no history, so every window answers the same numbers; only the
 //! echoed window and the days of `apiUsageStatsDaily` depend on it. Days are whole UTC
-//! days counted from 1970-01-01, as in [`crate::timefmt`].
+//! days counted from 1970-01-01, as in [`timefmt`].
 
 use std::ops::RangeInclusive;
 use std::time::SystemTime;
 
 use async_graphql::{Enum, InputObject};
-
-use crate::timefmt::{civil_from_days, days_from_civil, parse_date, unix_seconds};
+use timefmt::{civil_from_days, days_from_civil, parse_date, unix_seconds};
 
 /// Pipefy's `PeriodFilter`. Its values are lower case, unlike most GraphQL enums, so
 /// each one is named explicitly.

@@ -3,7 +3,7 @@
 //! but itself in its process (`scripts/bench-scrape`). Any token is accepted.
 //!
 //! ```text
-//! cargo run --release --example simulator -- 1000 127.0.0.1:10196 [LATENCY_MS] [SCHEMA]
+//! cargo run --release -p pipefy-sim --example simulator -- 1000 127.0.0.1:10196 [LATENCY_MS] [SCHEMA]
 //! ```
 //!
 //! `LATENCY_MS` (default 0) is added to every answer, as a network and Pipefy's own time
@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use pipefy_exporter::simulator::{SimAuth, SimData, SimSchema, Simulator};
+use pipefy_sim::{SimAuth, SimData, SimSchema, Simulator};
 use tokio::net::TcpListener;
 
 #[tokio::main]

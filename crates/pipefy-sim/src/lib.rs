@@ -26,10 +26,15 @@
 //! monitoring costs. The simulator keeps no history: every period answers the same
 //! numbers, only the echoed `filterDate` window follows the question.
 //!
+//! Its own crate, so that the exporter's `src/` holds the exporter alone: the exporter
+//! depends on it behind its `demo` feature (`--demo`) and for its tests and benchmarks;
+//! it depends on nothing of the exporter (calendar arithmetic comes from `timefmt`).
+//!
 //! Layout: this file holds the public API and the shared state, `data.rs` the data
 //! model and demo data, `schema.rs` the root fields and the organization types,
 //! `usage.rs` the Usage Stats types, `window.rs` periods and date windows, `http.rs` the
-//! routes.
+//! routes, `complexity.rs` Pipefy's complexity count, `variants.rs` the schemas served;
+//! `tests/` the tests over real sockets, one file per area.
 
 mod complexity;
 mod data;
@@ -49,10 +54,10 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::http::HeaderMap;
 
 /// Pipefy's timestamps are to the second.
-use crate::timefmt::rfc3339_secs as rfc3339;
+use timefmt::rfc3339_secs as rfc3339;
 
 pub use data::{
-    demo_data, Motion, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,
+    demo_data, Resource, SimAiCredits, SimAiResource, SimApiCall, SimApiUsage, SimData,
     SimIntegrations, SimLimit, SimOrg, SimToken,
 };
 pub use variants::SimSchema;
@@ -132,10 +137,10 @@ pub struct SimStats {
 
 /// Pipefy's documented complexity limit, which the simulator enforces unless told
 /// otherwise ([`Simulator::set_complexity_limit`]).
-pub const MAX_COMPLEXITY: u64 = 50_000;
+const MAX_COMPLEXITY: u64 = 50_000;
 /// What a list without `first:` counts for in the simulator's complexity (Pipefy's
 /// documentation gives no number; 50 is the exporter's default assumption too).
-pub const DEFAULT_PAGE_SIZE: u64 = 50;
+const DEFAULT_PAGE_SIZE: u64 = 50;
 
 /// An injected HTTP failure for `/graphql`.
 #[derive(Clone, Copy, Debug)]
@@ -253,12 +258,12 @@ impl Simulator {
     }
 
     /// All the routes: `POST /graphql`, `POST /oauth/token`, `GET /sim/stats`.
-    pub fn router(&self) -> axum::Router {
+    fn router(&self) -> axum::Router {
         http::router(self.clone())
     }
 
-    /// Serves [`Simulator::router`] on `listener` in a tokio task until
-    /// [`SimServer::shutdown`].
+    /// Serves all the routes (`POST /graphql`, `POST /oauth/token`, `GET /sim/stats`) on
+    /// `listener` in a tokio task until [`SimServer::shutdown`].
     pub async fn spawn(&self, listener: tokio::net::TcpListener) -> std::io::Result<SimServer> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -285,8 +290,10 @@ impl Simulator {
         r
     }
 
-    /// Denies (or allows again) reading the organization with this id.
-    pub fn deny(&self, org_id: &str, denied: bool) {
+    /// Denies (or allows again) reading the organization with this id (for this crate's
+    /// tests; the exporter's change [`SimData::denied`] through [`Simulator::update`]).
+    #[cfg(test)]
+    fn deny(&self, org_id: &str, denied: bool) {
         self.update(|d| {
             if denied {
                 d.denied.insert(org_id.to_string());
@@ -310,14 +317,6 @@ impl Simulator {
             },
             count,
         ));
-    }
-
-    /// The next `count` `/graphql` requests (after authentication) answer `200 OK` with
-    /// a broken body. They queue up with [`Simulator::fail_next`].
-    pub fn corrupt_next(&self, count: usize, corruption: Corruption) {
-        let mut st = self.lock();
-        st.fail_next
-            .extend(std::iter::repeat_n(Failure::corrupt(corruption), count));
     }
 
     /// Every `/graphql` request (after authentication) answers `200 OK` with a broken
@@ -427,7 +426,7 @@ impl Simulator {
 
     /// A step of fake activity so that demo graphs move: each organization's cards,
     /// records, API calls, automation jobs and integration tasks rise and fall back
-    /// within a band, and its AI credits grow up to a cap, as [`SimData::motion`] says.
+    /// within a band, and its AI credits grow up to a cap, as the data's motion says.
     /// Limits never change.
     pub fn tick(&self) {
         let mut st = self.lock();

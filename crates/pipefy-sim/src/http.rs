@@ -69,41 +69,8 @@ pub(super) fn billed_operation(body: &[u8]) -> String {
 /// failures, then delayed, and only then is its body parsed. GraphQL errors of any kind
 /// (parse, validation, resolver) are HTTP 200, like Pipefy.
 async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Response {
-    match sim.admit(headers) {
-        Admission::Unauthorized => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
-                Json(json!({"errors": [{"message": "Unauthorized"}]})),
-            )
-                .into_response();
-        }
-        Admission::Fail(Failure {
-            body: Some(corruption),
-            ..
-        }) => return corrupt(corruption),
-        Admission::Fail(failure) => {
-            // A 1xx is not a final answer and would confuse the HTTP stack: use 500.
-            let status = StatusCode::from_u16(failure.status)
-                .ok()
-                .filter(|s| !s.is_informational())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let body = Json(json!({"errors": [{
-                "message": format!("Simulated failure (HTTP {})", status.as_u16())
-            }]}));
-            let mut response = (status, body).into_response();
-            if let Some(secs) = failure.retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            return response;
-        }
-        Admission::Proceed { latency } => {
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-        }
+    if let Err(answer) = admitted(sim, headers).await {
+        return answer;
     }
 
     let body: GraphqlBody = match serde_json::from_slice(body) {
@@ -118,46 +85,24 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
     };
 
     let given = body.operation_name.as_deref().filter(|n| !n.is_empty());
-    // Parsed here only to name the operation and check its variables; async-graphql
-    // parses again and reports syntax errors itself.
+    // Parsed here only to name the operation and check it; async-graphql parses again
+    // and reports syntax errors itself.
     let doc = async_graphql::parser::parse_query(&body.query).ok();
     let operation = operation_name(doc.as_ref(), given);
     sim.record_operation(operation.clone(), &body.query);
-    if let Some(errors) = doc
-        .as_ref()
-        .and_then(|doc| missing_variables(doc, given, body.variables.as_ref()))
-    {
-        sim.record_rejected(&operation);
-        return (StatusCode::OK, Json(json!({ "errors": errors }))).into_response();
-    }
     let (variant, introspection) = sim.variant();
-    if let Some((on, field)) = doc.as_ref().and_then(|doc| {
-        variants::hidden_field(&sim.inner.shapes, doc, given, variant, introspection)
+    if let Some(refused) = doc.as_ref().and_then(|doc| {
+        refusal(
+            sim,
+            doc,
+            given,
+            body.variables.as_ref(),
+            variant,
+            introspection,
+        )
     }) {
         sim.record_rejected(&operation);
-        return (StatusCode::OK, Json(variants::undefined_field(&on, &field))).into_response();
-    }
-
-    if let Some(doc) = &doc {
-        let (limit, page_size) = sim.complexity_limit();
-        let complexity =
-            sim.inner
-                .shapes
-                .complexity(doc, given, body.variables.as_ref(), page_size);
-        let refused = limit.is_some_and(|max| complexity > max);
-        sim.record_complexity(complexity, refused);
-        if let (true, Some(max)) = (refused, limit) {
-            sim.record_rejected(&operation);
-            // As Pipefy describes a complexity failure: 200, no `path`, no `data`.
-            let message = format!(
-                "Query has complexity of {complexity}, which exceeds max complexity of {max}"
-            );
-            return (
-                StatusCode::OK,
-                Json(json!({"errors": [{"message": message}]})),
-            )
-                .into_response();
-        }
+        return refused;
     }
 
     let mut request = async_graphql::Request::new(body.query)
@@ -174,6 +119,92 @@ async fn answer_graphql(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Re
         sim.record_rejected(&operation);
     }
     (StatusCode::OK, Json(response)).into_response()
+}
+
+/// The first steps of [`answer_graphql`]: the request counted, authenticated, subject to
+/// an injected failure, then delayed. `Err` holds the answer of a request that goes no
+/// further.
+async fn admitted(sim: &Simulator, headers: &HeaderMap) -> Result<(), Response> {
+    match sim.admit(headers) {
+        Admission::Unauthorized => Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+            Json(json!({"errors": [{"message": "Unauthorized"}]})),
+        )
+            .into_response()),
+        Admission::Fail(Failure {
+            body: Some(corruption),
+            ..
+        }) => Err(corrupt(corruption)),
+        Admission::Fail(failure) => Err(failed(failure)),
+        Admission::Proceed { latency } => {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The answer of an injected HTTP failure, with its `Retry-After`.
+fn failed(failure: Failure) -> Response {
+    // A 1xx is not a final answer and would confuse the HTTP stack: use 500.
+    let status = StatusCode::from_u16(failure.status)
+        .ok()
+        .filter(|s| !s.is_informational())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = Json(json!({"errors": [{
+        "message": format!("Simulated failure (HTTP {})", status.as_u16())
+    }]}));
+    let mut response = (status, body).into_response();
+    if let Some(secs) = failure.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// Whether a parsed document is refused as a whole before it is executed, and the
+/// answer if so (HTTP 200, errors, no `data`), checking in order: its required
+/// variables, the fields of the schema served ([`variants`]), the complexity limit
+/// (whose count is recorded either way).
+fn refusal(
+    sim: &Simulator,
+    doc: &ExecutableDocument,
+    given: Option<&str>,
+    variables: Option<&serde_json::Value>,
+    variant: variants::SimSchema,
+    introspection: bool,
+) -> Option<Response> {
+    if let Some(errors) = missing_variables(doc, given, variables) {
+        return Some((StatusCode::OK, Json(json!({ "errors": errors }))).into_response());
+    }
+    if let Some((on, field)) =
+        variants::hidden_field(&sim.inner.shapes, doc, given, variant, introspection)
+    {
+        return Some(
+            (StatusCode::OK, Json(variants::undefined_field(&on, &field))).into_response(),
+        );
+    }
+    let (limit, page_size) = sim.complexity_limit();
+    let complexity = sim
+        .inner
+        .shapes
+        .complexity(doc, given, variables, page_size);
+    let refused = limit.is_some_and(|max| complexity > max);
+    sim.record_complexity(complexity, refused);
+    let max = limit.filter(|_| refused)?;
+    // As Pipefy describes a complexity failure: 200, no `path`, no `data`.
+    let message =
+        format!("Query has complexity of {complexity}, which exceeds max complexity of {max}");
+    Some(
+        (
+            StatusCode::OK,
+            Json(json!({"errors": [{"message": message}]})),
+        )
+            .into_response(),
+    )
 }
 
 /// A `200 OK` whose body is broken: an HTML page, or JSON that stops half-way and a

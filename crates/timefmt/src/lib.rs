@@ -1,13 +1,15 @@
-//! Calendar arithmetic on Unix time, without a date-time dependency.
+//! Calendar arithmetic on Unix time, without a date-time dependency: the one crate of the
+//! workspace that both the exporter and the simulator (`pipefy-sim`) use.
 //!
-//! The exporter needs exactly three things: parse a `YYYY-MM-DD` deadline, print
-//! RFC 3339 timestamps in logs, and show dates on the landing page. Howard Hinnant's
-//! `days_from_civil` algorithm does all of it in a few lines.
+//! It owns exactly what they need: parse a `YYYY-MM-DD` deadline, print RFC 3339
+//! timestamps (logs, Pipefy's `updatedAt`), show dates on the landing page and count the
+//! days of a usage window. Howard Hinnant's `days_from_civil` algorithm does all of it in
+//! a few lines.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -32,7 +34,7 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Parses a `YYYY-MM-DD` date into the Unix time of its midnight, UTC.
-pub(crate) fn parse_date(text: &str) -> Option<i64> {
+pub fn parse_date(text: &str) -> Option<i64> {
     let mut parts = text.trim().splitn(3, '-');
     let year: i64 = parts.next()?.parse().ok()?;
     let month: u32 = parts.next()?.parse().ok()?;
@@ -58,14 +60,14 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 }
 
 /// Seconds since the Unix epoch as a float; 0 for times before it.
-pub(crate) fn unix_seconds(time: SystemTime) -> f64 {
+pub fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs_f64()
 }
 
 /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-23T16:38:34.123Z`.
-pub(crate) fn rfc3339(time: SystemTime) -> String {
+pub fn rfc3339(time: SystemTime) -> String {
     let millis = time
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -75,7 +77,7 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 }
 
 /// RFC 3339 in UTC to the second, e.g. `2026-11-23T16:38:34Z`, as Pipefy's timestamps.
-pub(crate) fn rfc3339_secs(time: SystemTime) -> String {
+pub fn rfc3339_secs(time: SystemTime) -> String {
     let secs = time
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

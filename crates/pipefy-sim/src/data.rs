@@ -50,7 +50,7 @@ pub struct SimData {
     pub bill_requests_to: Option<(String, String)>,
     /// How each organization's usage moves on [`SimData::tick`], by organization id;
     /// organizations without an entry move by [`Motion::default`].
-    pub motion: BTreeMap<String, Motion>,
+    pub(crate) motion: BTreeMap<String, Motion>,
 }
 
 /// How one organization's usage moves on each tick: the figures below rise by their
@@ -62,7 +62,7 @@ pub struct SimData {
 /// starting at v with step c stays within `v + c × [-p, H - p]`, so the canned value can
 /// sit inside its band, and organizations do not move in step.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Motion {
+pub(crate) struct Motion {
     pub phase: u64,
     /// Per tick: cards created this month, database records.
     pub cards: i32,
@@ -459,133 +459,7 @@ fn ai_resource(enabled: bool, usage: f64) -> SimAiResource {
 /// Token names in `api.calls` are the names in `tokens`, so that a PromQL join on
 /// `token_name` between calls per token and unassigned tokens finds them.
 pub fn demo_data() -> SimData {
-    use Resource::*;
-    let mut data = SimData::from_orgs([
-        SimOrg {
-            id: "2".to_string(),
-            uuid: "1f1c6d2e-0002-4a00-9000-000000000002".to_string(),
-            name: "Vandeley Industries".to_string(),
-            plan: Some("Business".to_string()),
-            limits: vec![
-                limit(Pipes, Some(5), 3),
-                limit(Users, Some(10), 7),
-                limit(Cards, Some(50), 12),
-                limit(Records, Some(500), 45),
-                limit(Interfaces, Some(2), 1),
-                limit(AiCredits, Some(100), 25),
-            ],
-            ai: Some(SimAiCredits {
-                active: true,
-                usage: 25.0,
-                limit: 100.0,
-                has_addon: false,
-                free_limit: 20.0,
-                free_usage: 20.0,
-                ai_automation: ai_resource(true, 18.0),
-                assistants: ai_resource(true, 7.0),
-            }),
-            tokens: vec![
-                token("t-201", "Zapier integration", None),
-                token("t-202", "Nightly ETL", None),
-                token("t-203", "Reporting", Some("2")),
-            ],
-            api: SimApiUsage {
-                limit: Some(50_000.0),
-                calls: vec![
-                    api_call("Nightly ETL", "ExportCards", 4200.0),
-                    api_call("Nightly ETL", NOT_SPECIFIED, 1830.0),
-                    api_call("Zapier integration", "CreateCard", 1480.0),
-                    api_call("Reporting", "PipeReport", 620.0),
-                ],
-            },
-            automation_jobs: 3420.0,
-            integrations: SimIntegrations {
-                tasks_used: 1150.0,
-                tasks_limit: Some(5000.0),
-                active_flows: 5,
-            },
-        },
-        SimOrg {
-            id: "300".to_string(),
-            uuid: "1f1c6d2e-0300-4a00-9000-000000000300".to_string(),
-            name: "Kramerica Industries".to_string(),
-            plan: Some("Enterprise".to_string()),
-            limits: vec![
-                limit(Pipes, None, 40),
-                limit(Users, Some(250), 180),
-                limit(Cards, None, 3200),
-                limit(Records, Some(100_000), 52_000),
-                limit(Interfaces, Some(20), 4),
-                limit(AiCredits, None, 900),
-            ],
-            ai: Some(SimAiCredits {
-                active: true,
-                usage: 900.0,
-                limit: 0.0,
-                has_addon: true,
-                free_limit: 50.0,
-                free_usage: 50.0,
-                ai_automation: ai_resource(true, 640.0),
-                assistants: ai_resource(true, 260.0),
-            }),
-            tokens: vec![token("t-301", "ERP sync", Some("300"))],
-            api: SimApiUsage {
-                limit: None,
-                calls: vec![
-                    api_call("ERP sync", "SyncOrders", 18_250.0),
-                    api_call("ERP sync", NOT_SPECIFIED, 2310.0),
-                ],
-            },
-            automation_jobs: 15_880.0,
-            integrations: SimIntegrations {
-                tasks_used: 4210.0,
-                tasks_limit: None,
-                active_flows: 12,
-            },
-        },
-        SimOrg {
-            id: "4242".to_string(),
-            uuid: "1f1c6d2e-4242-4a00-9000-000000004242".to_string(),
-            name: "Pendant Publishing".to_string(),
-            plan: Some("Starter".to_string()),
-            limits: vec![
-                limit(Pipes, Some(3), 3),
-                limit(Users, Some(5), 5),
-                limit(Cards, Some(100), 96),
-                limit(Records, Some(200), 120),
-                limit(Interfaces, Some(1), 0),
-                limit(AiCredits, Some(50), 41),
-            ],
-            ai: Some(SimAiCredits {
-                active: true,
-                usage: 41.0,
-                limit: 50.0,
-                has_addon: false,
-                free_limit: 10.0,
-                free_usage: 10.0,
-                ai_automation: ai_resource(true, 41.0),
-                assistants: ai_resource(false, 0.0),
-            }),
-            tokens: vec![
-                token("t-4201", "Legacy import script", None),
-                token("t-4202", "Café \"Monk's\" bot", Some("4242")),
-            ],
-            api: SimApiUsage {
-                limit: Some(10_000.0),
-                calls: vec![
-                    api_call("Legacy import script", "ImportCards", 6100.0),
-                    api_call("Café \"Monk's\" bot", "CreateComment", 2900.0),
-                    api_call("Legacy import script", NOT_SPECIFIED, 300.0),
-                ],
-            },
-            automation_jobs: 1234.0,
-            integrations: SimIntegrations {
-                tasks_used: 480.0,
-                tasks_limit: Some(500.0),
-                active_flows: 2,
-            },
-        },
-    ]);
+    let mut data = SimData::from_orgs([vandeley(), kramerica(), pendant()]);
     data.bill_requests_to = Some(("2".to_string(), "pipefy-exporter".to_string()));
     data.motion = BTreeMap::from([
         // Inside its plan, and staying there: cards 12–20 of 50, records 45–69 of 500,
@@ -618,4 +492,143 @@ pub fn demo_data() -> SimData {
         ),
     ]);
     data
+}
+
+/// `2`, Vandeley Industries: comfortably inside its plan.
+fn vandeley() -> SimOrg {
+    use Resource::*;
+    SimOrg {
+        id: "2".to_string(),
+        uuid: "1f1c6d2e-0002-4a00-9000-000000000002".to_string(),
+        name: "Vandeley Industries".to_string(),
+        plan: Some("Business".to_string()),
+        limits: vec![
+            limit(Pipes, Some(5), 3),
+            limit(Users, Some(10), 7),
+            limit(Cards, Some(50), 12),
+            limit(Records, Some(500), 45),
+            limit(Interfaces, Some(2), 1),
+            limit(AiCredits, Some(100), 25),
+        ],
+        ai: Some(SimAiCredits {
+            active: true,
+            usage: 25.0,
+            limit: 100.0,
+            has_addon: false,
+            free_limit: 20.0,
+            free_usage: 20.0,
+            ai_automation: ai_resource(true, 18.0),
+            assistants: ai_resource(true, 7.0),
+        }),
+        tokens: vec![
+            token("t-201", "Zapier integration", None),
+            token("t-202", "Nightly ETL", None),
+            token("t-203", "Reporting", Some("2")),
+        ],
+        api: SimApiUsage {
+            limit: Some(50_000.0),
+            calls: vec![
+                api_call("Nightly ETL", "ExportCards", 4200.0),
+                api_call("Nightly ETL", NOT_SPECIFIED, 1830.0),
+                api_call("Zapier integration", "CreateCard", 1480.0),
+                api_call("Reporting", "PipeReport", 620.0),
+            ],
+        },
+        automation_jobs: 3420.0,
+        integrations: SimIntegrations {
+            tasks_used: 1150.0,
+            tasks_limit: Some(5000.0),
+            active_flows: 5,
+        },
+    }
+}
+
+/// `300`, Kramerica Industries: unlimited or far from its limits, an uncapped AI plan.
+fn kramerica() -> SimOrg {
+    use Resource::*;
+    SimOrg {
+        id: "300".to_string(),
+        uuid: "1f1c6d2e-0300-4a00-9000-000000000300".to_string(),
+        name: "Kramerica Industries".to_string(),
+        plan: Some("Enterprise".to_string()),
+        limits: vec![
+            limit(Pipes, None, 40),
+            limit(Users, Some(250), 180),
+            limit(Cards, None, 3200),
+            limit(Records, Some(100_000), 52_000),
+            limit(Interfaces, Some(20), 4),
+            limit(AiCredits, None, 900),
+        ],
+        ai: Some(SimAiCredits {
+            active: true,
+            usage: 900.0,
+            limit: 0.0,
+            has_addon: true,
+            free_limit: 50.0,
+            free_usage: 50.0,
+            ai_automation: ai_resource(true, 640.0),
+            assistants: ai_resource(true, 260.0),
+        }),
+        tokens: vec![token("t-301", "ERP sync", Some("300"))],
+        api: SimApiUsage {
+            limit: None,
+            calls: vec![
+                api_call("ERP sync", "SyncOrders", 18_250.0),
+                api_call("ERP sync", NOT_SPECIFIED, 2310.0),
+            ],
+        },
+        automation_jobs: 15_880.0,
+        integrations: SimIntegrations {
+            tasks_used: 4210.0,
+            tasks_limit: None,
+            active_flows: 12,
+        },
+    }
+}
+
+/// `4242`, Pendant Publishing: at or near its limits.
+fn pendant() -> SimOrg {
+    use Resource::*;
+    SimOrg {
+        id: "4242".to_string(),
+        uuid: "1f1c6d2e-4242-4a00-9000-000000004242".to_string(),
+        name: "Pendant Publishing".to_string(),
+        plan: Some("Starter".to_string()),
+        limits: vec![
+            limit(Pipes, Some(3), 3),
+            limit(Users, Some(5), 5),
+            limit(Cards, Some(100), 96),
+            limit(Records, Some(200), 120),
+            limit(Interfaces, Some(1), 0),
+            limit(AiCredits, Some(50), 41),
+        ],
+        ai: Some(SimAiCredits {
+            active: true,
+            usage: 41.0,
+            limit: 50.0,
+            has_addon: false,
+            free_limit: 10.0,
+            free_usage: 10.0,
+            ai_automation: ai_resource(true, 41.0),
+            assistants: ai_resource(false, 0.0),
+        }),
+        tokens: vec![
+            token("t-4201", "Legacy import script", None),
+            token("t-4202", "Café \"Monk's\" bot", Some("4242")),
+        ],
+        api: SimApiUsage {
+            limit: Some(10_000.0),
+            calls: vec![
+                api_call("Legacy import script", "ImportCards", 6100.0),
+                api_call("Café \"Monk's\" bot", "CreateComment", 2900.0),
+                api_call("Legacy import script", NOT_SPECIFIED, 300.0),
+            ],
+        },
+        automation_jobs: 1234.0,
+        integrations: SimIntegrations {
+            tasks_used: 480.0,
+            tasks_limit: Some(500.0),
+            active_flows: 2,
+        },
+    }
 }

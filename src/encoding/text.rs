@@ -8,10 +8,10 @@
 
 use std::fmt::Write;
 
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricType {
+pub(crate) enum MetricType {
     Gauge,
     Counter,
     Histogram,
@@ -29,7 +29,7 @@ impl MetricType {
 
 /// Appends metric families to a string. Callers write all samples of one family
 /// right after its [`Encoder::family`] call, as the format requires.
-pub struct Encoder<'a> {
+pub(crate) struct Encoder<'a> {
     out: &'a mut String,
     /// Where `out` is drained, a line boundary at a time, once it holds [`SPILL_AT`]
     /// bytes; none to keep everything in `out`.
@@ -43,14 +43,14 @@ const SPILL_AT: usize = 64 * 1024;
 
 impl<'a> Encoder<'a> {
     /// Writes everything into `out`.
-    pub fn new(out: &'a mut String) -> Self {
+    pub(crate) fn new(out: &'a mut String) -> Self {
         Encoder { out, spill: None }
     }
 
     /// Writes into `buffer` and hands what it holds to `spill` whenever it grows past a
     /// few tens of kilobytes, so that a body of any size goes through a buffer of that
     /// size; call [`Encoder::flush`] at the end for the rest.
-    pub fn streaming(buffer: &'a mut String, spill: &'a mut dyn FnMut(&str)) -> Self {
+    pub(crate) fn streaming(buffer: &'a mut String, spill: &'a mut dyn FnMut(&str)) -> Self {
         Encoder {
             out: buffer,
             spill: Some(spill),
@@ -58,7 +58,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Hands what is buffered to the spill, if there is one.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if let Some(spill) = self.spill.as_mut() {
             if !self.out.is_empty() {
                 spill(self.out);
@@ -75,7 +75,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes the `# HELP` and `# TYPE` lines of a family.
-    pub fn family(&mut self, name: &str, help: &str, kind: MetricType) {
+    pub(crate) fn family(&mut self, name: &str, help: &str, kind: MetricType) {
         self.out.push_str("# HELP ");
         self.out.push_str(name);
         self.out.push(' ');
@@ -89,7 +89,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes one sample line.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');
@@ -111,7 +111,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` samples of a histogram.
-    pub fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+    pub(crate) fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
         let bucket = format!("{name}_bucket");
         let mut cumulative = 0u64;
         for (bound, count) in h.bounds.iter().zip(&h.counts) {
@@ -159,7 +159,7 @@ fn push_value(out: &mut String, value: f64) {
 
 /// A fixed-bucket histogram. Not atomic: its owner keeps it behind a lock.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     bounds: Vec<f64>,
     /// Observations per bucket (not cumulative); one per bound.
     counts: Vec<u64>,
@@ -168,7 +168,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    pub fn new(bounds: &[f64]) -> Self {
+    pub(crate) fn new(bounds: &[f64]) -> Self {
         Histogram {
             bounds: bounds.to_vec(),
             counts: vec![0; bounds.len()],
@@ -177,7 +177,7 @@ impl Histogram {
         }
     }
 
-    pub fn observe(&mut self, value: f64) {
+    pub(crate) fn observe(&mut self, value: f64) {
         if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
             self.counts[i] += 1;
         }
