@@ -92,6 +92,7 @@ pub async fn serve(
         Arc::new(Snapshot::default()),
         Arc::new(ExpositionInfo::new(&config.collectors, config.shard)),
         SystemTime::now(),
+        &[],
     );
     let (publish, published) = watch::channel(Arc::new(nothing_yet));
     let (configs, reloaded) = watch::channel(config.clone());

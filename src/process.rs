@@ -2,7 +2,7 @@
 //! Go and Python clients' process collectors. On systems without `/proc` the metrics
 //! are simply absent.
 
-use crate::encoding::{Encoder, MetricType};
+use crate::encoding::{Family, Sink, Unit};
 
 /// Linux reports CPU times in clock ticks; USER_HZ is 100 on every architecture Rust
 /// targets with procfs (it is fixed by the kernel ABI, not by CONFIG_HZ).
@@ -73,49 +73,49 @@ fn parse_max_fds(limits: &str) -> Option<f64> {
         .ok()
 }
 
-pub(crate) fn encode(enc: &mut Encoder, stats: &ProcessStats) {
-    let gauges = [
+pub(crate) fn encode(sink: &mut dyn Sink, stats: &ProcessStats) {
+    let families = [
         (
-            "process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-            MetricType::Counter,
+            Family::counter(
+                "process_cpu",
+                "Total user and system CPU time spent in seconds.",
+            )
+            .in_unit(Unit::Seconds),
             Some(stats.cpu_seconds),
         ),
         (
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            MetricType::Gauge,
+            Family::gauge("process_resident_memory", "Resident memory size in bytes.")
+                .in_unit(Unit::Bytes),
             Some(stats.resident_bytes),
         ),
         (
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            MetricType::Gauge,
+            Family::gauge("process_virtual_memory", "Virtual memory size in bytes.")
+                .in_unit(Unit::Bytes),
             Some(stats.virtual_bytes),
         ),
         (
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
-            MetricType::Gauge,
+            Family::gauge(
+                "process_start_time",
+                "Start time of the process since unix epoch in seconds.",
+            )
+            .in_unit(Unit::Seconds),
             Some(stats.start_time_seconds),
         ),
         (
-            "process_open_fds",
-            "Number of open file descriptors.",
-            MetricType::Gauge,
+            Family::gauge("process_open_fds", "Number of open file descriptors."),
             stats.open_fds,
         ),
         (
-            "process_max_fds",
-            "Maximum number of open file descriptors.",
-            MetricType::Gauge,
+            Family::gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+            ),
             stats.max_fds,
         ),
     ];
-    for (name, help, kind, value) in gauges {
+    for (family, value) in families {
         if let Some(value) = value {
-            enc.family(name, help, kind);
-            enc.sample(name, &[], value);
+            sink.family(&family, &mut |s| s.sample(&[], value));
         }
     }
 }

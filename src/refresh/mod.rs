@@ -91,7 +91,7 @@ impl Refresher {
     /// [`Refresher::refresh`] themselves.
     pub fn standalone(config: Arc<Config>, metrics: Arc<SelfMetrics>) -> anyhow::Result<Self> {
         let info = Arc::new(ExpositionInfo::new(&config.collectors, config.shard));
-        let nothing = Published::new(Arc::default(), info, SystemTime::now());
+        let nothing = Published::new(Arc::default(), info, SystemTime::now(), &[]);
         Refresher::new(config, metrics, watch::channel(Arc::new(nothing)).0)
     }
 
@@ -266,7 +266,9 @@ impl Refresher {
             &self.config.collectors,
             self.config.shard,
         ));
-        if let Some(published) = Published::render(snapshot, info).await {
+        // In the formats the scrapes of the last publication asked for.
+        let formats = self.publish.borrow().next_formats();
+        if let Some(published) = Published::render(snapshot, info, formats).await {
             self.publish.send_replace(Arc::new(published));
         }
     }

@@ -47,6 +47,7 @@ fn the_configuration_reference_is_valid() {
         &Default::default(),
         &pipefy_exporter::testing::exposition_info(&config),
         std::time::SystemTime::now(),
+        pipefy_exporter::testing::Format::Text,
     );
     assert!(
         body.contains("\npipefy_token_attribution_deadline_timestamp_seconds 1799107200\n"),
@@ -131,14 +132,7 @@ for name, text in out.items():
             print(doc["data"]["pipefy-exporter.yml"])
 "#;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // scripts/test puts the validators' virtualenv first on PATH; plain `cargo test
-    // -- --ignored` after scripts/install-test-tools finds it here.
-    let venv = root.join("target/ci-venv/bin/python");
-    let python = if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    };
+    let python = crate::helpers::venv_python();
     let output = std::process::Command::new(&python)
         .current_dir(root)
         .args(["-c", RENDER, &values.to_string()])
