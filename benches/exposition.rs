@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pipefy_exporter::testing::Config;
 use pipefy_exporter::testing::SelfMetrics;
 use pipefy_exporter::testing::{merge, Snapshot};
-use pipefy_exporter::testing::{render, Format, Published};
+use pipefy_exporter::testing::{render, Format, Published, SelfMetricsParts};
 use pipefy_exporter::testing::{Due, Refresher};
 
 #[path = "common/mod.rs"]
@@ -41,6 +41,7 @@ async fn bench_render(n: usize, iterations: u32) {
     let (_sim, _server, config) = setup(n).await;
     let snap = Arc::new(refresh(&refresher(&config), &Snapshot::default()).await);
     let metrics = SelfMetrics::default();
+    let own = SelfMetricsParts::default();
     let info = Arc::new(pipefy_exporter::testing::exposition_info(&config));
     for format in Format::ALL {
         let formats = [format];
@@ -66,8 +67,9 @@ async fn bench_render(n: usize, iterations: u32) {
             for _ in 0..iterations {
                 // Drained as a connection would: above the size kept plain, a plain
                 // scrape inflates the gzip body as it goes.
+                let own = own.get(&metrics, format);
                 let mut body = published
-                    .scrape(&metrics, SystemTime::now(), format, gzip)
+                    .scrape(&own, &metrics, SystemTime::now(), format, gzip)
                     .await;
                 *bytes = 0;
                 while let Some(chunk) = body.next_chunk() {

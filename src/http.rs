@@ -19,7 +19,7 @@ use hyper::body::{Frame, SizeHint};
 use tokio::sync::watch;
 
 use crate::encoding::Format;
-use crate::exposition::{Published, ScrapeBody};
+use crate::exposition::{Published, ScrapeBody, SelfMetricsParts};
 use crate::reload::ReloadError;
 use crate::self_metrics::SelfMetrics;
 
@@ -30,14 +30,37 @@ pub(crate) type ReloadFn = Arc<dyn Fn() -> Result<(), ReloadError> + Send + Sync
 #[derive(Clone)]
 pub struct AppState {
     /// The latest snapshot with its rendered exposition, as the refresh loop publishes.
-    pub published: watch::Receiver<Arc<Published>>,
-    pub metrics: Arc<SelfMetrics>,
-    pub telemetry_path: String,
+    published: watch::Receiver<Arc<Published>>,
+    metrics: Arc<SelfMetrics>,
+    /// The exporter's own metrics as rendered for the last scrapes.
+    own: Arc<SelfMetricsParts>,
+    telemetry_path: String,
     /// `Some` with `--web.enable-lifecycle`: `POST /-/reload` calls it.
-    pub lifecycle: Option<ReloadFn>,
+    lifecycle: Option<ReloadFn>,
 }
 
 impl AppState {
+    /// What `published` publishes and `metrics` count, under `telemetry_path`.
+    pub fn new(
+        published: watch::Receiver<Arc<Published>>,
+        metrics: Arc<SelfMetrics>,
+        telemetry_path: String,
+    ) -> Self {
+        AppState {
+            published,
+            metrics,
+            own: Arc::default(),
+            telemetry_path,
+            lifecycle: None,
+        }
+    }
+
+    /// `/-/reload` calls `lifecycle` (`--web.enable-lifecycle`).
+    pub(crate) fn with_lifecycle(mut self, lifecycle: Option<ReloadFn>) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+
     fn current(&self) -> Arc<Published> {
         // Clone the Arc and release the watch lock at once.
         self.published.borrow().clone()
@@ -61,15 +84,14 @@ pub fn app(state: AppState) -> Router {
 /// the scrape time can tell: nothing here grows with the number of organizations. In
 /// the format the `Accept` header prefers, gzip when `Accept-Encoding` allows it.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let published = state.current();
     let format = negotiate(&headers);
+    let gzip = accepts_gzip(&headers);
+    state.metrics.observe_scrape(format, gzip);
+    // The exporter's own metrics before the publication (see SelfMetricsParts).
+    let own = state.own.get(&state.metrics, format);
+    let published = state.current();
     let body = published
-        .scrape(
-            &state.metrics,
-            SystemTime::now(),
-            format,
-            accepts_gzip(&headers),
-        )
+        .scrape(&own, &state.metrics, SystemTime::now(), format, gzip)
         .await;
     // Caches must not hand one format or encoding to a client that asked for another.
     let headers = [

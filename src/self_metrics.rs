@@ -24,7 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::encoding::openmetrics::{registry_help, write_registry};
-use crate::encoding::Buffer;
+use crate::encoding::{Buffer, Format};
 const REFRESH_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
@@ -88,6 +88,10 @@ pub struct SelfMetrics {
     backoff: Family<Labels<1>, Seconds>,
     query_valid: Family<Labels<2>, Gauge>,
     circuit_open: Family<Labels<1>, Gauge>,
+    /// What changes with every scrape, in a registry of its own: rendered per scrape,
+    /// outside the cached part (and outside [`SelfMetrics::generation`]).
+    per_scrape: Registry,
+    scrapes: Family<Labels<2>, Counter>,
     /// Moves after every change.
     generation: AtomicU64,
     /// What the registry cannot list.
@@ -183,8 +187,19 @@ impl Default for SelfMetrics {
             None,
             circuit_open.clone(),
         );
+        let mut per_scrape = Registry::default();
+        let scrapes = Family::default();
+        register(
+            &mut per_scrape,
+            "pipefy_exporter_scrapes",
+            "Scrapes of the metrics endpoint by format (openmetrics, text) and content encoding (gzip, identity).",
+            None,
+            scrapes.clone(),
+        );
         SelfMetrics {
             registry,
+            per_scrape,
+            scrapes,
             reload_successful,
             reload_success,
             refresh_duration,
@@ -390,9 +405,30 @@ impl SelfMetrics {
         self.changed();
     }
 
-    /// Writes every family as OpenMetrics (without `# EOF`), through prometheus-client.
+    /// Counts a scrape of the metrics endpoint.
+    pub(crate) fn observe_scrape(&self, format: Format, gzip: bool) {
+        let format = match format {
+            Format::OpenMetrics => "openmetrics",
+            Format::Text => "text",
+        };
+        let encoding = if gzip { "gzip" } else { "identity" };
+        self.scrapes
+            .get_or_create(&[
+                ("format", Cow::Borrowed(format)),
+                ("encoding", Cow::Borrowed(encoding)),
+            ])
+            .inc();
+    }
+
+    /// Writes every family that changes only with refreshes and reloads as OpenMetrics
+    /// (without `# EOF`), through prometheus-client.
     pub(crate) fn write(&self, buffer: &mut Buffer) {
         write_registry(buffer, &self.registry);
+    }
+
+    /// Writes the families that change with every scrape, likewise.
+    pub(crate) fn write_per_scrape(&self, buffer: &mut Buffer) {
+        write_registry(buffer, &self.per_scrape);
     }
 }
 

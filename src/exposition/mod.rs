@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::encoding::{self, openmetrics, Buffer, Format, Sink};
+pub(crate) use published::keep_fresh;
 pub use published::Published;
-pub(crate) use published::{keep_fresh, ScrapeBody};
+pub use published::{ScrapeBody, SelfMetricsParts};
 
 use crate::collectors::Collector;
 use crate::process;
@@ -72,7 +73,7 @@ pub fn render(
     write_snapshot(format, &mut buffer, snapshot.clone(), info.clone(), now);
     let mut out = buffer.into_string();
     out.push_str(&render_self_metrics(self_metrics, format));
-    out.push_str(&render_scrape_time(&info, now, format));
+    out.push_str(&render_scrape_time(&info, self_metrics, now, format));
     out
 }
 
@@ -123,14 +124,27 @@ pub(crate) fn render_self_metrics(self_metrics: &SelfMetrics, format: Format) ->
     }
 }
 
-/// The part of the body that only the scrape time can tell, and in OpenMetrics the
-/// `# EOF` that ends the body. Its size does not depend on the number of organizations.
+/// The part of the body that only the scrape time can tell (the exporter's scrape
+/// counts, a countdown, the process metrics), and in OpenMetrics the `# EOF` that ends
+/// the body. Its size does not depend on the number of organizations.
 pub(crate) fn render_scrape_time(
     info: &Arc<ExpositionInfo>,
+    self_metrics: &SelfMetrics,
     now: SystemTime,
     format: Format,
 ) -> String {
     let mut buffer = Buffer::new();
+    self_metrics.write_per_scrape(&mut buffer);
+    let counts = buffer.into_string();
+    let mut buffer = Buffer::new();
+    match format {
+        Format::OpenMetrics => buffer.push_str(&counts),
+        Format::Text => {
+            let mut text = String::with_capacity(counts.len());
+            encoding::from_openmetrics(&counts, &mut text);
+            buffer.push_str(&text);
+        }
+    }
     let info = info.clone();
     encoding::write(format, &mut buffer, move |sink| {
         for collector in &info.collectors {

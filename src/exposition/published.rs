@@ -86,9 +86,44 @@ pub struct Published {
     rendered: Vec<Format>,
     /// Per format: whether a scrape asked for it.
     asked: [AtomicBool; 2],
-    /// Per format, the self-metrics part as of a [`SelfMetrics::generation`], rendered by
-    /// the first scrape that finds it out of date.
-    self_metrics: Mutex<[Option<Arc<(u64, BodyPart)>>; 2]>,
+}
+
+/// The exporter's own metrics as a part of the body, per format, as of a
+/// [`SelfMetrics::generation`]: rendered by the first scrape that finds it out of date,
+/// shared by the others. Apart from [`Published`], so that a scrape reads them before it
+/// takes the publication: a refresh publishes before it counts itself, so a scrape never
+/// shows a refresh counted whose values it does not show.
+#[derive(Default)]
+pub struct SelfMetricsParts {
+    parts: Mutex<[Option<Arc<SelfMetricsPart>>; 2]>,
+}
+
+/// The self-metrics part of one format, and the generation it was rendered at.
+pub struct SelfMetricsPart {
+    generation: u64,
+    part: BodyPart,
+}
+
+impl SelfMetricsParts {
+    /// The part in `format`, rendered again if the metrics changed since.
+    pub fn get(&self, self_metrics: &SelfMetrics, format: Format) -> Arc<SelfMetricsPart> {
+        let lock = || self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        // Read before rendering: a change in between makes the next scrape render again.
+        let generation = self_metrics.generation();
+        if let Some(part) = lock()[format.index()]
+            .as_ref()
+            .filter(|part| part.generation == generation)
+        {
+            return part.clone();
+        }
+        let plain = render_self_metrics(self_metrics, format);
+        let part = Arc::new(SelfMetricsPart {
+            generation,
+            part: BodyPart::new(&plain, &[], Compression::fast()),
+        });
+        lock()[format.index()] = Some(part.clone());
+        part
+    }
 }
 
 /// A part of the body: its text, plain or as raw deflate blocks ended by a sync flush
@@ -370,7 +405,6 @@ impl Published {
             asked: Default::default(),
             snapshot,
             info,
-            self_metrics: Mutex::default(),
         }
     }
 
@@ -415,18 +449,19 @@ impl Published {
 
     /// The body of one scrape in `format` at `now`: the parts rendered before (shared,
     /// not copied; the snapshot's rendered now if no scrape asked for this format yet),
-    /// then the scrape-time values, gzip when `gzip` asks for it and it can be.
+    /// the exporter's own metrics (`own`, in the same format), then the scrape-time
+    /// values, gzip when `gzip` asks for it and it can be.
     pub async fn scrape(
         &self,
+        own: &SelfMetricsPart,
         self_metrics: &SelfMetrics,
         now: SystemTime,
         format: Format,
         gzip: bool,
     ) -> ScrapeBody {
         let body = self.body(format).await;
-        let own = self.self_metrics_part(self_metrics, format);
-        let own = &own.1;
-        let scrape_time = render_scrape_time(&self.info, now, format);
+        let own = &own.part;
+        let scrape_time = render_scrape_time(&self.info, self_metrics, now, format);
         if let (true, Some(deflated), Some(own_deflated)) = (gzip, body.deflated(), own.deflated())
         {
             let end = finish(&[body, own], scrape_time.as_bytes());
@@ -470,27 +505,6 @@ impl Published {
                 }
             })
             .await
-    }
-
-    /// The self-metrics part in `format`, rendered again if they changed since.
-    fn self_metrics_part(
-        &self,
-        self_metrics: &SelfMetrics,
-        format: Format,
-    ) -> Arc<(u64, BodyPart)> {
-        let lock = || self.self_metrics.lock().unwrap_or_else(|e| e.into_inner());
-        // Read before rendering: a change in between makes the next scrape render again.
-        let generation = self_metrics.generation();
-        if let Some(part) = lock()[format.index()]
-            .as_ref()
-            .filter(|part| part.0 == generation)
-        {
-            return part.clone();
-        }
-        let plain = render_self_metrics(self_metrics, format);
-        let part = Arc::new((generation, BodyPart::new(&plain, &[], Compression::fast())));
-        lock()[format.index()] = Some(part.clone());
-        part
     }
 }
 
@@ -791,14 +805,19 @@ mod tests {
                 &[Format::OpenMetrics],
                 keep_plain,
             );
-            assert_eq!(published.bodies[1].initialized(), true);
-            assert_eq!(published.bodies[0].initialized(), false);
+            assert!(published.bodies[1].initialized());
+            assert!(!published.bodies[0].initialized());
             for gzip in [false, true] {
                 let metrics = SelfMetrics::new(&["limits"], &["PipefyLimits"]);
-                let first = published.scrape(&metrics, now, format, gzip).await;
-                let second = published.scrape(&metrics, now, format, gzip).await;
+                let own = SelfMetricsParts::default();
+                let scrape = || async {
+                    let part = own.get(&metrics, format);
+                    published.scrape(&part, &metrics, now, format, gzip).await
+                };
+                let first = scrape().await;
+                let second = scrape().await;
                 metrics.observe_request("PipefyLimits", "200", Duration::from_secs(1));
-                let third = published.scrape(&metrics, now, format, gzip).await;
+                let third = scrape().await;
                 assert_eq!((first.gzip, second.gzip, third.gzip), (gzip, gzip, gzip));
                 let same = |a: &ScrapeBody, b: &ScrapeBody, i| match (shared(a, i), shared(b, i)) {
                     (Some(a), Some(b)) => a.as_ptr() == b.as_ptr() && a.len() == b.len(),

@@ -72,12 +72,11 @@ fn router_at(config: &Config, snapshot: Snapshot, telemetry_path: &str) -> (Rout
     });
     let published = Published::new(Arc::new(snapshot), info.clone(), SystemTime::now(), &[]);
     let (sender, published) = watch::channel(Arc::new(published));
-    let state = AppState {
+    let state = AppState::new(
         published,
-        metrics: Arc::new(SelfMetrics::default()),
-        telemetry_path: telemetry_path.to_owned(),
-        lifecycle: None,
-    };
+        Arc::new(SelfMetrics::default()),
+        telemetry_path.to_owned(),
+    );
     (app(state), Publisher { sender, info })
 }
 
@@ -180,7 +179,11 @@ async fn metrics_are_openmetrics_when_the_scraper_prefers_it_with_the_same_value
         Metrics::parse(body)
             .samples
             .into_iter()
-            .filter(|s| !s.name.starts_with("process_") && !s.name.contains("remaining"))
+            .filter(|s| {
+                !s.name.starts_with("process_")
+                    && !s.name.contains("remaining")
+                    && s.name != "pipefy_exporter_scrapes_total"
+            })
             .map(|s| ((s.name, s.labels.into_iter().collect()), s.value))
             .collect()
     };
@@ -267,8 +270,11 @@ fn gunzip(body: &[u8]) -> String {
 }
 
 /// The body up to the process metrics, which are read again at every scrape.
-fn before_process_metrics(text: &str) -> &str {
-    let end = text.find("# HELP process_").unwrap_or(text.len());
+/// The body up to what each scrape renders anew (its own count, the process metrics).
+fn before_scrape_time(text: &str) -> &str {
+    let end = text
+        .find("# HELP pipefy_exporter_scrapes_total")
+        .unwrap_or(text.len());
     &text[..end]
 }
 
@@ -288,8 +294,8 @@ async fn the_gzip_body_is_the_plain_body() {
     assert_eq!(plain_headers["content-length"], plain.len().to_string());
     let unzipped = gunzip(&gzip);
     assert_eq!(
-        before_process_metrics(&unzipped),
-        before_process_metrics(text(&plain))
+        before_scrape_time(&unzipped),
+        before_scrape_time(text(&plain))
     );
     // Read at each scrape, so their values differ; the same samples are there.
     let process = |text: &str| -> Vec<String> {
