@@ -1,7 +1,14 @@
-//! The exposition of one published snapshot, rendered once: the bytes every scrape
-//! until the next publication shares, gzip and (below a size) plain; then the
+//! The exposition of one published snapshot, rendered once per format: the bytes every
+//! scrape until the next publication shares, gzip and (below a size) plain; then the
 //! self-metrics, rendered again only when they change; then the few scrape-time values
-//! of each scrape.
+//! of each scrape (and OpenMetrics' `# EOF`).
+//!
+//! Which formats are rendered when: each at most once per publication; at publication,
+//! those the scrapes of the previous one asked for (Prometheus asks for OpenMetrics, so
+//! a fleet scraped by Prometheus renders one body per refresh, as before OpenMetrics was
+//! offered); another on the first scrape that asks for it, as of the publication's
+//! time. Rendering both at every publication would double the CPU of a refresh's
+//! publication for a format nobody may ask for (BENCHMARKS.md).
 //!
 //! gzip, without compressing the snapshot's part again on every scrape: a gzip member
 //! (RFC 1952) is a header, one deflate stream (RFC 1951) and a trailer holding the

@@ -206,7 +206,8 @@ fn the_readme_is_under_300_lines() {
 }
 
 /// The README's sample of `/metrics` is what the demo serves: each of its lines is a
-/// line of the demo's first scrape, in the same order.
+/// line of the demo's first scrape, in the same order; and every family the demo serves
+/// is in the README's table of metrics.
 #[tokio::test]
 async fn the_readme_sample_of_metrics_is_the_demos() {
     let sample = block_after("README.md", "## A sample of `/metrics`", "text");
@@ -230,6 +231,17 @@ async fn the_readme_sample_of_metrics_is_the_demos() {
         assert!(
             served.any(|l| l == *line),
             "not in the demo's /metrics (or out of order): {line}\n{body}"
+        );
+    }
+    // And every family it serves is in the README's table of metrics.
+    let readme = repo_file("README.md");
+    let table = &readme[readme.find("## Metrics").unwrap()..];
+    let table = &table[..table.find("\n## ").unwrap()];
+    for family in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = family.split(' ').next().unwrap();
+        assert!(
+            name.starts_with("process_") || table.contains(&format!("`{name}`")),
+            "{name} is served but not in the README's metrics table"
         );
     }
 }
