@@ -112,106 +112,108 @@ struct Book {
 
 impl Default for SelfMetrics {
     fn default() -> Self {
-        let mut registry = Registry::default();
-        let reload_successful = Gauge::default();
+        let mut metrics = SelfMetrics {
+            registry: Registry::default(),
+            reload_successful: Gauge::default(),
+            reload_success: Seconds::default(),
+            refresh_duration: Family::new_with_constructor(refresh_histogram),
+            refreshes: Family::default(),
+            api_requests: Family::default(),
+            api_duration: Family::new_with_constructor(request_histogram),
+            backoff: Family::default(),
+            query_valid: Family::default(),
+            circuit_open: Family::default(),
+            per_scrape: Registry::default(),
+            scrapes: Family::default(),
+            generation: AtomicU64::new(0),
+            book: Mutex::default(),
+        };
+        metrics.register_reloads_and_refreshes();
+        metrics.register_requests_and_accounts();
+        metrics
+    }
+}
+
+impl SelfMetrics {
+    /// Registers what a reload or a refresh changes, in the order they are shown.
+    fn register_reloads_and_refreshes(&mut self) {
         // Named as Prometheus and Alertmanager name theirs, so that existing alerts on
         // `*_config_last_reload_successful == 0` cover this exporter too.
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_config_last_reload_successful",
             "Whether the last configuration reload attempt (or the load at start) succeeded.",
             None,
-            reload_successful.clone(),
+            self.reload_successful.clone(),
         );
-        let reload_success = Seconds::default();
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_config_last_reload_success_timestamp",
             "Timestamp of the last successful configuration load (at start or by a reload).",
             Some(Unit::Seconds),
-            reload_success.clone(),
+            self.reload_success.clone(),
         );
-        let refresh_duration: Histograms = Family::new_with_constructor(refresh_histogram);
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_refresh_duration",
             "Duration of background refreshes, per collector (all organizations).",
             Some(Unit::Seconds),
-            refresh_duration.clone(),
+            self.refresh_duration.clone(),
         );
-        let refreshes = Family::default();
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_refreshes",
             "Background refreshes per collector by result: success (every organization), partial, failure (none).",
             None,
-            refreshes.clone(),
+            self.refreshes.clone(),
         );
-        let api_requests = Family::default();
+    }
+
+    /// Registers what a request to Pipefy or an account's health changes, then the
+    /// scrape counts (in the registry rendered per scrape).
+    fn register_requests_and_accounts(&mut self) {
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_api_requests",
             "HTTP requests this exporter sent to Pipefy, by GraphQL operation name and status code (\"error\": no response). Every operation but oauth_token is a GraphQL API call; Pipefy bills 2xx, 3xx, 404, 408 and 422.",
             None,
-            api_requests.clone(),
+            self.api_requests.clone(),
         );
-        let api_duration: Histograms = Family::new_with_constructor(request_histogram);
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_api_request_duration",
             "Duration of HTTP requests to Pipefy by operation, to the end of the body.",
             Some(Unit::Seconds),
-            api_duration.clone(),
+            self.api_duration.clone(),
         );
-        let backoff = Family::default();
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_backoff",
             "Wait imposed on an account's refreshes after its credential was refused (401/403) or its circuit opened; 0 when none.",
             Some(Unit::Seconds),
-            backoff.clone(),
+            self.backoff.clone(),
         );
-        let query_valid = Family::default();
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_query_valid",
             "1 while a collector's query is sent for an account; 0 when the schema check found it invalid or Pipefy rejected it as a whole, until the next check (pipefy.schema_check_interval) or reload.",
             None,
-            query_valid.clone(),
+            self.query_valid.clone(),
         );
-        let circuit_open = Family::default();
         register(
-            &mut registry,
+            &mut self.registry,
             "pipefy_exporter_circuit_open",
             "1 while an account's circuit breaker is open or half-open after repeated whole-refresh failures, else 0.",
             None,
-            circuit_open.clone(),
+            self.circuit_open.clone(),
         );
-        let mut per_scrape = Registry::default();
-        let scrapes = Family::default();
         register(
-            &mut per_scrape,
+            &mut self.per_scrape,
             "pipefy_exporter_scrapes",
             "Scrapes of the metrics endpoint by format (openmetrics, text) and content encoding (gzip, identity).",
             None,
-            scrapes.clone(),
+            self.scrapes.clone(),
         );
-        SelfMetrics {
-            registry,
-            per_scrape,
-            scrapes,
-            reload_successful,
-            reload_success,
-            refresh_duration,
-            refreshes,
-            api_requests,
-            api_duration,
-            backoff,
-            query_valid,
-            circuit_open,
-            generation: AtomicU64::new(0),
-            book: Mutex::default(),
-        }
     }
 }
 
