@@ -221,32 +221,55 @@ async fn secrets_never_appear_in_logs_metrics_or_pages() {
     }
 }
 
+/// The binary against `data` (Pendant Publishing renamed with every character the
+/// formats escape, a token-attribution deadline), after its first refresh.
+struct Refreshed {
+    addr: String,
+    /// Its first body with a refresh counted, in the text format.
+    text: String,
+    _exporter: Running,
+    _guards: (Simulator, pipefy_sim::SimServer, tempfile::TempDir),
+}
+
+impl Refreshed {
+    async fn start(mut data: SimData) -> Refreshed {
+        data.orgs.get_mut("4242").unwrap().name = "Pendant \"Publishing\" \\ Ünïcode\nLtd".into();
+        let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
+        let server = spawn_simulator(&sim).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(
+            "pipefy:\n  endpoint: {endpoint}\n  auth: {token_file: {token_file}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
+            &server,
+            dir.path(),
+        );
+        let exporter = Running::start(&[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ]);
+        let addr = exporter.address().await;
+        let text = poll("the first refresh", || async {
+            let body = scrape(&addr, "/metrics").await.1;
+            (Metrics::parse(&body).refreshes() >= 1.0).then_some(body)
+        })
+        .await;
+        Refreshed {
+            addr,
+            text,
+            _exporter: exporter,
+            _guards: (sim, server, dir),
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs Debian's prometheus (promtool); run by scripts/test"]
 async fn promtool_accepts_the_exposition() {
     let mut data = demo_data();
     data.denied.insert("300".into());
-    data.orgs.get_mut("4242").unwrap().name = "Pendant \"Publishing\" \\ Ünïcode\nLtd".into();
-    let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
-    let server = spawn_simulator(&sim).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        "pipefy:\n  endpoint: {endpoint}\n  auth: {token_file: {token_file}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
-        &server,
-        dir.path(),
-    );
-    let exporter = Running::start(&[
-        "--config.file",
-        config.to_str().unwrap(),
-        "--web.listen-address",
-        "127.0.0.1:0",
-    ]);
-    let addr = exporter.address().await;
-    let body = poll("the first refresh", || async {
-        let body = scrape(&addr, "/metrics").await.1;
-        (Metrics::parse(&body).refreshes() >= 1.0).then_some(body)
-    })
-    .await;
+    let exporter = Refreshed::start(data).await;
+    let body = &exporter.text;
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -305,28 +328,8 @@ fn parse_openmetrics(body: &str) -> Result<serde_json::Value, String> {
 #[tokio::test]
 #[ignore = "needs the Python client (deploy/requirements-ci.txt); run by scripts/test"]
 async fn the_python_clients_strict_parser_reads_the_openmetrics_body() {
-    let mut data = demo_data();
-    data.orgs.get_mut("4242").unwrap().name = "Pendant \"Publishing\" \\ Ünïcode\nLtd".into();
-    let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
-    let server = spawn_simulator(&sim).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        "pipefy:\n  endpoint: {endpoint}\n  auth: {token_file: {token_file}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
-        &server,
-        dir.path(),
-    );
-    let exporter = Running::start(&[
-        "--config.file",
-        config.to_str().unwrap(),
-        "--web.listen-address",
-        "127.0.0.1:0",
-    ]);
-    let addr = exporter.address().await;
-    let text = poll("the first refresh", || async {
-        let body = scrape(&addr, "/metrics").await.1;
-        (Metrics::parse(&body).refreshes() >= 1.0).then_some(body)
-    })
-    .await;
+    let exporter = Refreshed::start(demo_data()).await;
+    let (addr, text) = (&exporter.addr, &exporter.text);
     let response = reqwest::Client::new()
         .get(format!("http://{addr}/metrics"))
         .header(
