@@ -42,12 +42,14 @@ use tokio::sync::{watch, Semaphore};
 use crate::collectors::{failed, Collector};
 use crate::config::Config;
 use crate::exposition::{ExpositionInfo, Published};
+use crate::pipefy::batch::SHARED_OPERATION;
+use crate::pipefy::Credential;
 use crate::self_metrics::{RefreshResult, SelfMetrics};
 use crate::snapshot::{merge, OrgEntry, Outcome, Snapshot};
 use accounts::AccountClient;
 use discovery::{AccountPlan, Scope};
 
-pub(crate) use accounts::{operations, settings};
+pub(crate) use accounts::settings;
 
 /// Owns the clients and the schedule; publishes snapshots, with their exposition
 /// rendered, through a watch channel.
@@ -380,4 +382,32 @@ fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
     } else {
         all.append(&mut more);
     }
+}
+
+/// The operations a configuration makes requests for, token requests included, so
+/// that their counters exist from the start.
+pub(crate) fn operations(config: &Config) -> Vec<&'static str> {
+    let mut ops = Vec::new();
+    if config.accounts.iter().any(|a| a.organizations.is_none()) {
+        ops.push(discovery::operation::ORGANIZATIONS);
+    }
+    if config.collectors.iter().any(|c| c.needs_uuid()) {
+        ops.push(discovery::operation::ORGANIZATION_INFO);
+    }
+    if config.schema_check.introspection {
+        ops.push(crate::pipefy::schema::OPERATION);
+    }
+    ops.extend(config.collectors.iter().map(|c| c.operation()));
+    let identity = usize::from(ops.contains(&discovery::operation::ORGANIZATION_INFO));
+    if config.collectors.len() + identity > 1 {
+        ops.push(SHARED_OPERATION);
+    }
+    if config
+        .accounts
+        .iter()
+        .any(|a| matches!(a.credential, Credential::ServiceAccount { .. }))
+    {
+        ops.push(crate::pipefy::auth::OAUTH_OPERATION);
+    }
+    ops
 }
