@@ -437,7 +437,7 @@ async fn the_python_clients_strict_parser_reads_the_openmetrics_body() {
         .clone();
     assert_eq!(pendant, "Pendant \"Publishing\" \\ Ünïcode\nLtd");
     // The same request counts as the text format, under the same sample names.
-    for sample in Metrics::parse(&text).find("pipefy_exporter_api_requests_total", &[]) {
+    for sample in Metrics::parse(text).find("pipefy_exporter_api_requests_total", &[]) {
         let labels: Vec<(&str, &str)> = sample
             .labels
             .iter()
