@@ -4,7 +4,9 @@
 //! (no `--bench` argument) it runs each case once as a smoke test.
 //!
 //! - publish: the exposition of N organizations rendered from the snapshot of one
-//!   refresh, plain and gzip (what each refresh costs once, off the scrape path);
+//!   refresh in one format, gzip and (below 16 MiB) plain (what each refresh costs once
+//!   per format scraped, off the scrape path); per format: the text format 0.0.4 (by
+//!   hand) and OpenMetrics (prometheus-client);
 //! - scrape: one `/metrics` body from that publication, plain and gzip, drained as a
 //!   connection would (the shared bytes plus the live part, or for a plain body above
 //!   16 MiB its inflation: what every scrape costs; no Pipefy call is involved);
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pipefy_exporter::testing::Config;
 use pipefy_exporter::testing::SelfMetrics;
 use pipefy_exporter::testing::{merge, Snapshot};
-use pipefy_exporter::testing::{render, Published};
+use pipefy_exporter::testing::{render, Format, Published, SelfMetricsParts};
 use pipefy_exporter::testing::{Due, Refresher};
 
 #[path = "common/mod.rs"]
@@ -39,52 +41,64 @@ async fn bench_render(n: usize, iterations: u32) {
     let (_sim, _server, config) = setup(n).await;
     let snap = Arc::new(refresh(&refresher(&config), &Snapshot::default()).await);
     let metrics = SelfMetrics::default();
+    let own = SelfMetricsParts::default();
     let info = Arc::new(pipefy_exporter::testing::exposition_info(&config));
-    let publishes = iterations.div_ceil(20);
-    let started = Instant::now();
-    for _ in 0..publishes {
-        std::hint::black_box(Published::new(
-            snap.clone(),
-            info.clone(),
-            SystemTime::now(),
-        ));
-    }
-    let publish = started.elapsed() / publishes;
-    let published = Published::new(snap.clone(), info.clone(), SystemTime::now());
-    let mut per_scrape = [Duration::ZERO; 2];
-    let mut bytes = [0; 2];
-    for (gzip, (per, bytes)) in [false, true]
-        .into_iter()
-        .zip(per_scrape.iter_mut().zip(&mut bytes))
-    {
+    for format in Format::ALL {
+        let formats = [format];
+        let publishes = iterations.div_ceil(20);
         let started = Instant::now();
-        for _ in 0..iterations {
-            // Drained as a connection would: above the size kept plain, a plain scrape
-            // inflates the gzip body as it goes.
-            let mut body = published.scrape(&metrics, SystemTime::now(), gzip);
-            *bytes = 0;
-            while let Some(chunk) = body.next_chunk() {
-                *bytes += std::hint::black_box(chunk.expect("inflates")).len();
-            }
+        for _ in 0..publishes {
+            std::hint::black_box(Published::new(
+                snap.clone(),
+                info.clone(),
+                SystemTime::now(),
+                &formats,
+            ));
         }
-        *per = started.elapsed() / iterations;
+        let publish = started.elapsed() / publishes;
+        let published = Published::new(snap.clone(), info.clone(), SystemTime::now(), &formats);
+        let mut per_scrape = [Duration::ZERO; 2];
+        let mut bytes = [0; 2];
+        for (gzip, (per, bytes)) in [false, true]
+            .into_iter()
+            .zip(per_scrape.iter_mut().zip(&mut bytes))
+        {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                // Drained as a connection would: above the size kept plain, a plain
+                // scrape inflates the gzip body as it goes.
+                let own = own.get(&metrics, format);
+                let mut body = published
+                    .scrape(&own, &metrics, SystemTime::now(), format, gzip)
+                    .await;
+                *bytes = 0;
+                while let Some(chunk) = body.next_chunk() {
+                    *bytes += std::hint::black_box(chunk.expect("inflates")).len();
+                }
+            }
+            *per = started.elapsed() / iterations;
+        }
+        let series = render(&snap, &metrics, &info, SystemTime::now(), format)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        let name = match format {
+            Format::Text => "text",
+            Format::OpenMetrics => "openmetrics",
+        };
+        println!(
+            "publish {n:>5} orgs  {name:<11}  {:>9.1} ms/publish  {:>8} bytes  {:>8} gzip  {:>6} series",
+            publish.as_secs_f64() * 1e3,
+            bytes[0],
+            bytes[1],
+            series
+        );
+        println!(
+            "scrape  {n:>5} orgs  {name:<11}  {:>9.1} µs plain  {:>9.1} µs gzip",
+            per_scrape[0].as_secs_f64() * 1e6,
+            per_scrape[1].as_secs_f64() * 1e6,
+        );
     }
-    let series = render(&snap, &metrics, &info, SystemTime::now())
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count();
-    println!(
-        "publish {n:>5} orgs  {:>9.1} ms/publish  {:>8} bytes  {:>8} gzip  {:>6} series",
-        publish.as_secs_f64() * 1e3,
-        bytes[0],
-        bytes[1],
-        series
-    );
-    println!(
-        "scrape  {n:>5} orgs  {:>9.1} µs plain  {:>9.1} µs gzip",
-        per_scrape[0].as_secs_f64() * 1e6,
-        per_scrape[1].as_secs_f64() * 1e6,
-    );
 }
 
 /// One refresh of every collector: wall time, and the requests the simulator counted
@@ -117,13 +131,22 @@ async fn bench_cycle(n: usize, rounds: u32) {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (render_iterations, cycle_rounds) = if bench { (200, 5) } else { (1, 1) };
+    let (render_iterations, cycle_rounds): (u32, u32) = if bench { (200, 5) } else { (1, 1) };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    for n in [3, 120, 1000] {
-        runtime.block_on(bench_render(n, render_iterations));
+    // 10,000 organizations: fewer scrapes (a plain one inflates 45 MB).
+    for (n, iterations) in [
+        (3, render_iterations),
+        (120, render_iterations),
+        (1000, render_iterations),
+        (10_000, render_iterations.div_ceil(10)),
+    ] {
+        if n == 10_000 && !bench {
+            continue;
+        }
+        runtime.block_on(bench_render(n, iterations));
     }
     for n in [3, 120, 1000] {
         runtime.block_on(bench_cycle(n, cycle_rounds));

@@ -92,6 +92,7 @@ pub async fn serve(
         Arc::new(Snapshot::default()),
         Arc::new(ExpositionInfo::new(&config.collectors, config.shard)),
         SystemTime::now(),
+        &[],
     );
     let (publish, published) = watch::channel(Arc::new(nothing_yet));
     let (configs, reloaded) = watch::channel(config.clone());
@@ -115,12 +116,7 @@ pub async fn serve(
         let reloader = reloader.clone();
         Arc::new(move || reloader.reload()) as ReloadFn
     });
-    let state = AppState {
-        published,
-        metrics,
-        telemetry_path,
-        lifecycle,
-    };
+    let state = AppState::new(published, metrics, telemetry_path).with_lifecycle(lifecycle);
     let router = crate::web::protect(app(state), web.clone());
     let server = crate::server::run(listeners, router, web, limits, until(stopped));
     until_both(server, refresh).await

@@ -18,7 +18,8 @@ use axum::Router;
 use hyper::body::{Frame, SizeHint};
 use tokio::sync::watch;
 
-use crate::exposition::{Published, ScrapeBody, CONTENT_TYPE};
+use crate::encoding::Format;
+use crate::exposition::{Published, ScrapeBody, SelfMetricsParts};
 use crate::reload::ReloadError;
 use crate::self_metrics::SelfMetrics;
 
@@ -29,14 +30,37 @@ pub(crate) type ReloadFn = Arc<dyn Fn() -> Result<(), ReloadError> + Send + Sync
 #[derive(Clone)]
 pub struct AppState {
     /// The latest snapshot with its rendered exposition, as the refresh loop publishes.
-    pub published: watch::Receiver<Arc<Published>>,
-    pub metrics: Arc<SelfMetrics>,
-    pub telemetry_path: String,
+    published: watch::Receiver<Arc<Published>>,
+    metrics: Arc<SelfMetrics>,
+    /// The exporter's own metrics as rendered for the last scrapes.
+    own: Arc<SelfMetricsParts>,
+    telemetry_path: String,
     /// `Some` with `--web.enable-lifecycle`: `POST /-/reload` calls it.
-    pub lifecycle: Option<ReloadFn>,
+    lifecycle: Option<ReloadFn>,
 }
 
 impl AppState {
+    /// What `published` publishes and `metrics` count, under `telemetry_path`.
+    pub fn new(
+        published: watch::Receiver<Arc<Published>>,
+        metrics: Arc<SelfMetrics>,
+        telemetry_path: String,
+    ) -> Self {
+        AppState {
+            published,
+            metrics,
+            own: Arc::default(),
+            telemetry_path,
+            lifecycle: None,
+        }
+    }
+
+    /// `/-/reload` calls `lifecycle` (`--web.enable-lifecycle`).
+    pub(crate) fn with_lifecycle(mut self, lifecycle: Option<ReloadFn>) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+
     fn current(&self) -> Arc<Published> {
         // Clone the Arc and release the watch lock at once.
         self.published.borrow().clone()
@@ -57,26 +81,40 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// The body rendered when the snapshot was published, shared, then the few values only
-/// the scrape time can tell: nothing here grows with the number of organizations.
+/// the scrape time can tell: nothing here grows with the number of organizations. In
+/// the format the `Accept` header prefers, gzip when `Accept-Encoding` allows it.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let format = negotiate(&headers);
+    let gzip = accepts_gzip(&headers);
+    state.metrics.observe_scrape(format, gzip);
+    // The exporter's own metrics before the publication (see SelfMetricsParts).
+    let own = state.own.get(&state.metrics, format);
     let published = state.current();
-    let body = published.scrape(&state.metrics, SystemTime::now(), accepts_gzip(&headers));
-    // Caches must not hand a gzip body to a client that did not ask for one.
-    let content_type = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
-        (header::VARY, HeaderValue::from_static("accept-encoding")),
+    let body = published
+        .scrape(&own, &state.metrics, SystemTime::now(), format, gzip)
+        .await;
+    // Caches must not hand one format or encoding to a client that asked for another.
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        ),
+        (
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        ),
     ];
     let gzip = body.gzip;
     let chunks = Body::new(Chunks(body));
     if gzip {
         (
-            content_type,
+            headers,
             [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))],
             chunks,
         )
             .into_response()
     } else {
-        (content_type, chunks).into_response()
+        (headers, chunks).into_response()
     }
 }
 
@@ -104,23 +142,44 @@ impl hyper::body::Body for Chunks {
     }
 }
 
+/// The format `Accept` prefers, as the Go client's `expfmt.NegotiateIncludingOpenMetrics`
+/// chooses: the media types in order of quality (the order given among equals);
+/// OpenMetrics text 1.0.0 (or unversioned) for `application/openmetrics-text`, the text
+/// format for `text/plain` version 0.0.4 (or unversioned); anything else (protobuf,
+/// another version, `*/*`) is passed over, and the text format is the default.
+/// Prometheus's default header lists OpenMetrics first; `curl` sends `*/*`.
+fn negotiate(headers: &HeaderMap) -> Format {
+    let mut offers: Vec<(f32, Option<Format>)> = media_ranges(headers, header::ACCEPT)
+        .map(|(range, params, q)| {
+            let version = params
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case("version"))
+                .map(|(_, value)| value.trim_matches('"'));
+            let format = if range.eq_ignore_ascii_case("application/openmetrics-text") {
+                matches!(version, None | Some("1.0.0")).then_some(Format::OpenMetrics)
+            } else if range.eq_ignore_ascii_case("text/plain") {
+                matches!(version, None | Some("0.0.4")).then_some(Format::Text)
+            } else {
+                None
+            };
+            (q, format)
+        })
+        .filter(|(q, _)| *q > 0.0)
+        .collect();
+    // Stable: equal qualities keep the order the client gave.
+    offers.sort_by(|a, b| b.0.total_cmp(&a.0));
+    offers
+        .into_iter()
+        .find_map(|(_, format)| format)
+        .unwrap_or(Format::Text)
+}
+
 /// True when `Accept-Encoding` accepts gzip: listed with a non-zero quality, or
 /// covered by `*` without an explicit `gzip;q=0`.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     let mut gzip = None;
     let mut any = None;
-    for item in headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-    {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        let q = parts
-            .find_map(|p| p.trim().strip_prefix("q="))
-            .and_then(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
+    for (coding, _, q) in media_ranges(headers, header::ACCEPT_ENCODING) {
         if coding.eq_ignore_ascii_case("gzip") {
             gzip = Some(q > 0.0);
         } else if coding == "*" {
@@ -128,6 +187,35 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         }
     }
     gzip.or(any).unwrap_or(false)
+}
+
+/// The items of every `name` header (`a;k=v;q=0.5, b`): each value, its parameters other
+/// than `q`, and its quality (1 when absent or unreadable, as RFC 9110 §12.4.2 defaults).
+fn media_ranges(
+    headers: &HeaderMap,
+    name: header::HeaderName,
+) -> impl Iterator<Item = (&str, Vec<(&str, &str)>, f32)> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|item| {
+            let mut parts = item.split(';');
+            let value = parts.next().unwrap_or("").trim();
+            let mut q = 1.0;
+            let mut params = Vec::new();
+            for part in parts {
+                let (key, val) = part.split_once('=').unwrap_or((part, ""));
+                let (key, val) = (key.trim(), val.trim());
+                if key.eq_ignore_ascii_case("q") {
+                    q = val.parse::<f32>().unwrap_or(1.0);
+                } else {
+                    params.push((key, val));
+                }
+            }
+            (value, params, q)
+        })
 }
 
 async fn healthy() -> &'static str {
@@ -182,6 +270,54 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_negotiation() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+            negotiate(&h)
+        };
+        // Prometheus 3's default scrape_protocols, then Prometheus 2's header.
+        assert_eq!(
+            with("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            with("application/openmetrics-text; version=0.0.1,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            Format::Text,
+            "OpenMetrics 0.0.1 is not what this exporter writes"
+        );
+        assert_eq!(with("*/*"), Format::Text, "curl");
+        assert_eq!(negotiate(&HeaderMap::new()), Format::Text);
+        assert_eq!(with("application/openmetrics-text"), Format::OpenMetrics);
+        assert_eq!(
+            with("Application/OpenMetrics-Text; Version=\"1.0.0\""),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            with(
+                "text/plain;version=0.0.4;q=0.9, application/openmetrics-text;version=1.0.0;q=0.8"
+            ),
+            Format::Text,
+            "quality first"
+        );
+        assert_eq!(
+            with("text/plain, application/openmetrics-text"),
+            Format::Text,
+            "equal qualities: the client's order"
+        );
+        assert_eq!(with("application/openmetrics-text;q=0, */*"), Format::Text);
+        assert_eq!(
+            with("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,application/openmetrics-text;version=1.0.0;q=0.5"),
+            Format::OpenMetrics,
+            "protobuf is not offered"
+        );
+        assert_eq!(
+            with("application/openmetrics-text;q=banana"),
+            Format::OpenMetrics
+        );
+    }
 
     #[test]
     fn gzip_negotiation() {

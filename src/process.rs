@@ -2,7 +2,9 @@
 //! Go and Python clients' process collectors. On systems without `/proc` the metrics
 //! are simply absent.
 
-use crate::encoding::{Encoder, MetricType};
+use std::sync::OnceLock;
+
+use crate::encoding::{Family, Sink, Unit};
 
 /// Linux reports CPU times in clock ticks; USER_HZ is 100 on every architecture Rust
 /// targets with procfs (it is fixed by the kernel ABI, not by CONFIG_HZ).
@@ -19,11 +21,18 @@ pub(crate) struct ProcessStats {
 }
 
 /// Reads the current process's statistics; `None` where `/proc` is not available.
+/// Called on every scrape: the boot time, which never changes, is read once (the
+/// kernel builds `/proc/stat` from every CPU's counters, a quarter of what the rest
+/// costs).
 pub(crate) fn read() -> Option<ProcessStats> {
+    static BOOT_TIME: OnceLock<Option<f64>> = OnceLock::new();
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let boot = std::fs::read_to_string("/proc/stat").ok()?;
-    let mut stats = parse(&stat, &status, &boot)?;
+    let btime = (*BOOT_TIME.get_or_init(|| {
+        let proc_stat = std::fs::read_to_string("/proc/stat").ok()?;
+        parse_btime(&proc_stat)
+    }))?;
+    let mut stats = parse(&stat, &status, btime)?;
     stats.open_fds = std::fs::read_dir("/proc/self/fd")
         .ok()
         .map(|dir| dir.count() as f64);
@@ -33,8 +42,8 @@ pub(crate) fn read() -> Option<ProcessStats> {
     Some(stats)
 }
 
-/// Pure parsing of `/proc/self/stat`, `/proc/self/status` and `/proc/stat`.
-fn parse(stat: &str, status: &str, proc_stat: &str) -> Option<ProcessStats> {
+/// Pure parsing of `/proc/self/stat` and `/proc/self/status`, with the boot time.
+fn parse(stat: &str, status: &str, btime: f64) -> Option<ProcessStats> {
     // The command name (field 2) may contain spaces and parentheses: split after the
     // last ')'. Fields after it start at field 3 (state).
     let after = &stat[stat.rfind(')')? + 1..];
@@ -48,12 +57,6 @@ fn parse(stat: &str, status: &str, proc_stat: &str) -> Option<ProcessStats> {
         let value: f64 = line[key.len()..].split_whitespace().next()?.parse().ok()?;
         Some(value * 1024.0)
     };
-    let btime: f64 = proc_stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
     Some(ProcessStats {
         cpu_seconds: (utime + stime) / TICKS_PER_SECOND,
         resident_bytes: kib("VmRSS:").unwrap_or(0.0),
@@ -62,6 +65,16 @@ fn parse(stat: &str, status: &str, proc_stat: &str) -> Option<ProcessStats> {
         open_fds: None,
         max_fds: None,
     })
+}
+
+/// The boot time (Unix seconds) from `/proc/stat`.
+fn parse_btime(proc_stat: &str) -> Option<f64> {
+    proc_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn parse_max_fds(limits: &str) -> Option<f64> {
@@ -73,49 +86,49 @@ fn parse_max_fds(limits: &str) -> Option<f64> {
         .ok()
 }
 
-pub(crate) fn encode(enc: &mut Encoder, stats: &ProcessStats) {
-    let gauges = [
+pub(crate) fn encode(sink: &mut dyn Sink, stats: &ProcessStats) {
+    let families = [
         (
-            "process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-            MetricType::Counter,
+            Family::counter(
+                "process_cpu",
+                "Total user and system CPU time spent in seconds.",
+            )
+            .in_unit(Unit::Seconds),
             Some(stats.cpu_seconds),
         ),
         (
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            MetricType::Gauge,
+            Family::gauge("process_resident_memory", "Resident memory size in bytes.")
+                .in_unit(Unit::Bytes),
             Some(stats.resident_bytes),
         ),
         (
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            MetricType::Gauge,
+            Family::gauge("process_virtual_memory", "Virtual memory size in bytes.")
+                .in_unit(Unit::Bytes),
             Some(stats.virtual_bytes),
         ),
         (
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
-            MetricType::Gauge,
+            Family::gauge(
+                "process_start_time",
+                "Start time of the process since unix epoch in seconds.",
+            )
+            .in_unit(Unit::Seconds),
             Some(stats.start_time_seconds),
         ),
         (
-            "process_open_fds",
-            "Number of open file descriptors.",
-            MetricType::Gauge,
+            Family::gauge("process_open_fds", "Number of open file descriptors."),
             stats.open_fds,
         ),
         (
-            "process_max_fds",
-            "Maximum number of open file descriptors.",
-            MetricType::Gauge,
+            Family::gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+            ),
             stats.max_fds,
         ),
     ];
-    for (name, help, kind, value) in gauges {
+    for (family, value) in families {
         if let Some(value) = value {
-            enc.family(name, help, kind);
-            enc.sample(name, &[], value);
+            sink.family(&family, &mut |s| s.sample(&[], value));
         }
     }
 }
@@ -129,7 +142,8 @@ mod tests {
         let stat = "4242 (pipefy (exp) er) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 50 0 0 20 0 9 0 360000 123456789 2000 18446744073709551615";
         let status = "Name:\tpipefy-exporter\nVmSize:\t  120000 kB\nVmRSS:\t    8000 kB\n";
         let proc_stat = "cpu  1 2 3\nbtime 1700000000\nprocesses 9\n";
-        let stats = parse(stat, status, proc_stat).unwrap();
+        let btime = parse_btime(proc_stat).unwrap();
+        let stats = parse(stat, status, btime).unwrap();
         assert_eq!(stats.cpu_seconds, 2.0);
         assert_eq!(stats.resident_bytes, 8_192_000.0);
         assert_eq!(stats.virtual_bytes, 122_880_000.0);

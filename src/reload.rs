@@ -32,7 +32,7 @@ pub struct Sources {
 /// secret (the loaders never put one in an error).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ReloadError(String);
+pub(crate) struct ReloadError(String);
 
 /// Reads the sources again and hands what it read to the refresher and the server.
 pub(crate) struct Reloader {

@@ -3,7 +3,8 @@
 
 pub use crate::app::{serve, ServeOptions};
 pub use crate::config::{Config, ENV_CLIENT_SECRET, ENV_TOKEN};
-pub use crate::exposition::{render, ExpositionInfo, Published};
+pub use crate::encoding::Format;
+pub use crate::exposition::{render, ExpositionInfo, Published, ScrapeBody, SelfMetricsParts};
 pub use crate::http::{app, AppState};
 pub use crate::refresh::{Due, RefreshOutcome, Refresher};
 pub use crate::reload::Sources;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::family::org_family;
 use super::spec::settings;
 use super::{combined, BuildError, Cell, Collector, Decoded, Meta, Period, Spec, Target};
-use crate::encoding::Encoder;
+use crate::encoding::{Family, Sink};
 use crate::pipefy::model::null_as_default;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
@@ -175,7 +175,7 @@ impl Collector for AiCredits {
         }
     }
 
-    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, sink: &mut dyn Sink) {
         type Field = fn(&Credits) -> Option<f64>;
         let families: [(&str, &str, Field); 5] = [
             (
@@ -205,17 +205,19 @@ impl Collector for AiCredits {
             ),
         ];
         for (name, help, field) in families {
-            org_family(enc, snapshot, name, help, |org, emit| {
+            org_family(sink, snapshot, Family::gauge(name, help), |org, emit| {
                 if let Some(value) = of(org, now).and_then(field) {
                     emit(&[], value);
                 }
             });
         }
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_ai_credits_used_by_feature",
-            "AI credits used in the period by feature: ai_automation (AI agents and automations), assistants.",
+            Family::gauge(
+                "pipefy_ai_credits_used_by_feature",
+                "AI credits used in the period by feature: ai_automation (AI agents and automations), assistants.",
+            ),
             |org, emit| {
                 for (feature, _, used) in of(org, now).map(|c| c.features.as_slice()).unwrap_or_default() {
                     emit(&[("feature", feature)], *used);
@@ -223,10 +225,12 @@ impl Collector for AiCredits {
             },
         );
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_ai_credits_feature_enabled",
-            "1 when the AI feature is enabled for the organization.",
+            Family::gauge(
+                "pipefy_ai_credits_feature_enabled",
+                "1 when the AI feature is enabled for the organization.",
+            ),
             |org, emit| {
                 for (feature, enabled, _) in of(org, now)
                     .map(|c| c.features.as_slice())

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::family::org_family;
 use super::spec::settings;
 use super::{combined, BuildError, Cell, Collector, Decoded, Meta, Period, Spec, Target};
-use crate::encoding::Encoder;
+use crate::encoding::{Family, Sink};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
@@ -184,12 +184,14 @@ impl Collector for ApiUsage {
             .collect()
     }
 
-    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, sink: &mut dyn Sink) {
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_api_calls_used",
-            "API calls billed to the organization in the period (this month by default).",
+            Family::gauge(
+                "pipefy_api_calls_used",
+                "API calls billed to the organization in the period (this month by default).",
+            ),
             |org, emit| {
                 if let Some(calls) = of(org, now) {
                     emit(&[], calls.used);
@@ -197,10 +199,12 @@ impl Collector for ApiUsage {
             },
         );
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_api_calls_limit",
-            "API-call quota of the organization in the period; +Inf when it has none.",
+            Family::gauge(
+                "pipefy_api_calls_limit",
+                "API-call quota of the organization in the period; +Inf when it has none.",
+            ),
             |org, emit| {
                 if let Some(calls) = of(org, now) {
                     emit(&[], calls.limit);
@@ -223,7 +227,7 @@ impl Collector for ApiUsage {
             ),
         ];
         for (name, label, help, breakdown) in breakdowns {
-            org_family(enc, snapshot, name, help, |org, emit| {
+            org_family(sink, snapshot, Family::gauge(name, help), |org, emit| {
                 for (value, calls) in of(org, now).map(breakdown).into_iter().flatten() {
                     emit(&[(label, value)], *calls);
                 }

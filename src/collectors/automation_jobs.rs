@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::family::org_family;
 use super::spec::settings;
 use super::{combined, BuildError, Collector, Decoded, Meta, Period, Spec, Target};
-use crate::encoding::Encoder;
+use crate::encoding::{Family, Sink};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::Snapshot;
@@ -62,12 +62,14 @@ impl Collector for AutomationJobs {
             .collect()
     }
 
-    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, sink: &mut dyn Sink) {
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_automation_jobs_used",
-            "Automation jobs run in the period (this month by default).",
+            Family::gauge(
+                "pipefy_automation_jobs_used",
+                "Automation jobs run in the period (this month by default).",
+            ),
             |org, emit| {
                 if let Some(jobs) = org.fresh::<Jobs>(SPEC.name, now) {
                     emit(&[], jobs.used);

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::family::org_family;
 use super::spec::settings;
 use super::{combined, BuildError, Collector, Decoded, Meta, Period, Spec, Target};
-use crate::encoding::Encoder;
+use crate::encoding::{Family, Sink};
 use crate::pipefy::model::null_as_default;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
@@ -83,7 +83,7 @@ impl Collector for Integrations {
             .collect()
     }
 
-    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, sink: &mut dyn Sink) {
         type Field = fn(&Tasks) -> f64;
         let families: [(&str, &str, Field); 3] = [
             (
@@ -103,7 +103,7 @@ impl Collector for Integrations {
             ),
         ];
         for (name, help, field) in families {
-            org_family(enc, snapshot, name, help, |org, emit| {
+            org_family(sink, snapshot, Family::gauge(name, help), |org, emit| {
                 if let Some(tasks) = org.fresh::<Tasks>(SPEC.name, now) {
                     emit(&[], field(tasks));
                 }

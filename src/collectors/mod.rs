@@ -33,7 +33,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::encoding::Encoder;
+use crate::encoding::Sink;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgMeta, OrgSnapshot, Outcome, Slice, Snapshot};
@@ -139,11 +139,11 @@ pub(crate) trait Collector: Send + Sync + Debug {
     fn decode(&self, orgs: &[Target], answers: &Answers) -> Vec<Decoded>;
     /// Writes its metric families from the snapshot, with the values still fresh at
     /// `now`. Called when a snapshot is published, not on every scrape: reads only.
-    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder);
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, sink: &mut dyn Sink);
     /// Writes the families whose value depends on the scrape time alone (a countdown),
     /// not on the snapshot. Called on every scrape: a few series at most, never one per
     /// organization. Most collectors have none.
-    fn encode_live(&self, _now: SystemTime, _enc: &mut Encoder) {}
+    fn encode_live(&self, _now: SystemTime, _sink: &mut dyn Sink) {}
     /// A line for the top of the landing page (a deadline), if it has one.
     fn headline(&self, _now: SystemTime) -> Option<String> {
         None
@@ -259,10 +259,10 @@ pub(crate) fn decode_and_render(
         .collect();
     let now = SystemTime::now();
     let snapshot = merge(&Snapshot::default(), entries, outcomes, now);
-    let mut out = String::new();
-    let mut enc = Encoder::new(&mut out);
-    collector.encode(&snapshot, now, &mut enc);
-    collector.encode_live(now, &mut enc);
+    let mut out = crate::encoding::Buffer::new();
+    let mut sink = crate::encoding::TextSink::new(&mut out);
+    collector.encode(&snapshot, now, &mut sink);
+    collector.encode_live(now, &mut sink);
     ids
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::family::org_family;
 use super::spec::settings;
 use super::{combined, BuildError, Cell, CellValue, Collector, Decoded, Meta, Spec, Target};
-use crate::encoding::Encoder;
+use crate::encoding::{Family, Sink};
 use crate::pipefy::model::Organization;
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
@@ -154,12 +154,14 @@ impl Collector for SubscriptionLimits {
             .collect()
     }
 
-    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, sink: &mut dyn Sink) {
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_subscription_limit",
-            "Plan limit per resource; +Inf when the plan has no limit.",
+            Family::gauge(
+                "pipefy_subscription_limit",
+                "Plan limit per resource; +Inf when the plan has no limit.",
+            ),
             |org, emit| {
                 for l in of(org, now) {
                     emit(&[("resource", &l.resource)], l.limit);
@@ -167,10 +169,12 @@ impl Collector for SubscriptionLimits {
             },
         );
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_subscription_used",
-            "Current use per resource (cards: created this month).",
+            Family::gauge(
+                "pipefy_subscription_used",
+                "Current use per resource (cards: created this month).",
+            ),
             |org, emit| {
                 for l in of(org, now) {
                     emit(&[("resource", &l.resource)], l.used);

@@ -20,7 +20,7 @@ use timefmt::unix_seconds;
 use super::family::org_family;
 use super::spec::settings;
 use super::{combined, BuildError, Cell, CellValue, Collector, Decoded, Meta, Spec, Target};
-use crate::encoding::{Encoder, MetricType};
+use crate::encoding::{Family, Sink, Unit};
 use crate::pipefy::query::RootField;
 use crate::pipefy::Answers;
 use crate::snapshot::{OrgSnapshot, Snapshot};
@@ -397,12 +397,14 @@ impl Collector for TokenAttribution {
             .collect()
     }
 
-    fn encode(&self, snapshot: &Snapshot, now: SystemTime, enc: &mut Encoder) {
+    fn encode(&self, snapshot: &Snapshot, now: SystemTime, sink: &mut dyn Sink) {
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_tokens",
-            "Personal access tokens by billing attribution (assigned: names a billing organization).",
+            Family::gauge(
+                "pipefy_tokens",
+                "Personal access tokens by billing attribution (assigned: names a billing organization).",
+            ),
             |org, emit| {
                 if let Some(tokens) = of(org, now) {
                     let assigned = tokens.iter().filter(|t| t.assigned).count();
@@ -412,10 +414,12 @@ impl Collector for TokenAttribution {
             },
         );
         org_family(
-            enc,
+            sink,
             snapshot,
-            "pipefy_token_unassigned_info",
-            "1 for each personal access token that has no billing organization yet.",
+            Family::info(
+                "pipefy_token_unassigned",
+                "1 for each personal access token that has no billing organization yet.",
+            ),
             |org, emit| {
                 for t in of(org, now).unwrap_or_default() {
                     if !t.assigned {
@@ -425,33 +429,26 @@ impl Collector for TokenAttribution {
             },
         );
         if let Some(deadline) = self.deadline {
-            enc.family(
-                "pipefy_token_attribution_deadline_timestamp_seconds",
+            let family = Family::gauge(
+                "pipefy_token_attribution_deadline_timestamp",
                 "Configured date (Unix time, UTC midnight) on which Pipefy assigns a billing organization to tokens that still have none.",
-                MetricType::Gauge,
-            );
-            enc.sample(
-                "pipefy_token_attribution_deadline_timestamp_seconds",
-                &[],
-                deadline as f64,
-            );
+            )
+            .in_unit(Unit::Seconds);
+            sink.family(&family, &mut |s| s.sample(&[], deadline as f64));
         }
     }
 
-    fn encode_live(&self, now: SystemTime, enc: &mut Encoder) {
+    fn encode_live(&self, now: SystemTime, sink: &mut dyn Sink) {
         if let Some(deadline) = self.deadline {
             // Seconds, not days: Prometheus base units (promtool check metrics rejects a
             // `_days` name). The rules file records the days.
-            enc.family(
-                "pipefy_token_attribution_deadline_remaining_seconds",
+            let family = Family::gauge(
+                "pipefy_token_attribution_deadline_remaining",
                 "Time left until the token-attribution deadline, computed at scrape time; negative once passed.",
-                MetricType::Gauge,
-            );
-            enc.sample(
-                "pipefy_token_attribution_deadline_remaining_seconds",
-                &[],
-                deadline as f64 - unix_seconds(now),
-            );
+            )
+            .in_unit(Unit::Seconds);
+            let remaining = deadline as f64 - unix_seconds(now);
+            sink.family(&family, &mut |s| s.sample(&[], remaining));
         }
     }
 

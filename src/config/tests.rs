@@ -49,10 +49,11 @@ fn defaults_with_a_token_from_the_environment() {
     // No deadline: no deadline metrics.
     let info = crate::exposition::ExpositionInfo::new(&config.collectors, config.shard);
     let body = crate::exposition::render(
-        &crate::snapshot::Snapshot::default(),
+        &Default::default(),
         &crate::self_metrics::SelfMetrics::default(),
         &info,
         std::time::SystemTime::now(),
+        crate::encoding::Format::Text,
     );
     assert!(body.contains(
         "pipefy_exporter_collector_interval_seconds{collector=\"token_attribution\"} 3600"

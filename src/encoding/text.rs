@@ -1,96 +1,66 @@
-//! A writer for the Prometheus text exposition format 0.0.4, and a histogram.
+//! The Prometheus text format 0.0.4, written by hand: [`TextSink`] for the families this
+//! crate describes, [`from_openmetrics`] for those prometheus-client encodes (the
+//! exporter's own metrics), which writes OpenMetrics only.
 //!
-//! Why not `prometheus-client`'s encoder: it writes OpenMetrics only, spells `+Inf`
-//! as `inf` (this exporter's unlimited-plan gauges are `+Inf`), and names counter
-//! families without `_total`, which `promtool check metrics` (the classic-format
-//! linter every Prometheus user has) reports as "no help text". The format is small
-//! enough to write exactly; see `tests` below and the promtool integration test.
+//! Why by hand: prometheus-client 0.25 has no 0.0.4 writer, and the format is small
+//! enough to write exactly (see `tests` below and the promtool integration test). Its
+//! cost is measured against the OpenMetrics encoder in BENCHMARKS.md.
 
 use std::fmt::Write;
 
-pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use super::{Buffer, Family, Kind, Samples, Sink};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MetricType {
-    Gauge,
-    Counter,
-    Histogram,
+/// Writes families in the text format into a [`Buffer`].
+pub(crate) struct TextSink<'b, 'a> {
+    out: &'b mut Buffer<'a>,
 }
 
-impl MetricType {
-    fn as_str(self) -> &'static str {
-        match self {
-            MetricType::Gauge => "gauge",
-            MetricType::Counter => "counter",
-            MetricType::Histogram => "histogram",
-        }
+impl<'b, 'a> TextSink<'b, 'a> {
+    pub(crate) fn new(out: &'b mut Buffer<'a>) -> Self {
+        TextSink { out }
     }
 }
 
-/// Appends metric families to a string. Callers write all samples of one family
-/// right after its [`Encoder::family`] call, as the format requires.
-pub(crate) struct Encoder<'a> {
-    out: &'a mut String,
-    /// Where `out` is drained, a line boundary at a time, once it holds [`SPILL_AT`]
-    /// bytes; none to keep everything in `out`.
-    spill: Option<&'a mut dyn FnMut(&str)>,
+impl Sink for TextSink<'_, '_> {
+    fn family(&mut self, family: &Family, samples: &mut dyn FnMut(&mut dyn Samples)) {
+        let mut writer = TextFamily {
+            out: self.out,
+            name: family.sample_name(),
+            header: Some(family),
+            info: family.kind == Kind::Info,
+        };
+        samples(&mut writer);
+    }
 }
 
-/// How much [`Encoder::streaming`] buffers before it hands text on: large enough that
-/// a compressor gets whole blocks, small enough not to matter next to a body of tens of
-/// megabytes.
-const SPILL_AT: usize = 64 * 1024;
+/// The samples of one family; its HELP and TYPE go out with the first.
+struct TextFamily<'f, 'b, 'a> {
+    out: &'b mut Buffer<'a>,
+    /// The name of the family and of its samples (the text format has one name for both).
+    name: String,
+    /// Until the first sample.
+    header: Option<&'f Family<'f>>,
+    info: bool,
+}
 
-impl<'a> Encoder<'a> {
-    /// Writes everything into `out`.
-    pub(crate) fn new(out: &'a mut String) -> Self {
-        Encoder { out, spill: None }
-    }
-
-    /// Writes into `buffer` and hands what it holds to `spill` whenever it grows past a
-    /// few tens of kilobytes, so that a body of any size goes through a buffer of that
-    /// size; call [`Encoder::flush`] at the end for the rest.
-    pub(crate) fn streaming(buffer: &'a mut String, spill: &'a mut dyn FnMut(&str)) -> Self {
-        Encoder {
-            out: buffer,
-            spill: Some(spill),
+impl Samples for TextFamily<'_, '_, '_> {
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        if let Some(family) = self.header.take() {
+            let kind = match family.kind {
+                Kind::Gauge | Kind::Info => "gauge",
+                Kind::Counter => "counter",
+            };
+            self.out.push_str("# HELP ");
+            self.out.push_str(&self.name);
+            self.out.push(' ');
+            escape_into(self.out, family.help, false);
+            self.out.push_str("\n# TYPE ");
+            self.out.push_str(&self.name);
+            self.out.push(' ');
+            self.out.push_str(kind);
+            self.out.push('\n');
         }
-    }
-
-    /// Hands what is buffered to the spill, if there is one.
-    pub(crate) fn flush(&mut self) {
-        if let Some(spill) = self.spill.as_mut() {
-            if !self.out.is_empty() {
-                spill(self.out);
-                self.out.clear();
-            }
-        }
-    }
-
-    /// Called after each whole line: spills once the buffer is full.
-    fn line_done(&mut self) {
-        if self.out.len() >= SPILL_AT {
-            self.flush();
-        }
-    }
-
-    /// Writes the `# HELP` and `# TYPE` lines of a family.
-    pub(crate) fn family(&mut self, name: &str, help: &str, kind: MetricType) {
-        self.out.push_str("# HELP ");
-        self.out.push_str(name);
-        self.out.push(' ');
-        escape_into(self.out, help, false);
-        self.out.push_str("\n# TYPE ");
-        self.out.push_str(name);
-        self.out.push(' ');
-        self.out.push_str(kind.as_str());
-        self.out.push('\n');
-        self.line_done();
-    }
-
-    /// Writes one sample line.
-    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
+        self.out.push_str(&self.name);
         if !labels.is_empty() {
             self.out.push('{');
             for (i, (key, value)) in labels.iter().enumerate() {
@@ -105,33 +75,19 @@ impl<'a> Encoder<'a> {
             self.out.push('}');
         }
         self.out.push(' ');
-        push_value(self.out, value);
+        push_value(self.out, if self.info { 1.0 } else { value });
         self.out.push('\n');
-        self.line_done();
-    }
-
-    /// Writes the `_bucket`, `_sum` and `_count` samples of a histogram.
-    pub(crate) fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
-        let bucket = format!("{name}_bucket");
-        let mut cumulative = 0u64;
-        for (bound, count) in h.bounds.iter().zip(&h.counts) {
-            cumulative += count;
-            let mut le = String::new();
-            push_value(&mut le, *bound);
-            let mut with_le = labels.to_vec();
-            with_le.push(("le", &le));
-            self.sample(&bucket, &with_le, cumulative as f64);
-        }
-        let mut with_le = labels.to_vec();
-        with_le.push(("le", "+Inf"));
-        self.sample(&bucket, &with_le, h.count as f64);
-        self.sample(&format!("{name}_sum"), labels, h.sum);
-        self.sample(&format!("{name}_count"), labels, h.count as f64);
+        self.out.written();
     }
 }
 
 /// Label values escape `\`, `"` and newline; HELP text escapes `\` and newline.
-fn escape_into(out: &mut String, text: &str, label_value: bool) {
+fn escape_into(out: &mut Buffer, text: &str, label_value: bool) {
+    let special = |c: char| c == '\\' || c == '\n' || (label_value && c == '"');
+    if !text.contains(special) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -145,7 +101,7 @@ fn escape_into(out: &mut String, text: &str, label_value: bool) {
 /// Go's `strconv.ParseFloat` reads all of these; `+Inf` is the spelling the format
 /// documents. Integers print without a fraction, others with Rust's shortest
 /// round-trip representation.
-fn push_value(out: &mut String, value: f64) {
+fn push_value(out: &mut Buffer, value: f64) {
     if value.is_nan() {
         out.push_str("NaN");
     } else if value == f64::INFINITY {
@@ -157,63 +113,174 @@ fn push_value(out: &mut String, value: f64) {
     }
 }
 
-/// A fixed-bucket histogram. Not atomic: its owner keeps it behind a lock.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Histogram {
-    bounds: Vec<f64>,
-    /// Observations per bucket (not cumulative); one per bound.
-    counts: Vec<u64>,
-    count: u64,
-    sum: f64,
+/// The text format of an OpenMetrics text (prometheus-client's): counter families named
+/// with `_total` and info families with `_info` (as gauges), `# UNIT`, `_created`
+/// samples, exemplars and `# EOF` dropped, HELP unescaped where the formats differ
+/// (`\"`), values spelled as the text format documents (`+Inf`, not `inf`), timestamps
+/// in milliseconds. Label sets are copied as they are: both formats escape them alike.
+/// A line it cannot read is left out rather than passed on half-converted.
+pub(crate) fn from_openmetrics(openmetrics: &str, out: &mut String) {
+    // The HELP line comes before TYPE in OpenMetrics, and its name changes with the type.
+    let mut help: Option<(&str, String)> = None;
+    let mut counter = None;
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some((name, text)) = rest.split_once(' ') {
+                help = Some((name, unescape_help(text)));
+            }
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let Some((name, kind)) = rest.split_once(' ') else {
+                continue;
+            };
+            let (renamed, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "gauge" | "histogram" | "summary" => (name.to_owned(), kind),
+                "stateset" => (name.to_owned(), "gauge"),
+                "gaugehistogram" => (name.to_owned(), "histogram"),
+                _ => (name.to_owned(), "untyped"),
+            };
+            if let Some((_, text)) = help.take().filter(|(of, _)| *of == name) {
+                let _ = writeln!(out, "# HELP {renamed} {text}");
+            }
+            let _ = writeln!(out, "# TYPE {renamed} {kind}");
+            counter = (kind == "counter").then(|| name.to_owned());
+        } else if line.starts_with('#') {
+            // # UNIT, # EOF: nothing in the text format.
+        } else if let Some(sample) = Sample::parse(line) {
+            let created = counter
+                .as_deref()
+                .is_some_and(|c| sample.name.strip_suffix("_created") == Some(c));
+            if !created {
+                sample.write_text(out);
+            }
+        }
+    }
 }
 
-impl Histogram {
-    pub(crate) fn new(bounds: &[f64]) -> Self {
-        Histogram {
-            bounds: bounds.to_vec(),
-            counts: vec![0; bounds.len()],
-            count: 0,
-            sum: 0.0,
+/// OpenMetrics escapes `\`, newline and `"` in HELP; the text format only the first two.
+fn unescape_help(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('"') => out.push('"'),
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => out.push('\\'),
+            },
+            (c, false) => out.push(c),
         }
+    }
+    out
+}
+
+/// One OpenMetrics sample line, split.
+struct Sample<'a> {
+    name: &'a str,
+    /// `{...}` as written, or empty.
+    labels: &'a str,
+    value: &'a str,
+    /// Seconds, if the line has one.
+    timestamp: Option<&'a str>,
+}
+
+impl<'a> Sample<'a> {
+    fn parse(line: &'a str) -> Option<Self> {
+        let name_end = line.find(['{', ' '])?;
+        let (name, rest) = line.split_at(name_end);
+        let (labels, rest) = if rest.starts_with('{') {
+            let end = label_set_end(rest)?;
+            rest.split_at(end)
+        } else {
+            ("", rest)
+        };
+        // Value, then an optional timestamp, then an optional exemplar after " # ".
+        let rest = rest.split(" # ").next()?;
+        let mut fields = rest.split_whitespace();
+        let value = fields.next()?;
+        Some(Sample {
+            name,
+            labels,
+            value,
+            timestamp: fields.next(),
+        })
     }
 
-    pub(crate) fn observe(&mut self, value: f64) {
-        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
-            self.counts[i] += 1;
+    fn write_text(&self, out: &mut String) {
+        let value = match self.value.to_ascii_lowercase().as_str() {
+            "inf" | "+inf" | "infinity" | "+infinity" => "+Inf",
+            "-inf" | "-infinity" => "-Inf",
+            "nan" => "NaN",
+            _ => self.value,
+        };
+        let _ = write!(out, "{}{} {value}", self.name, self.labels);
+        if let Some(millis) = self
+            .timestamp
+            .and_then(|t| t.parse::<f64>().ok())
+            .map(|seconds| (seconds * 1000.0).round())
+        {
+            let _ = write!(out, " {millis}");
         }
-        self.count += 1;
-        self.sum += value;
+        out.push('\n');
     }
+}
+
+/// The byte just after the label set that opens `text` (`{`), quotes and escapes
+/// respected; `None` if it does not close.
+fn label_set_end(text: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, false, '"') => quoted = !quoted,
+            (false, _, '}') => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::Unit;
+
+    fn text(write: impl FnOnce(&mut TextSink)) -> String {
+        let mut buffer = Buffer::new();
+        write(&mut TextSink::new(&mut buffer));
+        buffer.into_string()
+    }
 
     #[test]
     fn encodes_families_labels_and_special_values() {
-        let mut out = String::new();
-        let mut enc = Encoder::new(&mut out);
-        enc.family(
-            "pipefy_subscription_limit",
-            "Plan limit.\nSecond \\ line",
-            MetricType::Gauge,
-        );
-        enc.sample(
-            "pipefy_subscription_limit",
-            &[
-                ("organization_name", "A \"quoted\" \\ name\nnext"),
-                ("resource", "pipes"),
-            ],
-            f64::INFINITY,
-        );
-        enc.sample("pipefy_subscription_limit", &[], 5.0);
-        enc.sample("pipefy_subscription_limit", &[], 0.25);
-        enc.sample("pipefy_subscription_limit", &[], f64::NEG_INFINITY);
-        enc.sample("pipefy_subscription_limit", &[], f64::NAN);
+        let out = text(|sink| {
+            let limit = Family::gauge(
+                "pipefy_subscription_limit",
+                "Plan limit.\nSecond \\ \"line\"",
+            );
+            sink.family(&limit, &mut |s| {
+                s.sample(
+                    &[
+                        ("organization_name", "A \"quoted\" \\ name\nnext"),
+                        ("resource", "pipes"),
+                    ],
+                    f64::INFINITY,
+                );
+                s.sample(&[], 5.0);
+                s.sample(&[], 0.25);
+                s.sample(&[], f64::NEG_INFINITY);
+                s.sample(&[], f64::NAN);
+            });
+        });
         assert_eq!(
             out,
-            "# HELP pipefy_subscription_limit Plan limit.\\nSecond \\\\ line\n\
+            "# HELP pipefy_subscription_limit Plan limit.\\nSecond \\\\ \"line\"\n\
              # TYPE pipefy_subscription_limit gauge\n\
              pipefy_subscription_limit{organization_name=\"A \\\"quoted\\\" \\\\ name\\nnext\",resource=\"pipes\"} +Inf\n\
              pipefy_subscription_limit 5\n\
@@ -224,20 +291,84 @@ mod tests {
     }
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
-        let mut h = Histogram::new(&[0.1, 1.0]);
-        for v in [0.05, 0.5, 0.7, 3.0] {
-            h.observe(v);
-        }
-        let mut out = String::new();
-        Encoder::new(&mut out).histogram("d_seconds", &[("operation", "x")], &h);
+    fn names_follow_kind_and_unit_and_empty_families_are_left_out() {
+        let out = text(|sink| {
+            let cpu = Family::counter("process_cpu", "CPU.").in_unit(Unit::Seconds);
+            sink.family(&cpu, &mut |s| s.sample(&[], 1.5));
+            let info = Family::info("pipefy_exporter_build", "Build.");
+            sink.family(&info, &mut |s| s.sample(&[("version", "1")], 7.0));
+            sink.family(&Family::gauge("nothing", "No series."), &mut |_| {});
+        });
         assert_eq!(
             out,
-            "d_seconds_bucket{operation=\"x\",le=\"0.1\"} 1\n\
-             d_seconds_bucket{operation=\"x\",le=\"1\"} 3\n\
-             d_seconds_bucket{operation=\"x\",le=\"+Inf\"} 4\n\
-             d_seconds_sum{operation=\"x\"} 4.25\n\
-             d_seconds_count{operation=\"x\"} 4\n"
+            "# HELP process_cpu_seconds_total CPU.\n\
+             # TYPE process_cpu_seconds_total counter\n\
+             process_cpu_seconds_total 1.5\n\
+             # HELP pipefy_exporter_build_info Build.\n\
+             # TYPE pipefy_exporter_build_info gauge\n\
+             pipefy_exporter_build_info{version=\"1\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn a_spilling_buffer_hands_on_everything_in_order() {
+        let mut spilled = String::new();
+        let mut spill = |s: &str| spilled.push_str(s);
+        let mut buffer = Buffer::spilling(&mut spill);
+        let family = Family::gauge("m", "M.");
+        TextSink::new(&mut buffer).family(&family, &mut |s| {
+            for i in 0..20_000 {
+                s.sample(&[("i", &i.to_string())], f64::from(i));
+            }
+        });
+        buffer.flush();
+        assert!(buffer.into_string().is_empty());
+        assert_eq!(spilled.lines().count(), 20_002);
+        assert!(spilled.ends_with("m{i=\"19999\"} 19999\n"));
+    }
+
+    #[test]
+    fn openmetrics_becomes_the_text_format() {
+        let openmetrics = "# HELP requests Requests (\\\"error\\\": none) \\\\ \\n.\n\
+            # TYPE requests counter\n\
+            requests_total{op=\"a}b\\\"c\",status=\"200\"} 3\n\
+            requests_created{op=\"x\"} 1700000000.5\n\
+            # HELP duration_seconds Duration.\n\
+            # TYPE duration_seconds histogram\n\
+            # UNIT duration_seconds seconds\n\
+            duration_seconds_sum{op=\"x\"} 0.5\n\
+            duration_seconds_count{op=\"x\"} 1\n\
+            duration_seconds_bucket{le=\"0.1\",op=\"x\"} 0 # {trace=\"1\"} 0.05\n\
+            duration_seconds_bucket{le=\"+Inf\",op=\"x\"} 1\n\
+            # HELP build Build.\n\
+            # TYPE build info\n\
+            build_info{version=\"1\"} 1\n\
+            # TYPE limit gauge\n\
+            limit inf\n\
+            limit{a=\"b\"} -inf 12.5\n\
+            limit NaN\n\
+            broken{a=\"unterminated 1\n\
+            # EOF\n";
+        let mut out = String::new();
+        from_openmetrics(openmetrics, &mut out);
+        assert_eq!(
+            out,
+            "# HELP requests_total Requests (\"error\": none) \\\\ \\n.\n\
+             # TYPE requests_total counter\n\
+             requests_total{op=\"a}b\\\"c\",status=\"200\"} 3\n\
+             # HELP duration_seconds Duration.\n\
+             # TYPE duration_seconds histogram\n\
+             duration_seconds_sum{op=\"x\"} 0.5\n\
+             duration_seconds_count{op=\"x\"} 1\n\
+             duration_seconds_bucket{le=\"0.1\",op=\"x\"} 0\n\
+             duration_seconds_bucket{le=\"+Inf\",op=\"x\"} 1\n\
+             # HELP build_info Build.\n\
+             # TYPE build_info gauge\n\
+             build_info{version=\"1\"} 1\n\
+             # TYPE limit gauge\n\
+             limit +Inf\n\
+             limit{a=\"b\"} -Inf 12500\n\
+             limit NaN\n"
         );
     }
 }

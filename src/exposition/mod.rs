@@ -1,16 +1,18 @@
-//! The `/metrics` body: the Prometheus text format written by `encoder`, from the
-//! families of every collector (each collector's `encode`), the families that belong to
-//! none (`families`), the exporter's own metrics and the process metrics.
+//! The `/metrics` body, in the format the scrape asked for (`encoding::Format`: the
+//! text format 0.0.4 or OpenMetrics), from the families of every collector (each
+//! collector's `encode`), the families that belong to none (`families`), the exporter's
+//! own metrics and the process metrics.
 //!
 //! Rendering reads a published [`Snapshot`] and never calls Pipefy. The body has three
 //! parts, none of which splits a family:
-//! - [`encode_snapshot`], everything that follows from the snapshot: it grows with the
-//!   organizations, and is rendered once when a snapshot is published ([`Published`],
-//!   gzip, and plain too below a size);
+//! - [`write_snapshot`], everything that follows from the snapshot: it grows with the
+//!   organizations, and is rendered once per format when a snapshot is published
+//!   ([`Published`], gzip, and plain too below a size);
 //! - the exporter's own metrics ([`SelfMetrics`]), a few kilobytes whatever the number
 //!   of organizations, rendered again when they change (during refreshes);
 //! - [`render_scrape_time`], what only the scrape time can tell (a deadline countdown,
-//!   the process metrics), a few hundred bytes rendered on every scrape.
+//!   the process metrics), a few hundred bytes rendered on every scrape, and in
+//!   OpenMetrics the `# EOF` that tells a scraper the body is whole.
 
 mod families;
 mod published;
@@ -18,10 +20,10 @@ mod published;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::encoding::Encoder;
-pub(crate) use crate::encoding::CONTENT_TYPE;
+use crate::encoding::{self, openmetrics, Buffer, Format, Sink};
+pub(crate) use published::keep_fresh;
 pub use published::Published;
-pub(crate) use published::{keep_fresh, ScrapeBody};
+pub use published::{ScrapeBody, SelfMetricsParts};
 
 use crate::collectors::Collector;
 use crate::process;
@@ -58,50 +60,103 @@ impl ExpositionInfo {
     }
 }
 
-/// Renders the whole `/metrics` body at `now`, as one scrape serves it.
+/// Renders the whole `/metrics` body in `format` at `now`, as one scrape serves it.
 pub fn render(
-    snapshot: &Snapshot,
+    snapshot: &Arc<Snapshot>,
     self_metrics: &SelfMetrics,
     info: &ExpositionInfo,
     now: SystemTime,
+    format: Format,
 ) -> String {
-    let mut out = String::new();
-    let mut enc = Encoder::new(&mut out);
-    encode_snapshot(&mut enc, snapshot, info, now);
-    self_metrics.encode(&mut enc);
-    out.push_str(&render_scrape_time(info, now));
+    let info = Arc::new(info.clone());
+    let mut buffer = Buffer::new();
+    write_snapshot(format, &mut buffer, snapshot.clone(), info.clone(), now);
+    let mut out = buffer.into_string();
+    out.push_str(&render_self_metrics(self_metrics, format));
+    out.push_str(&render_scrape_time(&info, self_metrics, now, format));
     out
 }
 
 /// Writes the part of the body that follows from the snapshot and the configuration,
 /// with the values that are still fresh at `now` (see [`Snapshot::stale_at`] for when
 /// that changes).
-pub(crate) fn encode_snapshot(
-    enc: &mut Encoder,
+pub(crate) fn write_snapshot(
+    format: Format,
+    buffer: &mut Buffer,
+    snapshot: Arc<Snapshot>,
+    info: Arc<ExpositionInfo>,
+    now: SystemTime,
+) {
+    encoding::write(format, buffer, move |sink| {
+        encode_snapshot(sink, &snapshot, &info, now)
+    });
+}
+
+fn encode_snapshot(
+    sink: &mut dyn Sink,
     snapshot: &Snapshot,
     info: &ExpositionInfo,
     now: SystemTime,
 ) {
-    families::encode_organizations(enc, snapshot);
+    families::encode_organizations(sink, snapshot);
     for collector in &info.collectors {
-        collector.encode(snapshot, now, enc);
+        collector.encode(snapshot, now, sink);
     }
-    families::encode_health(enc, snapshot);
-    families::encode_intervals(enc, &info.collectors);
-    families::encode_build_info(enc, info.version, info.revision);
-    families::encode_shard(enc, info.shard);
+    families::encode_health(sink, snapshot);
+    families::encode_intervals(sink, &info.collectors);
+    families::encode_build_info(sink, info.version, info.revision);
+    families::encode_shard(sink, info.shard);
 }
 
-/// The part of the body that only the scrape time can tell. Its size does not depend
-/// on the number of organizations.
-pub(crate) fn render_scrape_time(info: &ExpositionInfo, now: SystemTime) -> String {
-    let mut out = String::with_capacity(2048);
-    let mut enc = Encoder::new(&mut out);
-    for collector in &info.collectors {
-        collector.encode_live(now, &mut enc);
+/// The exporter's own metrics in `format`: prometheus-client writes them as
+/// OpenMetrics, and the text format is derived from that.
+pub(crate) fn render_self_metrics(self_metrics: &SelfMetrics, format: Format) -> String {
+    let mut buffer = Buffer::new();
+    self_metrics.write(&mut buffer);
+    let openmetrics = buffer.into_string();
+    match format {
+        Format::OpenMetrics => openmetrics,
+        Format::Text => {
+            let mut text = String::with_capacity(openmetrics.len());
+            encoding::from_openmetrics(&openmetrics, &mut text);
+            text
+        }
     }
-    if let Some(stats) = process::read() {
-        process::encode(&mut enc, &stats);
+}
+
+/// The part of the body that only the scrape time can tell (the exporter's scrape
+/// counts, a countdown, the process metrics), and in OpenMetrics the `# EOF` that ends
+/// the body. Its size does not depend on the number of organizations.
+pub(crate) fn render_scrape_time(
+    info: &Arc<ExpositionInfo>,
+    self_metrics: &SelfMetrics,
+    now: SystemTime,
+    format: Format,
+) -> String {
+    let mut buffer = Buffer::new();
+    self_metrics.write_per_scrape(&mut buffer);
+    let counts = buffer.into_string();
+    let mut buffer = Buffer::new();
+    match format {
+        Format::OpenMetrics => buffer.push_str(&counts),
+        Format::Text => {
+            let mut text = String::with_capacity(counts.len());
+            encoding::from_openmetrics(&counts, &mut text);
+            buffer.push_str(&text);
+        }
+    }
+    let info = info.clone();
+    encoding::write(format, &mut buffer, move |sink| {
+        for collector in &info.collectors {
+            collector.encode_live(now, sink);
+        }
+        if let Some(stats) = process::read() {
+            process::encode(sink, &stats);
+        }
+    });
+    let mut out = buffer.into_string();
+    if format == Format::OpenMetrics {
+        out.push_str(openmetrics::EOF);
     }
     out
 }

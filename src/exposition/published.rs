@@ -1,7 +1,14 @@
-//! The exposition of one published snapshot, rendered once: the bytes every scrape
-//! until the next publication shares, gzip and (below a size) plain; then the
+//! The exposition of one published snapshot, rendered once per format: the bytes every
+//! scrape until the next publication shares, gzip and (below a size) plain; then the
 //! self-metrics, rendered again only when they change; then the few scrape-time values
-//! of each scrape.
+//! of each scrape (and OpenMetrics' `# EOF`).
+//!
+//! Which formats are rendered when: each at most once per publication; at publication,
+//! those the scrapes of the previous one asked for (Prometheus asks for OpenMetrics, so
+//! a fleet scraped by Prometheus renders one body per refresh, as before OpenMetrics was
+//! offered); another on the first scrape that asks for it, as of the publication's
+//! time. Rendering both at every publication would double the CPU of a refresh's
+//! publication for a format nobody may ask for (BENCHMARKS.md).
 //!
 //! gzip, without compressing the snapshot's part again on every scrape: a gzip member
 //! (RFC 1952) is a header, one deflate stream (RFC 1951) and a trailer holding the
@@ -32,6 +39,7 @@
 //! the old one) is what would set the exporter's peak memory.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,9 +48,10 @@ use flate2::{
     Compress, CompressError, Compression, Crc, Decompress, DecompressError, FlushCompress,
     FlushDecompress,
 };
-use tokio::sync::watch;
+use tokio::sync::{watch, OnceCell};
 
-use super::{encode_snapshot, render_scrape_time, Encoder, ExpositionInfo};
+use super::{render_scrape_time, render_self_metrics, write_snapshot, ExpositionInfo};
+use crate::encoding::{Buffer, Format};
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 
@@ -61,18 +70,67 @@ const INFLATE_CHUNK: usize = 64 * 1024;
 
 /// What the refresh loop publishes to the HTTP side: a snapshot, the facts to render
 /// it with (the configuration's collectors, the build), and their exposition rendered
-/// once. Produced together, so that a scrape never mixes one configuration's body with
-/// another's snapshot.
+/// once per format. Produced together, so that a scrape never mixes one configuration's
+/// body with another's snapshot.
+///
+/// Each format is rendered at most once per publication: at once for the formats the
+/// scrapes of the previous publication asked for (Prometheus asks for OpenMetrics, so
+/// usually that one alone), on the first scrape that asks for another (`curl`, an older
+/// scraper), as of the same time, so with the same values.
 pub struct Published {
     pub snapshot: Arc<Snapshot>,
     pub info: Arc<ExpositionInfo>,
-    /// When a value in `body` stops being fresh; it must be rendered again then.
+    /// The time every format is rendered as of (what is fresh then is shown).
+    rendered_at: SystemTime,
+    /// When a value in the body stops being fresh; it must be rendered again then.
     stale_at: Option<SystemTime>,
-    /// The snapshot's part, deflated after the gzip header.
-    body: BodyPart,
-    /// The self-metrics part as of a [`SelfMetrics::generation`], rendered by the first
-    /// scrape that finds it out of date.
-    self_metrics: Mutex<Option<Arc<(u64, BodyPart)>>>,
+    /// The snapshot's part per format ([`Format::index`]), deflated after the gzip
+    /// header; empty until rendered.
+    bodies: [OnceCell<BodyPart>; 2],
+    /// Up to this size a part is kept plain as well.
+    keep_plain: usize,
+    /// The formats rendered at publication.
+    rendered: Vec<Format>,
+    /// Per format: whether a scrape asked for it.
+    asked: [AtomicBool; 2],
+}
+
+/// The exporter's own metrics as a part of the body, per format, as of a
+/// [`SelfMetrics::generation`]: rendered by the first scrape that finds it out of date,
+/// shared by the others. Apart from [`Published`], so that a scrape reads them before it
+/// takes the publication: a refresh publishes before it counts itself, so a scrape never
+/// shows a refresh counted whose values it does not show.
+#[derive(Default)]
+pub struct SelfMetricsParts {
+    parts: Mutex<[Option<Arc<SelfMetricsPart>>; 2]>,
+}
+
+/// The self-metrics part of one format, and the generation it was rendered at.
+pub struct SelfMetricsPart {
+    generation: u64,
+    part: BodyPart,
+}
+
+impl SelfMetricsParts {
+    /// The part in `format`, rendered again if the metrics changed since.
+    pub fn get(&self, self_metrics: &SelfMetrics, format: Format) -> Arc<SelfMetricsPart> {
+        let lock = || self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        // Read before rendering: a change in between makes the next scrape render again.
+        let generation = self_metrics.generation();
+        if let Some(part) = lock()[format.index()]
+            .as_ref()
+            .filter(|part| part.generation == generation)
+        {
+            return part.clone();
+        }
+        let plain = render_self_metrics(self_metrics, format);
+        let part = Arc::new(SelfMetricsPart {
+            generation,
+            part: BodyPart::new(&plain, &[], Compression::fast()),
+        });
+        lock()[format.index()] = Some(part.clone());
+        part
+    }
 }
 
 /// A part of the body: its text, plain or as raw deflate blocks ended by a sync flush
@@ -321,48 +379,51 @@ impl Inflate {
 }
 
 impl Published {
-    /// Renders `snapshot` with `info` as of `now` (which decides what is still fresh):
-    /// gzip, and plain as well when it is under [`PLAIN_KEPT_UP_TO`]. It takes time with
-    /// many organizations (see BENCHMARKS.md): call it off the async workers.
-    pub fn new(snapshot: Arc<Snapshot>, info: Arc<ExpositionInfo>, now: SystemTime) -> Self {
-        Self::with_plain_limit(snapshot, info, now, PLAIN_KEPT_UP_TO)
+    /// Renders `snapshot` with `info` as of `now` (which decides what is still fresh) in
+    /// `formats` (the others on demand): gzip, and plain as well when it is under
+    /// [`PLAIN_KEPT_UP_TO`]. It takes time with many organizations (see BENCHMARKS.md):
+    /// call it off the async workers.
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        info: Arc<ExpositionInfo>,
+        now: SystemTime,
+        formats: &[Format],
+    ) -> Self {
+        Self::with_plain_limit(snapshot, info, now, formats, PLAIN_KEPT_UP_TO)
     }
 
     fn with_plain_limit(
         snapshot: Arc<Snapshot>,
         info: Arc<ExpositionInfo>,
         now: SystemTime,
+        formats: &[Format],
         keep_plain: usize,
     ) -> Self {
-        // The default level, as `gzip` uses: once per publication, not per scrape.
-        let mut writer = PartWriter::new(&GZIP_HEADER, Compression::default(), keep_plain);
-        {
-            let mut buffer = String::new();
-            let mut spill = |text: &str| writer.write(text);
-            let mut enc = Encoder::streaming(&mut buffer, &mut spill);
-            encode_snapshot(&mut enc, &snapshot, &info, now);
-            enc.flush();
-        }
-        let body = writer.finish().unwrap_or_else(|| {
-            // Compressing failed after the plain text was let go: render it again.
-            let mut plain = String::new();
-            encode_snapshot(&mut Encoder::new(&mut plain), &snapshot, &info, now);
-            BodyPart::uncompressed(&plain)
+        let bodies = Format::ALL.map(|format| {
+            let render = || render_part(&snapshot, &info, now, format, keep_plain);
+            OnceCell::new_with(formats.contains(&format).then(render))
         });
         Published {
             stale_at: snapshot.stale_at(now),
-            body,
+            rendered_at: now,
+            bodies,
+            keep_plain,
+            rendered: formats.to_vec(),
+            asked: Default::default(),
             snapshot,
             info,
-            self_metrics: Mutex::new(None),
         }
     }
 
     /// [`Published::new`] as of now, on a blocking thread: with thousands of
     /// organizations rendering takes long enough to hold up the scrapes that share the
     /// async workers. `None` when the runtime is shutting down.
-    pub async fn render(snapshot: Arc<Snapshot>, info: Arc<ExpositionInfo>) -> Option<Self> {
-        let render = move || Published::new(snapshot, info, SystemTime::now());
+    pub async fn render(
+        snapshot: Arc<Snapshot>,
+        info: Arc<ExpositionInfo>,
+        formats: Vec<Format>,
+    ) -> Option<Self> {
+        let render = move || Published::new(snapshot, info, SystemTime::now(), &formats);
         match tokio::task::spawn_blocking(render).await {
             Ok(published) => Some(published),
             // A panic while rendering is a bug: let it end the caller (the refresh loop,
@@ -372,52 +433,111 @@ impl Published {
         }
     }
 
+    /// The formats the next publication renders at once: those scrapes asked for from
+    /// this one; if none did, the ones this one was rendered in; at first, OpenMetrics
+    /// (what Prometheus asks for).
+    pub fn next_formats(&self) -> Vec<Format> {
+        let asked: Vec<Format> = Format::ALL
+            .into_iter()
+            .filter(|f| self.asked[f.index()].load(Ordering::Relaxed))
+            .collect();
+        match (asked.is_empty(), self.rendered.is_empty()) {
+            (false, _) => asked,
+            (true, false) => self.rendered.clone(),
+            (true, true) => vec![Format::OpenMetrics],
+        }
+    }
+
     /// When this exposition stops being right because a value in it goes stale: it must
     /// be rendered again just after then, even without a refresh.
     pub fn stale_at(&self) -> Option<SystemTime> {
         self.stale_at
     }
 
-    /// The body of one scrape at `now`: the parts rendered before (shared, not copied),
-    /// then the scrape-time values, gzip when `gzip` asks for it and it can be.
-    pub fn scrape(&self, self_metrics: &SelfMetrics, now: SystemTime, gzip: bool) -> ScrapeBody {
-        let own = self.self_metrics_part(self_metrics);
-        let own = &own.1;
-        let scrape_time = render_scrape_time(&self.info, now);
-        if let (true, Some(body), Some(own_deflated)) = (gzip, self.body.deflated(), own.deflated())
+    /// The body of one scrape in `format` at `now`: the parts rendered before (shared,
+    /// not copied; the snapshot's rendered now if no scrape asked for this format yet),
+    /// the exporter's own metrics (`own`, in the same format), then the scrape-time
+    /// values, gzip when `gzip` asks for it and it can be.
+    pub async fn scrape(
+        &self,
+        own: &SelfMetricsPart,
+        self_metrics: &SelfMetrics,
+        now: SystemTime,
+        format: Format,
+        gzip: bool,
+    ) -> ScrapeBody {
+        let body = self.body(format).await;
+        let own = &own.part;
+        let scrape_time = render_scrape_time(&self.info, self_metrics, now, format);
+        if let (true, Some(deflated), Some(own_deflated)) = (gzip, body.deflated(), own.deflated())
         {
-            let end = finish(&[&self.body, own], scrape_time.as_bytes());
-            let len = (body.bytes.len() + own_deflated.bytes.len() + end.len()) as u64;
+            let end = finish(&[body, own], scrape_time.as_bytes());
+            let len = (deflated.bytes.len() + own_deflated.bytes.len() + end.len()) as u64;
             let pieces = vec![
-                Piece::Shared(body.bytes.clone()),
+                Piece::Shared(deflated.bytes.clone()),
                 Piece::Shared(own_deflated.bytes.slice(own_deflated.prefix..)),
                 Piece::Shared(Bytes::from(end)),
             ];
             return ScrapeBody::new(pieces, len, true);
         }
-        let len = self.body.len + own.len + scrape_time.len() as u64;
+        let len = body.len + own.len + scrape_time.len() as u64;
         let pieces = vec![
-            self.body.plain_piece(),
+            body.plain_piece(),
             own.plain_piece(),
             Piece::Shared(Bytes::from(scrape_time)),
         ];
         ScrapeBody::new(pieces, len, false)
     }
 
-    /// The self-metrics part, rendered again if they changed since.
-    fn self_metrics_part(&self, self_metrics: &SelfMetrics) -> Arc<(u64, BodyPart)> {
-        let lock = || self.self_metrics.lock().unwrap_or_else(|e| e.into_inner());
-        // Read before rendering: a change in between makes the next scrape render again.
-        let generation = self_metrics.generation();
-        if let Some(part) = lock().as_ref().filter(|part| part.0 == generation) {
-            return part.clone();
-        }
-        let mut plain = String::with_capacity(32 * 1024);
-        self_metrics.encode(&mut Encoder::new(&mut plain));
-        let part = Arc::new((generation, BodyPart::new(&plain, &[], Compression::fast())));
-        *lock() = Some(part.clone());
-        part
+    /// The snapshot's part in `format`, rendered on a blocking thread if no scrape asked
+    /// for it before (concurrent scrapes wait for the one rendering).
+    async fn body(&self, format: Format) -> &BodyPart {
+        self.asked[format.index()].store(true, Ordering::Relaxed);
+        self.bodies[format.index()]
+            .get_or_init(|| async {
+                let (snapshot, info) = (self.snapshot.clone(), self.info.clone());
+                let (now, keep_plain) = (self.rendered_at, self.keep_plain);
+                let render = move || render_part(&snapshot, &info, now, format, keep_plain);
+                match tokio::task::spawn_blocking(render).await {
+                    Ok(part) => part,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // The runtime is shutting down: render here rather than fail.
+                    Err(_) => render_part(
+                        &self.snapshot,
+                        &self.info,
+                        self.rendered_at,
+                        format,
+                        self.keep_plain,
+                    ),
+                }
+            })
+            .await
     }
+}
+
+/// The snapshot's part of the body in `format`, compressed as it is rendered (after the
+/// gzip header) and kept plain up to `keep_plain` bytes.
+fn render_part(
+    snapshot: &Arc<Snapshot>,
+    info: &Arc<ExpositionInfo>,
+    now: SystemTime,
+    format: Format,
+    keep_plain: usize,
+) -> BodyPart {
+    // The default level, as `gzip` uses: once per publication, not per scrape.
+    let mut writer = PartWriter::new(&GZIP_HEADER, Compression::default(), keep_plain);
+    {
+        let mut spill = |text: &str| writer.write(text);
+        let mut buffer = Buffer::spilling(&mut spill);
+        write_snapshot(format, &mut buffer, snapshot.clone(), info.clone(), now);
+        buffer.flush();
+    }
+    writer.finish().unwrap_or_else(|| {
+        // Compressing failed after the plain text was let go: render it again.
+        let mut plain = Buffer::new();
+        write_snapshot(format, &mut plain, snapshot.clone(), info.clone(), now);
+        BodyPart::uncompressed(&plain.into_string())
+    })
 }
 
 /// Renders the published exposition again each time a value in it goes stale (its
@@ -447,8 +567,8 @@ pub(crate) async fn keep_fresh(
             },
             () = expiry => {}
         }
-        let Some(fresh) = Published::render(current.snapshot.clone(), current.info.clone()).await
-        else {
+        let (snapshot, info) = (current.snapshot.clone(), current.info.clone());
+        let Some(fresh) = Published::render(snapshot, info, current.next_formats()).await else {
             return;
         };
         // Unless the refresh loop published while this one rendered: that is newer.
@@ -669,8 +789,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn scrapes_share_what_was_rendered_before() {
+    #[tokio::test]
+    async fn scrapes_share_what_was_rendered_before() {
         let info = Arc::new(ExpositionInfo {
             collectors: crate::collectors::every_variant(),
             version: "1.2.3",
@@ -680,15 +800,31 @@ mod tests {
         let snapshot = Arc::new(named_organizations(2_000));
         let now = SystemTime::now();
         // Kept plain, then too large to be: plain scrapes inflate the gzip one.
-        for keep_plain in [PLAIN_KEPT_UP_TO, 1000] {
-            let published =
-                Published::with_plain_limit(snapshot.clone(), info.clone(), now, keep_plain);
+        for (keep_plain, format) in [PLAIN_KEPT_UP_TO, 1000]
+            .into_iter()
+            .flat_map(|k| Format::ALL.map(|f| (k, f)))
+        {
+            // Rendered at publication in OpenMetrics only: the text format on demand.
+            let published = Published::with_plain_limit(
+                snapshot.clone(),
+                info.clone(),
+                now,
+                &[Format::OpenMetrics],
+                keep_plain,
+            );
+            assert!(published.bodies[1].initialized());
+            assert!(!published.bodies[0].initialized());
             for gzip in [false, true] {
                 let metrics = SelfMetrics::new(&["limits"], &["PipefyLimits"]);
-                let first = published.scrape(&metrics, now, gzip);
-                let second = published.scrape(&metrics, now, gzip);
+                let own = SelfMetricsParts::default();
+                let scrape = || async {
+                    let part = own.get(&metrics, format);
+                    published.scrape(&part, &metrics, now, format, gzip).await
+                };
+                let first = scrape().await;
+                let second = scrape().await;
                 metrics.observe_request("PipefyLimits", "200", Duration::from_secs(1));
-                let third = published.scrape(&metrics, now, gzip);
+                let third = scrape().await;
                 assert_eq!((first.gzip, second.gzip, third.gzip), (gzip, gzip, gzip));
                 let same = |a: &ScrapeBody, b: &ScrapeBody, i| match (shared(a, i), shared(b, i)) {
                     (Some(a), Some(b)) => a.as_ptr() == b.as_ptr() && a.len() == b.len(),
@@ -708,13 +844,53 @@ mod tests {
                     body = gunzip(&body).into_bytes();
                 }
                 let text = String::from_utf8(body).unwrap();
-                let expected = super::super::render(&snapshot, &metrics, &info, now);
+                let expected = super::super::render(&snapshot, &metrics, &info, now, format);
                 // The expected body reads the process metrics again: compare up to them.
                 let cut = |s: &str| s[..s.find("# HELP process_").unwrap_or(s.len())].to_owned();
                 assert_eq!(cut(&text), cut(&expected));
-                assert!(text.contains("pipefy_exporter_api_requests_total{operation=\"PipefyLimits\",status=\"200\"} 1\n"), "{text}");
-                assert!(text.contains("pipefy_organization_info{organization_id=\"1999\",organization_name=\"Organization 1999\",organization_uuid=\"\",plan=\"\"} 1\n"));
+                let (requests, info_line, end) = match format {
+                    Format::Text => (
+                        "pipefy_exporter_api_requests_total{operation=\"PipefyLimits\",status=\"200\"} 1\n",
+                        "pipefy_organization_info{organization_id=\"1999\",organization_name=\"Organization 1999\",organization_uuid=\"\",plan=\"\"} 1\n",
+                        "",
+                    ),
+                    Format::OpenMetrics => (
+                        "pipefy_exporter_api_requests_total{operation=\"PipefyLimits\",status=\"200\"} 1\n",
+                        "pipefy_organization_info{organization_id=\"1999\",organization_name=\"Organization 1999\",organization_uuid=\"\",plan=\"\"} 1\n",
+                        "# EOF\n",
+                    ),
+                };
+                assert!(text.contains(requests), "{text}");
+                assert!(text.contains(info_line));
+                assert_eq!(text.ends_with("# EOF\n"), !end.is_empty());
             }
+            // Both formats were asked for: the next publication renders both at once.
+            let next = published.next_formats();
+            assert!(next.contains(&format));
         }
+    }
+
+    #[test]
+    fn the_next_publication_renders_what_scrapes_asked_for() {
+        let publish = |formats: &[Format]| {
+            Published::new(
+                Arc::default(),
+                Arc::new(ExpositionInfo::new(&[], crate::shard::Shard::ALL)),
+                SystemTime::now(),
+                formats,
+            )
+        };
+        // At first, OpenMetrics: what Prometheus asks for.
+        assert_eq!(publish(&[]).next_formats(), [Format::OpenMetrics]);
+        // Nobody scraped this one: the guess carries over.
+        assert_eq!(publish(&[Format::Text]).next_formats(), [Format::Text]);
+        let published = publish(&[Format::OpenMetrics]);
+        published.asked[Format::Text.index()].store(true, Ordering::Relaxed);
+        assert_eq!(published.next_formats(), [Format::Text]);
+        published.asked[Format::OpenMetrics.index()].store(true, Ordering::Relaxed);
+        assert_eq!(
+            published.next_formats(),
+            [Format::Text, Format::OpenMetrics]
+        );
     }
 }

@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::discovery::{self, AccountPlan};
-use super::{queries, Refresher};
+use super::{operations, Refresher};
 use crate::config::{Account, Config};
-use crate::pipefy::backoff::{self, Admission, Change, Health, Policy, Why};
-use crate::pipefy::batch::SHARED_OPERATION;
+use crate::pipefy::backoff::{self, Admission, Change, Health, Policy};
 use crate::pipefy::schema::checks::QueryChecks;
-use crate::pipefy::{Credential, PipefyClient, Settings};
+use crate::pipefy::{PipefyClient, Settings};
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 
@@ -49,9 +47,18 @@ impl AccountClient {
             account: account.clone(),
             client,
             health: Mutex::new(Health::default()),
-            checks: Mutex::new(queries::new_checks(metrics, &account.name, &collectors)),
+            checks: Mutex::new(new_checks(metrics, &account.name, &collectors)),
         })
     }
+}
+
+/// A fresh state for an account's queries (every collector unchecked, a check due),
+/// with its gauges.
+fn new_checks(metrics: &SelfMetrics, account: &str, collectors: &[&'static str]) -> QueryChecks {
+    for collector in collectors {
+        metrics.set_query(account, collector, None);
+    }
+    QueryChecks::new(collectors)
 }
 
 /// A poisoned lock still holds plain data: use it.
@@ -68,34 +75,6 @@ pub(crate) fn settings(config: &Config) -> Settings {
         backoff_max: config.backoff_max,
         limits: config.request_limits.clone(),
     }
-}
-
-/// The operations a configuration makes requests for, token requests included, so
-/// that their counters exist from the start.
-pub(crate) fn operations(config: &Config) -> Vec<&'static str> {
-    let mut ops = Vec::new();
-    if config.accounts.iter().any(|a| a.organizations.is_none()) {
-        ops.push(discovery::operation::ORGANIZATIONS);
-    }
-    if config.collectors.iter().any(|c| c.needs_uuid()) {
-        ops.push(discovery::operation::ORGANIZATION_INFO);
-    }
-    if config.schema_check.introspection {
-        ops.push(crate::pipefy::schema::OPERATION);
-    }
-    ops.extend(config.collectors.iter().map(|c| c.operation()));
-    let identity = usize::from(ops.contains(&discovery::operation::ORGANIZATION_INFO));
-    if config.collectors.len() + identity > 1 {
-        ops.push(SHARED_OPERATION);
-    }
-    if config
-        .accounts
-        .iter()
-        .any(|a| matches!(a.credential, Credential::ServiceAccount { .. }))
-    {
-        ops.push(crate::pipefy::auth::OAUTH_OPERATION);
-    }
-    ops
 }
 
 /// The accounts of `config` that may watch organizations `previous` does not have:
@@ -237,24 +216,6 @@ impl Refresher {
             };
             self.metrics
                 .set_account_health(&ac.account.name, wait, open);
-        }
-    }
-
-    /// What an account backing off does this refresh: nothing, its organizations fail.
-    pub(super) fn backing_off(
-        &self,
-        ids: Vec<String>,
-        remaining: Duration,
-        why: Why,
-    ) -> AccountPlan {
-        AccountPlan::Fail {
-            ids,
-            error: format!(
-                "not asked: {}; next try in {}s",
-                why.as_str(),
-                remaining.as_secs_f64().ceil()
-            ),
-            skipped: true,
         }
     }
 

@@ -117,7 +117,7 @@ impl Refresher {
                     "the secret file changed during the credential backoff; trying it now"
                 );
             } else {
-                return (self.backing_off(fallback(), remaining, why), None);
+                return (backing_off(fallback(), remaining, why), None);
             }
         }
         if let Err(error) = ac.client.authenticate().await {
@@ -234,5 +234,18 @@ fn announce_discovered(account: &str, found: usize, previous: &Snapshot, shard: 
             organizations = found,
             "watching all {found} organizations the credential can see{of_shard}"
         );
+    }
+}
+
+/// What an account backing off does this refresh: nothing, its organizations fail.
+fn backing_off(ids: Vec<String>, remaining: Duration, why: Why) -> AccountPlan {
+    AccountPlan::Fail {
+        ids,
+        error: format!(
+            "not asked: {}; next try in {}s",
+            why.as_str(),
+            remaining.as_secs_f64().ceil()
+        ),
+        skipped: true,
     }
 }

@@ -42,12 +42,14 @@ use tokio::sync::{watch, Semaphore};
 use crate::collectors::{failed, Collector};
 use crate::config::Config;
 use crate::exposition::{ExpositionInfo, Published};
+use crate::pipefy::batch::SHARED_OPERATION;
+use crate::pipefy::Credential;
 use crate::self_metrics::{RefreshResult, SelfMetrics};
 use crate::snapshot::{merge, OrgEntry, Outcome, Snapshot};
 use accounts::AccountClient;
 use discovery::{AccountPlan, Scope};
 
-pub(crate) use accounts::{operations, settings};
+pub(crate) use accounts::settings;
 
 /// Owns the clients and the schedule; publishes snapshots, with their exposition
 /// rendered, through a watch channel.
@@ -91,7 +93,7 @@ impl Refresher {
     /// [`Refresher::refresh`] themselves.
     pub fn standalone(config: Arc<Config>, metrics: Arc<SelfMetrics>) -> anyhow::Result<Self> {
         let info = Arc::new(ExpositionInfo::new(&config.collectors, config.shard));
-        let nothing = Published::new(Arc::default(), info, SystemTime::now());
+        let nothing = Published::new(Arc::default(), info, SystemTime::now(), &[]);
         Refresher::new(config, metrics, watch::channel(Arc::new(nothing)).0)
     }
 
@@ -266,7 +268,9 @@ impl Refresher {
             &self.config.collectors,
             self.config.shard,
         ));
-        if let Some(published) = Published::render(snapshot, info).await {
+        // In the formats the scrapes of the last publication asked for.
+        let formats = self.publish.borrow().next_formats();
+        if let Some(published) = Published::render(snapshot, info, formats).await {
             self.publish.send_replace(Arc::new(published));
         }
     }
@@ -378,4 +382,32 @@ fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
     } else {
         all.append(&mut more);
     }
+}
+
+/// The operations a configuration makes requests for, token requests included, so
+/// that their counters exist from the start.
+pub(crate) fn operations(config: &Config) -> Vec<&'static str> {
+    let mut ops = Vec::new();
+    if config.accounts.iter().any(|a| a.organizations.is_none()) {
+        ops.push(discovery::operation::ORGANIZATIONS);
+    }
+    if config.collectors.iter().any(|c| c.needs_uuid()) {
+        ops.push(discovery::operation::ORGANIZATION_INFO);
+    }
+    if config.schema_check.introspection {
+        ops.push(crate::pipefy::schema::OPERATION);
+    }
+    ops.extend(config.collectors.iter().map(|c| c.operation()));
+    let identity = usize::from(ops.contains(&discovery::operation::ORGANIZATION_INFO));
+    if config.collectors.len() + identity > 1 {
+        ops.push(SHARED_OPERATION);
+    }
+    if config
+        .accounts
+        .iter()
+        .any(|a| matches!(a.credential, Credential::ServiceAccount { .. }))
+    {
+        ops.push(crate::pipefy::auth::OAUTH_OPERATION);
+    }
+    ops
 }

@@ -8,10 +8,9 @@ use std::time::Instant;
 use super::accounts::{lock, AccountClient};
 use super::Refresher;
 use crate::collectors::{self, Collector};
-use crate::pipefy::schema::checks::{Change, QueryChecks, Status};
+use crate::pipefy::schema::checks::{Change, Status};
 use crate::pipefy::schema::Introspection;
 use crate::pipefy::PartVerdict;
-use crate::self_metrics::SelfMetrics;
 
 impl Refresher {
     /// Checks the account's queries against Pipefy's schema if a check is due: at
@@ -160,17 +159,4 @@ impl Refresher {
             self.metrics.set_query(account, collector, invalid);
         }
     }
-}
-
-/// A fresh state for an account's queries (every collector unchecked, a check due),
-/// with its gauges.
-pub(super) fn new_checks(
-    metrics: &SelfMetrics,
-    account: &str,
-    collectors: &[&'static str],
-) -> QueryChecks {
-    for collector in collectors {
-        metrics.set_query(account, collector, None);
-    }
-    QueryChecks::new(collectors)
 }

@@ -1,5 +1,6 @@
-//! The real binary, as a user runs it: bad configs, secrets, `--demo`, signals and
-//! `promtool check metrics`.
+//! The real binary, as a user runs it: bad configs, secrets, `--demo`, signals,
+//! `promtool check metrics` on the text format and the Python client's strict parser on
+//! OpenMetrics.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -220,32 +221,55 @@ async fn secrets_never_appear_in_logs_metrics_or_pages() {
     }
 }
 
+/// The binary against `data` (Pendant Publishing renamed with every character the
+/// formats escape, a token-attribution deadline), after its first refresh.
+struct Refreshed {
+    addr: String,
+    /// Its first body with a refresh counted, in the text format.
+    text: String,
+    _exporter: Running,
+    _guards: (Simulator, pipefy_sim::SimServer, tempfile::TempDir),
+}
+
+impl Refreshed {
+    async fn start(mut data: SimData) -> Refreshed {
+        data.orgs.get_mut("4242").unwrap().name = "Pendant \"Publishing\" \\ Ünïcode\nLtd".into();
+        let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
+        let server = spawn_simulator(&sim).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(
+            "pipefy:\n  endpoint: {endpoint}\n  auth: {token_file: {token_file}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
+            &server,
+            dir.path(),
+        );
+        let exporter = Running::start(&[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ]);
+        let addr = exporter.address().await;
+        let text = poll("the first refresh", || async {
+            let body = scrape(&addr, "/metrics").await.1;
+            (Metrics::parse(&body).refreshes() >= 1.0).then_some(body)
+        })
+        .await;
+        Refreshed {
+            addr,
+            text,
+            _exporter: exporter,
+            _guards: (sim, server, dir),
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs Debian's prometheus (promtool); run by scripts/test"]
 async fn promtool_accepts_the_exposition() {
     let mut data = demo_data();
     data.denied.insert("300".into());
-    data.orgs.get_mut("4242").unwrap().name = "Pendant \"Publishing\" \\ Ünïcode\nLtd".into();
-    let sim = Simulator::new(data, sim_auth(Duration::from_secs(3600)));
-    let server = spawn_simulator(&sim).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        "pipefy:\n  endpoint: {endpoint}\n  auth: {token_file: {token_file}}\norganizations: [2, 300, 4242]\ncollectors:\n  token_attribution:\n    deadline: 2027-01-05\n",
-        &server,
-        dir.path(),
-    );
-    let exporter = Running::start(&[
-        "--config.file",
-        config.to_str().unwrap(),
-        "--web.listen-address",
-        "127.0.0.1:0",
-    ]);
-    let addr = exporter.address().await;
-    let body = poll("the first refresh", || async {
-        let body = scrape(&addr, "/metrics").await.1;
-        (Metrics::parse(&body).refreshes() >= 1.0).then_some(body)
-    })
-    .await;
+    let exporter = Refreshed::start(data).await;
+    let body = &exporter.text;
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -265,6 +289,178 @@ async fn promtool_accepts_the_exposition() {
     );
     assert!(body.contains("pipefy_up{organization_id=\"300\""));
     assert!(body.contains("Pendant \\\"Publishing\\\" \\\\ Ünïcode\\nLtd"));
+}
+
+/// Reads an OpenMetrics body from stdin with the Python client's parser (strict: a
+/// missing `# EOF`, a counter without `_total`, a unit the name does not end with, an
+/// info value other than 1 are errors) and prints its families as JSON, values as
+/// Python's `repr` (JSON has no infinity).
+const OPENMETRICS_PARSER: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = [
+    {"name": f.name, "type": f.type, "unit": f.unit,
+     "samples": [[s.name, s.labels, repr(s.value)] for s in f.samples]}
+    for f in text_string_to_metric_families(sys.stdin.read())
+]
+print(json.dumps(families))
+"#;
+
+/// Parses `body` with [`OPENMETRICS_PARSER`]: the families, or the parser's error.
+fn parse_openmetrics(body: &str) -> Result<serde_json::Value, String> {
+    let python = crate::helpers::venv_python();
+    let mut child = Command::new(&python)
+        .args(["-c", OPENMETRICS_PARSER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the Python client (deploy/requirements-ci.txt); run by scripts/test"]
+async fn the_python_clients_strict_parser_reads_the_openmetrics_body() {
+    let exporter = Refreshed::start(demo_data()).await;
+    let (addr, text) = (&exporter.addr, &exporter.text);
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let body = response.text().await.unwrap();
+    let families = parse_openmetrics(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    let family = |name: &str| -> &serde_json::Value {
+        let all = families.as_array().unwrap();
+        all.iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no family {name} in {families}"))
+    };
+    let value = |name: &str, sample: &str, labels: &[(&str, &str)]| -> String {
+        let samples = family(name)["samples"].as_array().unwrap();
+        let found: Vec<&serde_json::Value> = samples
+            .iter()
+            .filter(|s| s[0] == sample && labels.iter().all(|(k, v)| s[1][k] == *v))
+            .collect();
+        assert_eq!(found.len(), 1, "{sample}{labels:?} in {samples:?}");
+        found[0][2].as_str().unwrap().to_owned()
+    };
+    let kind = |name: &str| {
+        (
+            family(name)["type"].as_str().unwrap().to_owned(),
+            family(name)["unit"].as_str().unwrap().to_owned(),
+        )
+    };
+
+    // Types and units as declared.
+    assert_eq!(kind("pipefy_organization"), ("info".into(), "".into()));
+    assert_eq!(
+        kind("pipefy_subscription_limit"),
+        ("gauge".into(), "".into())
+    );
+    assert_eq!(
+        kind("pipefy_exporter_api_requests"),
+        ("counter".into(), "".into())
+    );
+    assert_eq!(
+        kind("pipefy_exporter_refresh_duration_seconds"),
+        ("histogram".into(), "seconds".into())
+    );
+    assert_eq!(
+        kind("pipefy_token_attribution_deadline_timestamp_seconds"),
+        ("gauge".into(), "seconds".into())
+    );
+    assert_eq!(
+        kind("process_cpu_seconds"),
+        ("counter".into(), "seconds".into())
+    );
+    assert_eq!(
+        kind("process_resident_memory_bytes"),
+        ("gauge".into(), "bytes".into())
+    );
+    // Values: a limit, an unlimited one as positive infinity, a deadline, a name with
+    // every character the format escapes.
+    let pipes = |org| [("organization_id", org), ("resource", "pipes")];
+    assert_eq!(
+        value(
+            "pipefy_subscription_limit",
+            "pipefy_subscription_limit",
+            &pipes("2")
+        ),
+        "5.0"
+    );
+    assert_eq!(
+        value(
+            "pipefy_subscription_limit",
+            "pipefy_subscription_limit",
+            &pipes("300")
+        ),
+        "inf"
+    );
+    assert_eq!(
+        value(
+            "pipefy_token_attribution_deadline_timestamp_seconds",
+            "pipefy_token_attribution_deadline_timestamp_seconds",
+            &[]
+        ),
+        "1799107200.0"
+    );
+    assert_eq!(
+        value(
+            "pipefy_organization",
+            "pipefy_organization_info",
+            &[("organization_id", "4242")]
+        ),
+        "1"
+    );
+    let pendant = family("pipefy_organization")["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s[1]["organization_id"] == "4242")
+        .unwrap()[1]["organization_name"]
+        .clone();
+    assert_eq!(pendant, "Pendant \"Publishing\" \\ Ünïcode\nLtd");
+    // The same request counts as the text format, under the same sample names.
+    for sample in Metrics::parse(text).find("pipefy_exporter_api_requests_total", &[]) {
+        let labels: Vec<(&str, &str)> = sample
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let counted = value(
+            "pipefy_exporter_api_requests",
+            "pipefy_exporter_api_requests_total",
+            &labels,
+        );
+        assert_eq!(counted.parse::<f64>().unwrap(), sample.value, "{labels:?}");
+    }
+
+    // A body cut short is not taken for a whole one: cut after any whole line (here the
+    // last, then a quarter, half and three quarters of the way) the parser refuses it,
+    // for want of its `# EOF` if not of a histogram's last bucket first.
+    let whole_but_eof = body.strip_suffix("# EOF\n").unwrap();
+    let error = parse_openmetrics(whole_but_eof).unwrap_err();
+    assert!(error.contains("Missing # EOF"), "{error}");
+    for quarter in 1..4 {
+        let at = body[..body.len() * quarter / 4].rfind('\n').unwrap() + 1;
+        assert!(parse_openmetrics(&body[..at]).is_err(), "cut at {at}");
+    }
 }
 
 #[test]

@@ -47,6 +47,7 @@ fn the_configuration_reference_is_valid() {
         &Default::default(),
         &pipefy_exporter::testing::exposition_info(&config),
         std::time::SystemTime::now(),
+        pipefy_exporter::testing::Format::Text,
     );
     assert!(
         body.contains("\npipefy_token_attribution_deadline_timestamp_seconds 1799107200\n"),
@@ -131,14 +132,7 @@ for name, text in out.items():
             print(doc["data"]["pipefy-exporter.yml"])
 "#;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // scripts/test puts the validators' virtualenv first on PATH; plain `cargo test
-    // -- --ignored` after scripts/install-test-tools finds it here.
-    let venv = root.join("target/ci-venv/bin/python");
-    let python = if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    };
+    let python = crate::helpers::venv_python();
     let output = std::process::Command::new(&python)
         .current_dir(root)
         .args(["-c", RENDER, &values.to_string()])
@@ -212,7 +206,8 @@ fn the_readme_is_under_300_lines() {
 }
 
 /// The README's sample of `/metrics` is what the demo serves: each of its lines is a
-/// line of the demo's first scrape, in the same order.
+/// line of the demo's first scrape, in the same order; and every family the demo serves
+/// is in the README's table of metrics.
 #[tokio::test]
 async fn the_readme_sample_of_metrics_is_the_demos() {
     let sample = block_after("README.md", "## A sample of `/metrics`", "text");
@@ -236,6 +231,17 @@ async fn the_readme_sample_of_metrics_is_the_demos() {
         assert!(
             served.any(|l| l == *line),
             "not in the demo's /metrics (or out of order): {line}\n{body}"
+        );
+    }
+    // And every family it serves is in the README's table of metrics.
+    let readme = repo_file("README.md");
+    let table = &readme[readme.find("## Metrics").unwrap()..];
+    let table = &table[..table.find("\n## ").unwrap()];
+    for family in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = family.split(' ').next().unwrap();
+        assert!(
+            name.starts_with("process_") || table.contains(&format!("`{name}`")),
+            "{name} is served but not in the README's metrics table"
         );
     }
 }

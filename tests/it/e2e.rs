@@ -287,6 +287,41 @@ async fn prometheus_and_alertmanager_end_to_end() {
     })
     .await;
 
+    // Prometheus asked for OpenMetrics and got it: a unit is something only OpenMetrics
+    // declares (`# UNIT`), and an info family is typed as such only there.
+    let metadata = |metric: &str| {
+        let metric = metric.to_owned();
+        let prom = &prom;
+        async move {
+            let params = [
+                ("match_target", "{job=\"pipefy-exporter\"}"),
+                ("metric", metric.as_str()),
+            ];
+            let found = prom.api("/api/v1/targets/metadata", &params).await;
+            let first = &found.as_array().unwrap_or_else(|| panic!("{found}"))[0];
+            (first["type"].clone(), first["unit"].clone())
+        }
+    };
+    assert_eq!(
+        metadata("pipefy_exporter_refresh_duration_seconds").await,
+        (Value::from("histogram"), Value::from("seconds"))
+    );
+    assert_eq!(
+        metadata("pipefy_organization").await,
+        (Value::from("info"), Value::from(""))
+    );
+    // And the exporter counted those scrapes as OpenMetrics, gzip (Prometheus asks for
+    // both).
+    let scrapes = prom
+        .query("pipefy_exporter_scrapes_total{format=\"openmetrics\",encoding=\"gzip\"} >= 5")
+        .await;
+    assert_eq!(scrapes.len(), 1, "{scrapes:?}");
+    // An unlimited plan resource, OpenMetrics' `inf`, is positive infinity to Prometheus.
+    let unlimited = prom
+        .query("pipefy_subscription_limit{organization_id=\"300\",resource=\"pipes\"}")
+        .await;
+    assert_eq!(unlimited[0]["value"][1], "+Inf", "{unlimited:?}");
+
     // Every rule evaluated and healthy; every recording rule has series.
     let groups = poll("every rule to be evaluated", || async {
         let data = prom.api("/api/v1/rules", &[]).await;

@@ -2,6 +2,7 @@
 //! state holds a snapshot made the way the refresh loop makes one (`Refresher::refresh`
 //! against the simulator, then `snapshot::merge`), as `benches/exposition.rs` does.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ use pipefy_exporter::testing::SelfMetrics;
 use pipefy_exporter::testing::{app, AppState};
 use pipefy_exporter::testing::{merge, Snapshot};
 use pipefy_exporter::testing::{Due, Refresher};
-use pipefy_exporter::testing::{ExpositionInfo, Published};
+use pipefy_exporter::testing::{ExpositionInfo, Format, Published};
 use pipefy_sim::{demo_data, SimData, Simulator};
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -45,7 +46,13 @@ struct Publisher {
 
 impl Publisher {
     fn send(&self, snapshot: Snapshot) {
-        let published = Published::new(Arc::new(snapshot), self.info.clone(), SystemTime::now());
+        // Rendered at once in OpenMetrics; a text scrape renders its format on demand.
+        let published = Published::new(
+            Arc::new(snapshot),
+            self.info.clone(),
+            SystemTime::now(),
+            &[Format::OpenMetrics],
+        );
         self.sender.send_replace(Arc::new(published));
     }
 }
@@ -63,14 +70,13 @@ fn router_at(config: &Config, snapshot: Snapshot, telemetry_path: &str) -> (Rout
         info.revision = "abc123";
         info
     });
-    let published = Published::new(Arc::new(snapshot), info.clone(), SystemTime::now());
+    let published = Published::new(Arc::new(snapshot), info.clone(), SystemTime::now(), &[]);
     let (sender, published) = watch::channel(Arc::new(published));
-    let state = AppState {
+    let state = AppState::new(
         published,
-        metrics: Arc::new(SelfMetrics::default()),
-        telemetry_path: telemetry_path.to_owned(),
-        lifecycle: None,
-    };
+        Arc::new(SelfMetrics::default()),
+        telemetry_path.to_owned(),
+    );
     (app(state), Publisher { sender, info })
 }
 
@@ -133,22 +139,90 @@ async fn ready_is_503_until_the_first_refresh_is_published_then_200() {
 }
 
 #[tokio::test]
-async fn metrics_are_the_text_format_and_vary_on_accept_encoding() {
+async fn metrics_are_the_text_format_unless_openmetrics_is_asked_for() {
     let (config, refreshed) = one_refresh(demo_data()).await;
     let (router, _publish) = router(&config, refreshed);
-    for accept_encoding in [&[][..], &[("accept-encoding", "gzip;q=0, identity")][..]] {
-        let (status, headers, body) = get_with(&router, "/metrics", accept_encoding).await;
+    for headers in [
+        &[][..],
+        &[("accept-encoding", "gzip;q=0, identity")][..],
+        &[("accept", "*/*")][..],
+        &[(
+            "accept",
+            "text/plain;version=0.0.4;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4",
+        )][..],
+    ] {
+        let (status, headers, body) = get_with(&router, "/metrics", headers).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             headers["content-type"],
             "text/plain; version=0.0.4; charset=utf-8"
         );
-        assert_eq!(headers["vary"], "accept-encoding");
+        assert_eq!(headers["vary"], "Accept, Accept-Encoding");
         assert!(headers.get("content-encoding").is_none(), "{headers:?}");
+        assert!(!text(&body).contains("# EOF"));
         let m = Metrics::parse(text(&body));
         assert_eq!(m.value("pipefy_subscription_limit", &VANDELEY_PIPES), 5.0);
         assert_eq!(m.value("pipefy_subscription_used", &VANDELEY_PIPES), 3.0);
         assert_eq!(m.find("pipefy_organization_info", &[]).len(), 3);
+    }
+}
+
+/// What Prometheus 3 sends by default (`scrape_protocols`).
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+
+#[tokio::test]
+async fn metrics_are_openmetrics_when_the_scraper_prefers_it_with_the_same_values() {
+    let (config, refreshed) = one_refresh(demo_data()).await;
+    let (router, _publish) = router(&config, refreshed);
+    // Scrape-time values (process metrics, a countdown) differ from one scrape to the next.
+    let comparable = |body: &str| -> BTreeMap<(String, Vec<(String, String)>), f64> {
+        Metrics::parse(body)
+            .samples
+            .into_iter()
+            .filter(|s| {
+                !s.name.starts_with("process_")
+                    && !s.name.contains("remaining")
+                    && s.name != "pipefy_exporter_scrapes_total"
+            })
+            .map(|s| ((s.name, s.labels.into_iter().collect()), s.value))
+            .collect()
+    };
+    let (_, _, plain) = get_with(&router, "/metrics", &[]).await;
+    let plain = comparable(text(&plain));
+    for encoding in ["identity", "gzip"] {
+        let (status, headers, body) = get_with(
+            &router,
+            "/metrics",
+            &[("accept", PROMETHEUS_ACCEPT), ("accept-encoding", encoding)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        assert_eq!(headers["vary"], "Accept, Accept-Encoding");
+        let body = match headers.get("content-encoding") {
+            Some(_) => gunzip(&body),
+            None => text(&body).to_owned(),
+        };
+        // Whole: one `# EOF`, at the end.
+        assert!(body.ends_with("\n# EOF\n"), "{body}");
+        assert_eq!(body.matches("# EOF").count(), 1);
+        for line in [
+            "# TYPE pipefy_organization info\n",
+            "# TYPE pipefy_last_success_timestamp_seconds gauge\n# UNIT pipefy_last_success_timestamp_seconds seconds\n",
+            "# TYPE pipefy_exporter_build info\npipefy_exporter_build_info{version=\"1.2.3-test\",revision=\"abc123\"} 1\n",
+            "# TYPE process_cpu_seconds counter\n# UNIT process_cpu_seconds seconds\n",
+        ] {
+            assert!(body.contains(line), "{line:?} in {body}");
+        }
+        let m = Metrics::parse(body.strip_suffix("# EOF\n").unwrap());
+        assert_eq!(m.value("pipefy_subscription_limit", &VANDELEY_PIPES), 5.0);
+        assert_eq!(m.value("pipefy_subscription_used", &VANDELEY_PIPES), 3.0);
+        assert_eq!(m.find("pipefy_organization_info", &[]).len(), 3);
+        // The very same series and values as the text format.
+        assert_eq!(comparable(&body), plain, "{encoding}");
     }
 }
 
@@ -160,7 +234,7 @@ async fn metrics_are_gzipped_when_the_client_accepts_gzip() {
         get_with(&router, "/metrics", &[("accept-encoding", "gzip")]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-encoding"], "gzip");
-    assert_eq!(headers["vary"], "accept-encoding");
+    assert_eq!(headers["vary"], "Accept, Accept-Encoding");
     assert_eq!(
         headers["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
@@ -196,8 +270,11 @@ fn gunzip(body: &[u8]) -> String {
 }
 
 /// The body up to the process metrics, which are read again at every scrape.
-fn before_process_metrics(text: &str) -> &str {
-    let end = text.find("# HELP process_").unwrap_or(text.len());
+/// The body up to what each scrape renders anew (its own count, the process metrics).
+fn before_scrape_time(text: &str) -> &str {
+    let end = text
+        .find("# HELP pipefy_exporter_scrapes_total")
+        .unwrap_or(text.len());
     &text[..end]
 }
 
@@ -217,8 +294,8 @@ async fn the_gzip_body_is_the_plain_body() {
     assert_eq!(plain_headers["content-length"], plain.len().to_string());
     let unzipped = gunzip(&gzip);
     assert_eq!(
-        before_process_metrics(&unzipped),
-        before_process_metrics(text(&plain))
+        before_scrape_time(&unzipped),
+        before_scrape_time(text(&plain))
     );
     // Read at each scrape, so their values differ; the same samples are there.
     let process = |text: &str| -> Vec<String> {

@@ -587,3 +587,15 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// The Python of the validators' virtualenv (deploy/requirements-ci.txt): scripts/test
+/// puts it first on PATH; plain `cargo test -- --ignored` after
+/// scripts/install-test-tools finds it under target/.
+pub fn venv_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}

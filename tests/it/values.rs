@@ -318,7 +318,7 @@ async fn health_readiness_and_gzip() {
         .await
         .unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
-    assert_eq!(gz.headers()["vary"], "accept-encoding");
+    assert_eq!(gz.headers()["vary"], "Accept, Accept-Encoding");
     assert_eq!(
         gz.headers()["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
