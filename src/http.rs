@@ -142,14 +142,18 @@ impl hyper::body::Body for Chunks {
     }
 }
 
-/// The format `Accept` prefers, as the Go client's `expfmt.NegotiateIncludingOpenMetrics`
-/// chooses: the media types in order of quality (the order given among equals);
-/// OpenMetrics text 1.0.0 (or unversioned) for `application/openmetrics-text`, the text
-/// format for `text/plain` version 0.0.4 (or unversioned); anything else (protobuf,
-/// another version, `*/*`) is passed over, and the text format is the default.
-/// Prometheus's default header lists OpenMetrics first; `curl` sends `*/*`.
+/// The format `Accept` prefers, much as the Go client's
+/// `expfmt.NegotiateIncludingOpenMetrics` chooses: the media types in order of quality
+/// (the order given among equals); OpenMetrics text 1.0.0 (or unversioned) for
+/// `application/openmetrics-text`, the text format for `text/plain` version 0.0.4 (or
+/// unversioned); anything else (protobuf, another version, `*/*`) is passed over, and
+/// the text format is the default. Prometheus's default header lists OpenMetrics 1.0.0
+/// first; `curl` sends `*/*`. Unlike Go's: OpenMetrics 0.0.1 alone (the first
+/// Prometheus releases that spoke OpenMetrics) gets the text format, since this exporter
+/// writes 1.0.0; `q=0` is honoured as "not acceptable" (RFC 9110); an unreadable `q`
+/// counts as 1.
 fn negotiate(headers: &HeaderMap) -> Format {
-    let mut offers: Vec<(f32, Option<Format>)> = media_ranges(headers, header::ACCEPT)
+    let mut offers: Vec<(f32, Option<Format>)> = header_items(headers, header::ACCEPT)
         .map(|(range, params, q)| {
             let version = params
                 .iter()
@@ -179,7 +183,7 @@ fn negotiate(headers: &HeaderMap) -> Format {
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     let mut gzip = None;
     let mut any = None;
-    for (coding, _, q) in media_ranges(headers, header::ACCEPT_ENCODING) {
+    for (coding, _, q) in header_items(headers, header::ACCEPT_ENCODING) {
         if coding.eq_ignore_ascii_case("gzip") {
             gzip = Some(q > 0.0);
         } else if coding == "*" {
@@ -191,7 +195,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// The items of every `name` header (`a;k=v;q=0.5, b`): each value, its parameters other
 /// than `q`, and its quality (1 when absent or unreadable, as RFC 9110 §12.4.2 defaults).
-fn media_ranges(
+fn header_items(
     headers: &HeaderMap,
     name: header::HeaderName,
 ) -> impl Iterator<Item = (&str, Vec<(&str, &str)>, f32)> {

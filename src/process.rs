@@ -25,13 +25,17 @@ pub(crate) struct ProcessStats {
 /// kernel builds `/proc/stat` from every CPU's counters, a quarter of what the rest
 /// costs).
 pub(crate) fn read() -> Option<ProcessStats> {
-    static BOOT_TIME: OnceLock<Option<f64>> = OnceLock::new();
+    static BOOT_TIME: OnceLock<f64> = OnceLock::new();
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let btime = (*BOOT_TIME.get_or_init(|| {
-        let proc_stat = std::fs::read_to_string("/proc/stat").ok()?;
-        parse_btime(&proc_stat)
-    }))?;
+    // Kept once read; a failed read is tried again at the next scrape.
+    let btime = match BOOT_TIME.get() {
+        Some(btime) => *btime,
+        None => {
+            let btime = parse_btime(&std::fs::read_to_string("/proc/stat").ok()?)?;
+            *BOOT_TIME.get_or_init(|| btime)
+        }
+    };
     let mut stats = parse(&stat, &status, btime)?;
     stats.open_fds = std::fs::read_dir("/proc/self/fd")
         .ok()

@@ -5,7 +5,8 @@
 //! prometheus-client [`Registry`], which writes them as OpenMetrics; the text format is
 //! derived from that text (`encoding::from_openmetrics`), so both say the same. The
 //! registry's families cannot be listed, so the label sets a reload may remove and the
-//! reasons shown on the landing page are kept beside them.
+//! reasons shown on the landing page are kept beside them. Within a family, series come
+//! in no particular order (prometheus-client keeps them in a hash map).
 //!
 //! The prefix keeps them apart from Pipefy's own figures about the organizations
 //! (`pipefy_api_calls_used` is what Pipefy bills; `pipefy_exporter_api_requests_total`

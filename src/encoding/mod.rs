@@ -27,6 +27,9 @@ pub enum Format {
     OpenMetrics,
 }
 
+/// How many formats there are, for per-format arrays.
+pub(crate) const FORMATS: usize = Format::ALL.len();
+
 impl Format {
     pub const ALL: [Format; 2] = [Format::Text, Format::OpenMetrics];
 
@@ -119,8 +122,8 @@ impl<'a> Family<'a> {
         }
     }
 
-    /// The family's name with its unit: what `# TYPE` names in OpenMetrics.
-    pub(crate) fn name_with_unit(&self) -> String {
+    /// The family's name with its unit (prometheus-client builds the same for OpenMetrics).
+    fn name_with_unit(&self) -> String {
         match &self.unit {
             Some(unit) => format!("{}_{}", self.name, unit.as_str()),
             None => self.name.to_owned(),

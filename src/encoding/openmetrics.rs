@@ -27,7 +27,9 @@ pub(crate) fn write(buffer: &mut Buffer, families: impl Fn(&mut dyn Sink) + Send
 /// Writes `registry` into `buffer` (without `# EOF`).
 pub(crate) fn write_registry(buffer: &mut Buffer, registry: &Registry) {
     // A Buffer never refuses text: an error is the encoder's own (a metric it cannot
-    // write), which leaves the body shorter, not wrong, and is worth a log line.
+    // write, which none of this crate's is), and ends the registry's families there,
+    // perhaps within a line; the scraper, missing `# EOF` or reading a broken line,
+    // refuses the body rather than store part of it.
     if let Err(error) = prometheus_client::encoding::text::encode_registry(buffer, registry) {
         tracing::error!(%error, "prometheus-client could not encode a metric family");
     }

@@ -113,12 +113,14 @@ fn push_value(out: &mut Buffer, value: f64) {
     }
 }
 
-/// The text format of an OpenMetrics text (prometheus-client's): counter families named
-/// with `_total` and info families with `_info` (as gauges), `# UNIT`, `_created`
-/// samples, exemplars and `# EOF` dropped, HELP unescaped where the formats differ
-/// (`\"`), values spelled as the text format documents (`+Inf`, not `inf`), timestamps
-/// in milliseconds. Label sets are copied as they are: both formats escape them alike.
-/// A line it cannot read is left out rather than passed on half-converted.
+/// The text format of an OpenMetrics text (prometheus-client's, which writes counters,
+/// gauges, histograms and info): counter families named with `_total` and info families
+/// with `_info` (as gauges), `# UNIT`, counters' `_created` samples, exemplars and
+/// `# EOF` dropped, HELP unescaped where the formats differ (`\"`), values spelled as
+/// the text format documents (`+Inf`, not `inf`), timestamps in milliseconds, bucket
+/// bounds as before ([`bounds_as_before`]). Label sets are otherwise copied as they
+/// are: both formats escape them alike. A line it cannot read is left out rather than
+/// passed on half-converted; a type it does not know is `untyped`.
 pub(crate) fn from_openmetrics(openmetrics: &str, out: &mut String) {
     // The HELP line comes before TYPE in OpenMetrics, and its name changes with the type.
     let mut help: Option<(&str, String)> = None;
@@ -136,8 +138,6 @@ pub(crate) fn from_openmetrics(openmetrics: &str, out: &mut String) {
                 "counter" => (format!("{name}_total"), "counter"),
                 "info" => (format!("{name}_info"), "gauge"),
                 "gauge" | "histogram" | "summary" => (name.to_owned(), kind),
-                "stateset" => (name.to_owned(), "gauge"),
-                "gaugehistogram" => (name.to_owned(), "histogram"),
                 _ => (name.to_owned(), "untyped"),
             };
             if let Some((_, text)) = help.take().filter(|(of, _)| *of == name) {
@@ -217,7 +217,12 @@ impl<'a> Sample<'a> {
             "nan" => "NaN",
             _ => self.value,
         };
-        let _ = write!(out, "{}{} {value}", self.name, self.labels);
+        let _ = write!(
+            out,
+            "{}{} {value}",
+            self.name,
+            bounds_as_before(self.labels)
+        );
         if let Some(millis) = self
             .timestamp
             .and_then(|t| t.parse::<f64>().ok())
@@ -227,6 +232,64 @@ impl<'a> Sample<'a> {
         }
         out.push('\n');
     }
+}
+
+/// A label set with its bucket bounds (`le`) and quantiles spelled as this exporter's
+/// text format always spelled them, `le="1"` where prometheus-client writes `le="1.0"`:
+/// Prometheus 2 does not normalize them, and a new spelling would start new series.
+fn bounds_as_before(labels: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut rest = labels.char_indices().peekable();
+    // At each label's start (after `{` or `,`): its name up to `=`, then its quoted value.
+    while let Some((i, c)) = rest.next() {
+        if c != '{' && c != ',' {
+            continue;
+        }
+        let name_start = i + 1;
+        let Some(eq) = labels[name_start..].find('=').map(|e| e + name_start) else {
+            break;
+        };
+        let value_start = eq + 2;
+        let Some(value_end) = labels.get(value_start..).and_then(quoted_end) else {
+            break;
+        };
+        let value = &labels[value_start..value_start + value_end];
+        let name = &labels[name_start..eq];
+        let whole = value.strip_suffix(".0").filter(|w| {
+            let digits = w.strip_prefix('-').unwrap_or(w);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        });
+        if let (true, Some(whole)) = (name == "le" || name == "quantile", whole) {
+            out.push_str(&labels[copied..value_start]);
+            out.push_str(whole);
+            copied = value_start + value.len();
+        }
+        // Past the value, whatever it holds.
+        while rest
+            .next_if(|(j, _)| *j < value_start + value_end + 1)
+            .is_some()
+        {}
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(labels);
+    }
+    out.push_str(&labels[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The length of a label value up to its closing quote (escapes respected).
+fn quoted_end(value: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '"') => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The byte just after the label set that opens `text` (`{`), quotes and escapes
@@ -339,6 +402,8 @@ mod tests {
             duration_seconds_sum{op=\"x\"} 0.5\n\
             duration_seconds_count{op=\"x\"} 1\n\
             duration_seconds_bucket{le=\"0.1\",op=\"x\"} 0 # {trace=\"1\"} 0.05\n\
+            duration_seconds_bucket{le=\"1.0\",op=\"x,le=\\\"2.0\"} 1\n\
+            duration_seconds_bucket{op=\"x\",le=\"33.0\"} 1\n\
             duration_seconds_bucket{le=\"+Inf\",op=\"x\"} 1\n\
             # HELP build Build.\n\
             # TYPE build info\n\
@@ -361,6 +426,8 @@ mod tests {
              duration_seconds_sum{op=\"x\"} 0.5\n\
              duration_seconds_count{op=\"x\"} 1\n\
              duration_seconds_bucket{le=\"0.1\",op=\"x\"} 0\n\
+             duration_seconds_bucket{le=\"1\",op=\"x,le=\\\"2.0\"} 1\n\
+             duration_seconds_bucket{op=\"x\",le=\"33\"} 1\n\
              duration_seconds_bucket{le=\"+Inf\",op=\"x\"} 1\n\
              # HELP build_info Build.\n\
              # TYPE build_info gauge\n\

@@ -31,7 +31,9 @@
 //! live one. One member avoids the question.
 //!
 //! Memory: the snapshot's part is compressed as it is rendered, through a buffer of a
-//! few tens of kilobytes, and its plain text is kept only up to [`PLAIN_KEPT_UP_TO`]. A
+//! few tens of kilobytes, and its plain text is kept only up to [`PLAIN_KEPT_UP_TO`] (per
+//! format: a publication that scrapers ask for in both formats holds both, up to twice
+//! that). A
 //! larger body (about 3,500 organizations with every collector on) is held only
 //! deflated, some twenty times smaller, and a plain scrape inflates it as it sends it:
 //! Prometheus always asks for gzip, so plain scrapes of such a body are people with
@@ -51,7 +53,7 @@ use flate2::{
 use tokio::sync::{watch, OnceCell};
 
 use super::{render_scrape_time, render_self_metrics, write_snapshot, ExpositionInfo};
-use crate::encoding::{Buffer, Format};
+use crate::encoding::{Buffer, Format, FORMATS};
 use crate::self_metrics::SelfMetrics;
 use crate::snapshot::Snapshot;
 
@@ -86,13 +88,13 @@ pub struct Published {
     stale_at: Option<SystemTime>,
     /// The snapshot's part per format ([`Format::index`]), deflated after the gzip
     /// header; empty until rendered.
-    bodies: [OnceCell<BodyPart>; 2],
+    bodies: [Arc<OnceCell<BodyPart>>; FORMATS],
     /// Up to this size a part is kept plain as well.
     keep_plain: usize,
     /// The formats rendered at publication.
     rendered: Vec<Format>,
     /// Per format: whether a scrape asked for it.
-    asked: [AtomicBool; 2],
+    asked: [AtomicBool; FORMATS],
 }
 
 /// The exporter's own metrics as a part of the body, per format, as of a
@@ -102,7 +104,7 @@ pub struct Published {
 /// shows a refresh counted whose values it does not show.
 #[derive(Default)]
 pub struct SelfMetricsParts {
-    parts: Mutex<[Option<Arc<SelfMetricsPart>>; 2]>,
+    parts: Mutex<[Option<Arc<SelfMetricsPart>>; FORMATS]>,
 }
 
 /// The self-metrics part of one format, and the generation it was rendered at.
@@ -401,7 +403,7 @@ impl Published {
     ) -> Self {
         let bodies = Format::ALL.map(|format| {
             let render = || render_part(&snapshot, &info, now, format, keep_plain);
-            OnceCell::new_with(formats.contains(&format).then(render))
+            Arc::new(OnceCell::new_with(formats.contains(&format).then(render)))
         });
         Published {
             stale_at: snapshot.stale_at(now),
@@ -493,25 +495,43 @@ impl Published {
     /// for it before (concurrent scrapes wait for the one rendering).
     async fn body(&self, format: Format) -> &BodyPart {
         self.asked[format.index()].store(true, Ordering::Relaxed);
-        self.bodies[format.index()]
-            .get_or_init(|| async {
-                let (snapshot, info) = (self.snapshot.clone(), self.info.clone());
-                let (now, keep_plain) = (self.rendered_at, self.keep_plain);
+        let cell = &self.bodies[format.index()];
+        if let Some(part) = cell.get() {
+            return part;
+        }
+        // Filled by a task of its own rather than by this scrape: a scraper that gives up
+        // (its timeout) must not cancel a render that the next scrape would start again.
+        let fill = {
+            let (cell, snapshot, info) = (cell.clone(), self.snapshot.clone(), self.info.clone());
+            let (now, keep_plain) = (self.rendered_at, self.keep_plain);
+            tokio::spawn(async move {
                 let render = move || render_part(&snapshot, &info, now, format, keep_plain);
-                match tokio::task::spawn_blocking(render).await {
-                    Ok(part) => part,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    // The runtime is shutting down: render here rather than fail.
-                    Err(_) => render_part(
-                        &self.snapshot,
-                        &self.info,
-                        self.rendered_at,
-                        format,
-                        self.keep_plain,
-                    ),
+                let rendered = cell
+                    .get_or_try_init(|| tokio::task::spawn_blocking(render))
+                    .await;
+                if let Err(e) = rendered {
+                    if e.is_panic() {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
                 }
             })
-            .await
+        };
+        if let Err(e) = fill.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        // Only a runtime shutting down leaves it empty: render here then.
+        cell.get_or_init(|| async {
+            render_part(
+                &self.snapshot,
+                &self.info,
+                self.rendered_at,
+                format,
+                self.keep_plain,
+            )
+        })
+        .await
     }
 }
 

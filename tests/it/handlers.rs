@@ -269,7 +269,6 @@ fn gunzip(body: &[u8]) -> String {
     text
 }
 
-/// The body up to the process metrics, which are read again at every scrape.
 /// The body up to what each scrape renders anew (its own count, the process metrics).
 fn before_scrape_time(text: &str) -> &str {
     let end = text

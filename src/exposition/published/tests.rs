@@ -238,3 +238,30 @@ fn the_next_publication_renders_what_scrapes_asked_for() {
         [Format::Text, Format::OpenMetrics]
     );
 }
+
+#[tokio::test]
+async fn a_scrape_that_gives_up_does_not_cancel_the_render_it_started() {
+    let info = Arc::new(ExpositionInfo::new(
+        &crate::collectors::every_variant(),
+        crate::shard::Shard::ALL,
+    ));
+    let snapshot = Arc::new(named_organizations(5_000));
+    let published = Published::new(snapshot, info, SystemTime::now(), &[]);
+    // Polled once, then dropped: a scraper whose timeout passed while the text format
+    // was being rendered for it.
+    let gave_up = tokio::time::timeout(Duration::ZERO, published.body(Format::Text)).await;
+    assert!(
+        gave_up.is_err(),
+        "rendering 5,000 organizations takes a while"
+    );
+    // The render goes on, and is there for the next scrape without starting again.
+    let rendered = async {
+        while !published.bodies[Format::Text.index()].initialized() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), rendered)
+        .await
+        .expect("the render finished on its own");
+    assert!(!published.bodies[Format::OpenMetrics.index()].initialized());
+}
