@@ -45,7 +45,7 @@ async fn bench_render(n: usize, iterations: u32) {
     let info = Arc::new(pipefy_exporter::testing::exposition_info(&config));
     for format in Format::ALL {
         let formats = [format];
-        let publishes = iterations.div_ceil(20);
+        let publishes = iterations.div_ceil(20).max(5);
         let started = Instant::now();
         for _ in 0..publishes {
             std::hint::black_box(Published::new(
