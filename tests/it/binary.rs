@@ -368,31 +368,25 @@ async fn the_python_clients_strict_parser_reads_the_openmetrics_body() {
     };
 
     // Types and units as declared.
-    assert_eq!(kind("pipefy_organization"), ("info".into(), "".into()));
-    assert_eq!(
-        kind("pipefy_subscription_limit"),
-        ("gauge".into(), "".into())
-    );
-    assert_eq!(
-        kind("pipefy_exporter_api_requests"),
-        ("counter".into(), "".into())
-    );
-    assert_eq!(
-        kind("pipefy_exporter_refresh_duration_seconds"),
-        ("histogram".into(), "seconds".into())
-    );
-    assert_eq!(
-        kind("pipefy_token_attribution_deadline_timestamp_seconds"),
-        ("gauge".into(), "seconds".into())
-    );
-    assert_eq!(
-        kind("process_cpu_seconds"),
-        ("counter".into(), "seconds".into())
-    );
-    assert_eq!(
-        kind("process_resident_memory_bytes"),
-        ("gauge".into(), "bytes".into())
-    );
+    for (name, kind_, unit) in [
+        ("pipefy_organization", "info", ""),
+        ("pipefy_subscription_limit", "gauge", ""),
+        ("pipefy_exporter_api_requests", "counter", ""),
+        (
+            "pipefy_exporter_refresh_duration_seconds",
+            "histogram",
+            "seconds",
+        ),
+        (
+            "pipefy_token_attribution_deadline_timestamp_seconds",
+            "gauge",
+            "seconds",
+        ),
+        ("process_cpu_seconds", "counter", "seconds"),
+        ("process_resident_memory_bytes", "gauge", "bytes"),
+    ] {
+        assert_eq!(kind(name), (kind_.to_owned(), unit.to_owned()), "{name}");
+    }
     // Values: a limit, an unlimited one as positive infinity, a deadline, a name with
     // every character the format escapes.
     let pipes = |org| [("organization_id", org), ("resource", "pipes")];
