@@ -20,17 +20,9 @@ use tokio::net::TcpListener;
 
 use crate::helpers::{
     load_config, pat_config_with, poll, sim_auth, spawn_simulator, Metrics, TestApp, CLIENT_ID,
+    COLLECTORS,
 };
 
-/// The collectors, each one request per refresh for one organization.
-const COLLECTORS: [&str; 6] = [
-    "subscription_limits",
-    "ai_credits",
-    "api_usage",
-    "automation_jobs",
-    "integrations",
-    "token_attribution",
-];
 /// Requests of one refresh: the organization's shared `organization(id:)` (subscription
 /// limits and token attribution), AI credits, API usage (total, and by token),
 /// automation jobs, integrations.

@@ -599,3 +599,13 @@ pub fn venv_python() -> PathBuf {
         "python3".into()
     }
 }
+
+/// Every collector, in registry order.
+pub const COLLECTORS: [&str; 6] = [
+    "subscription_limits",
+    "ai_credits",
+    "api_usage",
+    "automation_jobs",
+    "integrations",
+    "token_attribution",
+];

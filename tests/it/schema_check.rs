@@ -14,24 +14,30 @@ use pipefy_sim::{demo_data, SimSchema, Simulator};
 
 use crate::helpers::{
     pat_config, pat_config_with, poll, run, sim_auth, spawn_simulator, write_config, Metrics,
-    Running, TestApp,
+    Running, TestApp, COLLECTORS,
 };
 
 const THREE_ORGS: &str =
     "refresh_interval: 200ms\nstale_after: 1h\norganizations: [2, 300, 4242]\n";
 /// Tokens listed by the relocated schema's root field, as an operator configures them.
 const RELOCATED_QUERY: &str = "collectors:\n  token_attribution:\n    query: 'tokenBillingAssignments(organizationId: $id) { token { id name } billingOrganization { id } }'\n    paths: {tokens: '', id: token.id, name: token.name, billing_organization_id: billingOrganization.id}\n";
-const COLLECTORS: [&str; 6] = [
-    "subscription_limits",
-    "ai_credits",
-    "api_usage",
-    "automation_jobs",
-    "integrations",
-    "token_attribution",
-];
 
 fn counts(list: &[(&str, u64)]) -> BTreeMap<String, u64> {
     list.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// The metrics once Pipefy has rejected the token query (the rest went through),
+/// refreshing between looks when `refresh` says so.
+async fn until_token_query_rejected(app: &TestApp, refresh: bool) -> Metrics {
+    poll("token attribution rejected", || async {
+        let m = if refresh {
+            app.cycles(1).await
+        } else {
+            app.metrics().await
+        };
+        (query_valid(&m, "token_attribution") == 0.0).then_some(m)
+    })
+    .await
 }
 
 fn query_valid(m: &Metrics, collector: &str) -> f64 {
@@ -142,11 +148,7 @@ async fn when_pipefy_refuses_introspection_a_wrong_guess_costs_one_request() {
         .spawn()
         .await;
     // Until Pipefy has rejected the token query and the rest went through.
-    let m = poll("token attribution rejected", || async {
-        let m = app.cycles(1).await;
-        (query_valid(&m, "token_attribution") == 0.0).then_some(m)
-    })
-    .await;
+    let m = until_token_query_rejected(&app, true).await;
     assert_eq!(
         m.value(
             "pipefy_exporter_query_valid",
@@ -179,11 +181,7 @@ async fn with_introspection_off_a_wrong_guess_costs_one_request() {
         .config(&config)
         .spawn()
         .await;
-    let m = poll("token attribution rejected", || async {
-        let m = app.cycles(1).await;
-        (query_valid(&m, "token_attribution") == 0.0).then_some(m)
-    })
-    .await;
+    let m = until_token_query_rejected(&app, true).await;
     let m = app.cycles(m.refreshes() as u64 + 3).await;
     let stats = app.sim.stats();
     assert_eq!(stats.operations.get("PipefySchemaCheck"), None);
@@ -204,11 +202,7 @@ async fn a_field_dropped_while_running_costs_each_rejected_document_once() {
     // Pipefy drops the field: the schema check passed at start, so the next shared
     // request is refused as a whole.
     app.sim.set_schema(SimSchema::Public);
-    let m = poll("token attribution rejected", || async {
-        let m = app.metrics().await;
-        (query_valid(&m, "token_attribution") == 0.0).then_some(m)
-    })
-    .await;
+    let m = until_token_query_rejected(&app, false).await;
     let m = app.cycles(m.refreshes() as u64 + 3).await;
     let stats = app.sim.stats();
     // The refused shared request, then each collector's document alone with one root
